@@ -1,0 +1,50 @@
+"""The `statcoder` command: parse, call the engine, print. Expected errors become one line, exit 1."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import StatcoderError
+from .common import cli
+
+# Each stage registers its commands on `cli` when its module is imported.
+from . import project as _project  # noqa: E402,F401
+from . import classification as _classification  # noqa: E402,F401
+from . import realdata as _realdata  # noqa: E402,F401
+from . import pipeline as _pipeline  # noqa: E402,F401
+from . import models as _models  # noqa: E402,F401
+from . import generate as _generate  # noqa: E402,F401
+from . import curate as _curate  # noqa: E402,F401
+from . import train as _train  # noqa: E402,F401
+from . import evaluate as _evaluate  # noqa: E402,F401
+from . import coding as _coding  # noqa: E402,F401
+from . import embed as _embed  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; also used by the bundled app and the child-process trainer."""
+    try:
+        cli.main(args=argv, prog_name="statcoder", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except StatcoderError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return 0
+
+
+def run() -> None:  # pragma: no cover - console script shim
+    sys.exit(main())
+
+
+__all__ = ["cli", "main", "__version__"]

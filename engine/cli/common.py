@@ -1,0 +1,32 @@
+"""The root command group and options shared by every stage's commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..project import Project
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="statcoder")
+def cli() -> None:
+    """statcoder: code free text into official classifications, offline."""
+
+
+project_option = click.option(
+    "-p", "--project", "project_path", envvar="STATCODER_PROJECT", required=True,
+    type=click.Path(dir_okay=False), help="The project file (or set STATCODER_PROJECT).")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def open_project(path: str) -> Project:
+    return Project.open(path)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

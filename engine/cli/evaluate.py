@@ -1,0 +1,44 @@
+"""Commands for evaluation: score a model on real test (or validation) texts, write the HTML report."""
+
+from __future__ import annotations
+
+import click
+
+from ..evaluate import evaluate_model, set_report_path
+from ..evaluation_report import write_report
+from ..train import leaf_codes_under
+from .common import cli, echo_json, json_option, open_project, project_option
+
+
+@cli.command("evaluate")
+@project_option
+@click.option("--model", "model_id", type=int, help="Model id (default: the project's default model).")
+@click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="validation = the carve of real-train that training held out (use it to choose thresholds).")
+@click.option("--subset", default="", help="Only texts coded under these codes, e.g. 10,11.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Write an HTML report with charts here.")
+@json_option
+def evaluate(project_path: str, model_id: int | None, split: str, subset: str, report_dir: str | None,
+             as_json: bool) -> None:
+    """Evaluate a model on real coded texts and store the evaluation in the project."""
+    project = open_project(project_path)
+    tops = [s.strip() for s in subset.split(",") if s.strip()]
+    codes = leaf_codes_under(project, tops) if tops else None
+    result, row_id = evaluate_model(project, model_id, split=split, codes=codes)
+    report = None
+    if report_dir:
+        report = write_report(result, report_dir, title=f"Model {result.extra['model_id']} on real {split} texts")
+        if row_id is not None:
+            set_report_path(project, row_id, str(report))
+    if as_json:
+        echo_json({"evaluation_id": row_id, **result.summary(), "thresholds": result.thresholds,
+                   "fallback": result.fallback, "report": str(report) if report else None})
+        return
+    click.echo(f"evaluation {row_id}: {result.n} texts, top-1 {result.top1:.1%}, top-5 {result.top5:.1%}, "
+               f"macro-F1 {result.macro_f1:.3f}, ECE {result.ece:.3f}")
+    click.echo("per level: " + ", ".join(f"{k} {v:.1%}" for k, v in result.per_level.items()))
+    at5 = result.thresholds.get("prob@0.05", {})
+    if at5.get("threshold") is not None:
+        click.echo(f"auto-code at <= 5% error: threshold {at5['threshold']:.2f} codes {at5['coverage']:.1%}")
+    if report:
+        click.echo(f"report: {report}")

@@ -1,0 +1,41 @@
+"""Commands for project files: new, info."""
+
+from __future__ import annotations
+
+import click
+
+from ..classification import import_builtin
+from ..project import Project
+from ..realdata import PRESETS, import_preset
+from .common import cli, echo_json, json_option, open_project, project_option
+from .classification import print_import_result
+
+
+@cli.command("new")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--builtin", "builtin", help="Also import a built-in classification (nace2, naics2017).")
+@click.option("--real", "real", type=click.Choice(sorted(PRESETS)), help="Also import built-in coded texts.")
+def new_project(path: str, builtin: str | None, real: str | None) -> None:
+    """Create a new, empty project file at PATH."""
+    project = Project.create(path)
+    click.echo(f"created project {project.path}")
+    if builtin:
+        print_import_result(import_builtin(project, builtin))
+    if real:
+        for line in import_preset(project, real).lines():
+            click.echo(line)
+
+
+@cli.command("info")
+@project_option
+@json_option
+def info(project_path: str, as_json: bool) -> None:
+    """What a project holds, at a glance."""
+    summary = open_project(project_path).summary()
+    if as_json:
+        echo_json(summary)
+        return
+    for key, value in summary.items():
+        if key == "classification" and isinstance(value, dict):
+            value = value.get("name")
+        click.echo(f"{key.replace('_', ' '):>18}: {value}")

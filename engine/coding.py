@@ -1,0 +1,212 @@
+"""Coding assistance: suggest codes for a text, batch-code a CSV file, and record the coder's decisions."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .coders import default_model_id, get_model, load_coder
+from .errors import StatcoderError, UnknownCodeError, ValidationError, Problem
+from .jobs import CancelToken, ProgressCallback, ProgressMeter
+from .project import Project
+from .text import clean_text, normalise_key
+
+OUTPUT_COLUMNS = ("code", "confidence", "model_version", "status")
+BATCH_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    code: str
+    probability: float
+    title: str
+    path: tuple[tuple[str, str], ...]   # (code, title) from the top of the hierarchy down to the code's parent
+
+
+@dataclass
+class BatchResult:
+    rows: int
+    auto: int
+    review: int
+    empty: int
+    seconds: float
+    model_id: int
+    model_version: str
+    out_path: Path
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    correction_id: int
+    real_id: int | None
+    kind: str
+
+
+class _Titles:
+    """Titles and parents of every code, read once per project file and kept for fast suggestions."""
+
+    _lock = threading.Lock()
+    _by_project: dict[tuple[str, int], "_Titles"] = {}
+
+    def __init__(self, project: Project):
+        rows = project.conn.execute("SELECT code, parent, title FROM codes").fetchall()
+        self.title = {c: t for c, _, t in rows}
+        self.parent = {c: p for c, p, _ in rows}
+        self._paths: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    @classmethod
+    def of(cls, project: Project) -> "_Titles":
+        count = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0]
+        key = (str(project.path), count)
+        with cls._lock:
+            found = cls._by_project.get(key)
+            if found is None:
+                found = cls._by_project[key] = cls(project)
+            return found
+
+    def path(self, code: str) -> tuple[tuple[str, str], ...]:
+        cached = self._paths.get(code)
+        if cached is None:
+            chain = []
+            node = self.parent.get(code)
+            while node is not None:
+                chain.append((node, self.title.get(node, "")))
+                node = self.parent.get(node)
+            cached = self._paths[code] = tuple(reversed(chain))
+        return cached
+
+
+def suggest(project: Project, text: str, k: int = 5, model: int | None = None) -> list[Suggestion]:
+    """The k most likely codes for a text, with probability, title and hierarchy path (default model if None)."""
+    coder, _ = load_coder(project, model)
+    titles = _Titles.of(project)
+    return [Suggestion(code, prob, titles.title.get(code, ""), titles.path(code))
+            for code, prob in coder.predict(text, k)]
+
+
+def describe_default_coder(project: Project) -> str:
+    """One line naming the model that serves suggestions, for the coding panel's header."""
+    model_id = default_model_id(project)
+    if model_id is None:
+        return "no trained model yet: train one first"
+    record = get_model(project, model_id)
+    val = f", validation top-1 {record.validation['top1']:.0%}" if record.validation else ""
+    return f"model {record.id} ({record.kind}, {record.name}{val})"
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows, by counting newlines (quoted multi-line fields make it an estimate; it only drives progress)."""
+    lines = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return max(0, lines - 1)
+
+
+def _chunks(rows: Iterator[dict[str, str]], size: int) -> Iterator[list[dict[str, str]]]:
+    chunk: list[dict[str, str]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, *, text_column: str,
+                   threshold: float = 0.5, model: int | None = None, encoding: str = "utf-8",
+                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> BatchResult:
+    """Code every row of a CSV, streaming: rows at or above the threshold are 'auto', the rest 'review'.
+
+    The output keeps the input's columns and adds code, confidence, model_version and status. Only one
+    chunk of rows is in memory at a time, so the file's size does not matter. A cancelled run removes
+    its partial output.
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    coder, record = load_coder(project, model)
+    version = f"{record.id}:{record.sha256[:12]}"
+    meter = ProgressMeter(_count_rows(in_path), progress)
+    start = time.perf_counter()
+    rows = auto = review = empty = 0
+    tmp = out_path.with_name(out_path.name + ".part")
+    try:
+        with open(in_path, newline="", encoding=encoding) as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+            reader = csv.DictReader(src)
+            columns = list(reader.fieldnames or [])
+            if text_column not in columns:
+                raise ValidationError([Problem(str(in_path), 1, f"no column '{text_column}'; the columns are: "
+                                               + ", ".join(columns), text_column)])
+            clash = [c for c in OUTPUT_COLUMNS if c in columns]
+            if clash:
+                raise ValidationError([Problem(str(in_path), 1, "the file already has the output column(s) "
+                                               + ", ".join(clash) + "; rename them first")])
+            writer = csv.DictWriter(dst, fieldnames=columns + list(OUTPUT_COLUMNS), extrasaction="ignore")
+            writer.writeheader()
+            for chunk in _chunks(reader, BATCH_CHUNK):
+                if cancel is not None:
+                    cancel.check()
+                texts = [clean_text(row.get(text_column) or "") for row in chunk]
+                filled = [t for t in texts if t]
+                preds = iter(coder.predict_many(filled, 1)) if filled else iter(())
+                for row, text in zip(chunk, texts):
+                    rows += 1
+                    if not text:
+                        empty += 1
+                        row.update(code="", confidence="", model_version=version, status="review")
+                    else:
+                        best = next(preds)
+                        code, prob = best[0] if best else ("", 0.0)
+                        status = "auto" if best and prob >= threshold else "review"
+                        auto += status == "auto"
+                        review += status == "review"
+                        row.update(code=code, confidence=f"{prob:.4f}", model_version=version, status=status)
+                    writer.writerow(row)
+                meter.update(rows, "coding", rows_per_s=rows / max(1e-9, time.perf_counter() - start))
+        tmp.replace(out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    meter.update(rows, "coded", force=True)
+    return BatchResult(rows=rows, auto=auto, review=review + empty, empty=empty,
+                       seconds=time.perf_counter() - start, model_id=record.id, model_version=version,
+                       out_path=out_path)
+
+
+def record_decision(project: Project, text: str, suggested_code: str | None, chosen_code: str, *,
+                    model_id: int | None = None, confidence: float | None = None) -> Decision:
+    """Store a coder's decision; it also becomes a real training text so the next training run learns from it.
+
+    A text whose normalised form is already in the test split is recorded as a correction only: letting it
+    into training would leak the test set into the next model.
+    """
+    suggested, chosen = suggested_code, chosen_code
+    text = clean_text(text)
+    if not text:
+        raise StatcoderError("cannot record a decision for an empty text")
+    for code in {chosen, suggested} - {None}:
+        if project.conn.execute("SELECT 1 FROM codes WHERE code = ?", (code,)).fetchone() is None:
+            raise UnknownCodeError(code)  # type: ignore[arg-type]
+    kind = "confirmation" if suggested == chosen else "correction"
+    key = normalise_key(text)
+    with project.transaction() as conn:
+        in_test = conn.execute("SELECT 1 FROM real_texts WHERE text_key = ? AND split = 'test' LIMIT 1",
+                               (key,)).fetchone() is not None
+        real_id = None
+        if not in_test:
+            real_id = int(conn.execute(
+                "INSERT INTO real_texts (text, text_key, code, split, source) VALUES (?, ?, ?, 'train', ?)",
+                (text, key, chosen, kind)).lastrowid)
+        correction_id = int(conn.execute(
+            "INSERT INTO corrections (text, suggested_code, chosen_code, kind, model_id, confidence, real_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (text, suggested, chosen, kind, model_id, confidence, real_id)).lastrowid)
+    return Decision(correction_id, real_id, kind)

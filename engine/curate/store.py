@@ -1,0 +1,292 @@
+"""Curation on a project: run the rules over generation runs, store flags, decide statuses, keep them reversible.
+
+A sample's current flags are those of the last curation that judged it (`samples.curation_id`). Its status
+is 'rejected' by rule when a current, not overridden flag belongs to a rule that curation rejects on.
+Decisions a user made (`status_by = 'user'`) are never changed by a rule. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+from ..errors import StatcoderError
+from ..jobs import CancelToken, ProgressCallback
+from ..notes import notes_pairs
+from ..project import Project
+from .labelcheck import Check, LabelCheckOptions, label_check
+from .rules import (GarbageLimits, Hit, Sample, duplicates, excludes_conflicts, garbage, label_conflicts,
+                    make_sample, note_copies, note_lines)
+
+GARBAGE_RULES = ("empty", "too_short", "too_long", "prompt_echo", "repeated_tokens", "language")
+ALL_RULES = GARBAGE_RULES + ("duplicate", "near_duplicate", "label_conflict", "note_copy", "note_conflict",
+                             "excludes_conflict", "label_check", "over_quota")
+# A copy of a note line is a fine training text; it is marked so reviewers and metrics can see it.
+DEFAULT_REJECT = frozenset(ALL_RULES) - {"note_copy"}
+STATUSES = ("accepted", "rejected")
+
+
+@dataclass
+class CurationOptions:
+    near_threshold: float = 90.0        # rapidfuzz ratio (0-100) at or above which two texts are one
+    note_threshold: float = 90.0
+    rules: frozenset[str] = frozenset(ALL_RULES)
+    reject: frozenset[str] = DEFAULT_REJECT
+    garbage: GarbageLimits | None = None          # None: defaults, in the project's language
+    label_check: LabelCheckOptions | None = field(default_factory=LabelCheckOptions)  # None: no label check
+    use_real_train: bool = True         # real-train texts as label-check training data and conflict evidence
+    use_notes: bool = True              # note lines as label-check training data
+    quota: int | None = None            # wanted accepted samples per code; None: the runs' own quota
+    cap: int | None = None              # at most this many accepted per code; the rest flagged over_quota
+
+    def describe(self) -> dict:
+        unknown = (set(self.rules) | set(self.reject)) - set(ALL_RULES)
+        if unknown:
+            raise StatcoderError(f"unknown curation rule(s): {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(ALL_RULES)}")
+        return {"near_threshold": self.near_threshold, "note_threshold": self.note_threshold,
+                "rules": sorted(self.rules), "reject": sorted(self.reject),
+                "garbage": asdict(self.garbage) if self.garbage else None,
+                "label_check": self.label_check.describe() if self.label_check else None,
+                "use_real_train": self.use_real_train, "use_notes": self.use_notes,
+                "quota": self.quota, "cap": self.cap}
+
+
+@dataclass
+class BalanceReport:
+    quota: int
+    accepted: dict[str, int]            # code -> accepted samples
+    under_quota: dict[str, int]         # code -> how many more are needed
+
+    def lines(self, limit: int | None = 40) -> list[str]:
+        if not self.under_quota:
+            return [f"every code has at least {self.quota} accepted samples"]
+        shown = sorted(self.under_quota.items())[:limit]
+        listed = ", ".join(f"{c} (+{n})" for c, n in shown)
+        more = len(self.under_quota) - len(shown)
+        return [f"{len(self.under_quota)} codes under the quota of {self.quota}: {listed}"
+                + (f", ... and {more} more" if more else "")]
+
+
+@dataclass
+class CurationResult:
+    curation_id: int
+    run_ids: list[int]
+    samples: int
+    accepted: int
+    rejected: int
+    flags: dict[str, int]               # rule -> samples flagged in this curation
+    balance: BalanceReport
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        out = [f"curation {self.curation_id}: {self.samples} samples from runs "
+               f"{', '.join(map(str, self.run_ids)) or '-'}: {self.accepted} accepted, {self.rejected} rejected "
+               f"({self.seconds:.1f} s)"]
+        out += [f"  {rule:<18} {n}" for rule, n in sorted(self.flags.items(), key=lambda kv: -kv[1])]
+        return out + self.balance.lines()
+
+
+def _scope(run_ids: Sequence[int] | None) -> tuple[str, list]:
+    if run_ids is None:
+        return "", []
+    return f" AND s.run_id IN ({','.join('?' * len(run_ids))})", list(run_ids)
+
+
+def _run_ids(project: Project, run_ids: Sequence[int] | None) -> list[int]:
+    known = [r[0] for r in project.conn.execute("SELECT id FROM generation_runs ORDER BY id")]
+    if run_ids is None:
+        return known
+    missing = sorted(set(run_ids) - set(known))
+    if missing:
+        raise StatcoderError(f"no generation run {', '.join(map(str, missing))} in this project")
+    return list(run_ids)
+
+
+def _reference_texts(project: Project, codes: set[str], options: CurationOptions):
+    rows = project.conn.execute(
+        "SELECT code, parent, title, includes, also_includes, notes, is_leaf FROM codes").fetchall()
+    parent = {r[0]: r[1] for r in rows}
+    # Leaf codes only besides the samples' own: a sample may well repeat a line of its parent group.
+    lines = {r[0]: note_lines(r[2], r[3], r[4], r[5]) for r in rows if r[0] in codes or r[6]}
+    links_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for code, target, text in project.conn.execute("SELECT code, target, text FROM code_links WHERE kind = 'excludes'"):
+        links_of[code].append((target, text))
+    links: dict[str, list[tuple[str, str]]] = {}
+    for code in codes:
+        chain, node = [], code
+        while node is not None:
+            chain.extend(links_of.get(node, []))
+            node = parent.get(node)
+        links[code] = [(t, x) for t, x in chain if t != code]
+    real: list[tuple[str, str]] = []
+    if options.use_real_train and codes:
+        marks = ",".join("?" * len(codes))
+        # Only the train split: test texts must never shape what a coder is trained on.
+        real = [(t, c) for t, c in project.conn.execute(
+            f"SELECT text, code FROM real_texts WHERE split = 'train' AND code IN ({marks}) ORDER BY id",
+            sorted(codes))]
+    return lines, links, real
+
+
+def curate(project: Project, *, run_ids: Sequence[int] | None = None,
+           options: CurationOptions | None = None, progress: ProgressCallback | None = None,
+           cancel: CancelToken | None = None) -> CurationResult:
+    """Judge every sample of the given generation runs (all runs when None) and store the outcome."""
+    options = options or CurationOptions()
+    params = options.describe()
+    start = time.monotonic()
+    runs = _run_ids(project, run_ids)
+    where, args = _scope(runs)
+    rows = project.conn.execute(
+        f"SELECT s.id, s.code, s.text, s.status, s.status_by FROM samples s WHERE 1{where} ORDER BY s.id",
+        args).fetchall()
+    samples = [make_sample(r[0], r[1], r[2]) for r in rows]
+    user_status = {r[0]: r[3] for r in rows if r[4] == "user"}
+    codes = {s.code for s in samples}
+    lines, links, real = _reference_texts(project, codes, options)
+    language = (project.get_setting("classification", {}) or {}).get("language") or "en"
+    limits = options.garbage or GarbageLimits(language=language)
+    enabled = options.rules
+
+    hits: list[Hit] = []
+    if enabled & set(GARBAGE_RULES):
+        hits += [h for h in garbage(samples, limits=limits) if h.rule in enabled]
+    junk = {h.sample_id for h in hits} | {sid for sid, st in user_status.items() if st == "rejected"}
+    clean = [s for s in samples if s.id not in junk]
+    if enabled & {"duplicate", "near_duplicate"}:
+        hits += [h for h in duplicates(clean, threshold=options.near_threshold) if h.rule in enabled]
+    if "label_conflict" in enabled:
+        hits += label_conflicts(clean, real_train=real)
+    if enabled & {"note_copy", "note_conflict"}:
+        hits += [h for h in note_copies(clean, lines, threshold=options.note_threshold) if h.rule in enabled]
+    if "excludes_conflict" in enabled:
+        hits += excludes_conflicts(clean, links)
+    checks: list[Check] = []
+    if options.label_check is not None and "label_check" in enabled:
+        # The note lines the `notes` training arm uses, so the checker knows what the notes say.
+        reference = list(real) + (list(notes_pairs(project, sorted(codes))) if options.use_notes else [])
+        dropped = {h.sample_id for h in hits if h.rule in options.reject}
+        checks, check_hits = label_check(samples, reference=reference, exclude_from_training=dropped | junk,
+                                         options=options.label_check, progress=progress, cancel=cancel)
+        hits += check_hits
+    overridden = _previous_overrides(project, [s.id for s in samples])
+    rejected = _rejected_ids(hits, options.reject, overridden, user_status)
+    if options.cap is not None and "over_quota" in enabled:
+        hits += _over_cap(samples, rejected, checks, options.cap)
+        rejected = _rejected_ids(hits, options.reject, overridden, user_status)
+
+    quota = options.quota if options.quota is not None else _runs_quota(project, runs)
+    known = {r[0] for r in project.conn.execute("SELECT code FROM codes")}
+    with project.transaction() as conn:
+        cur = conn.execute("INSERT INTO curation_runs (params) VALUES (?)",
+                           (json.dumps({**params, "run_ids": runs}),))
+        cid = cur.lastrowid
+        conn.executemany(
+            "INSERT INTO sample_flags (sample_id, curation_id, rule, reason, suggested_code, overridden)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(h.sample_id, cid, h.rule, h.reason, h.suggested_code if h.suggested_code in known else None,
+              int((h.sample_id, h.rule) in overridden)) for h in hits])
+        conn.executemany(
+            "INSERT INTO sample_checks (sample_id, curation_id, own_rank, own_score, top_code, top_score)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(c.sample_id, cid, c.own_rank, c.own_score, c.top_code, c.top_score) for c in checks])
+        conn.executemany("UPDATE samples SET curation_id = ? WHERE id = ?", [(cid, s.id) for s in samples])
+        refresh_status(conn, [s.id for s in samples])
+        balance = balance_report(project, run_ids=runs, quota=quota)
+        counts = Counter(rule for rule in {(h.sample_id, h.rule): h.rule for h in hits}.values())
+        result = CurationResult(cid, runs, len(samples), len(samples) - len(rejected), len(rejected),
+                                dict(counts), balance, time.monotonic() - start)
+        conn.execute("UPDATE curation_runs SET report = ?, finished = strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+                     " WHERE id = ?", (json.dumps(result.to_dict()), cid))
+    return result
+
+
+def _previous_overrides(project: Project, sample_ids: list[int]) -> set[tuple[int, str]]:
+    """(sample, rule) pairs a user overrode in the current curation: a new curation keeps the override."""
+    rows = project.conn.execute(
+        "SELECT f.sample_id, f.rule FROM sample_flags f JOIN samples s ON s.id = f.sample_id"
+        " WHERE f.curation_id = s.curation_id AND f.overridden = 1").fetchall()
+    wanted = set(sample_ids)
+    return {(sid, rule) for sid, rule in rows if sid in wanted}
+
+
+def _rejected_ids(hits: Iterable[Hit], reject: frozenset[str], overridden: set[tuple[int, str]],
+                  user_status: dict[int, str]) -> set[int]:
+    by_rule = {h.sample_id for h in hits if h.rule in reject and (h.sample_id, h.rule) not in overridden}
+    return {sid for sid in by_rule if sid not in user_status} | {
+        sid for sid, status in user_status.items() if status == "rejected"}
+
+
+def _over_cap(samples: Sequence[Sample], rejected: set[int], checks: Sequence[Check], cap: int) -> list[Hit]:
+    """Keep the `cap` samples per code the label check is surest of (then the earliest); flag the rest."""
+    score = {c.sample_id: c.own_score for c in checks}
+    by_code: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        if sample.id not in rejected:
+            by_code[sample.code].append(sample)
+    hits = []
+    for code, group in by_code.items():
+        group.sort(key=lambda s: (-score.get(s.id, 0.0), s.id))
+        hits += [Hit(s.id, "over_quota", f"{code} already has {cap} accepted samples") for s in group[cap:]]
+    return hits
+
+
+def _runs_quota(project: Project, runs: Sequence[int]) -> int:
+    if not runs:
+        return 0
+    marks = ",".join("?" * len(runs))
+    row = project.conn.execute(f"SELECT MAX(quota) FROM generation_runs WHERE id IN ({marks})", list(runs)).fetchone()
+    return int(row[0] or 0)
+
+
+def balance_report(project: Project, *, run_ids: Sequence[int] | None = None,
+                   quota: int | None = None) -> BalanceReport:
+    """Accepted samples per code against the quota; codes the runs asked for but lack are listed too."""
+    runs = _run_ids(project, run_ids)
+    where, args = _scope(runs)
+    quota = quota if quota is not None else _runs_quota(project, runs)
+    accepted: dict[str, int] = {}
+    if not runs:
+        return BalanceReport(quota, {}, {})
+    for (codes_json,) in project.conn.execute(
+            f"SELECT codes FROM generation_runs WHERE id IN ({','.join('?' * len(runs))})", runs):
+        for code in json.loads(codes_json or "[]"):
+            accepted.setdefault(code, 0)
+    for code, n in project.conn.execute(
+            f"SELECT s.code, SUM(s.status = 'accepted') FROM samples s WHERE 1{where} GROUP BY s.code", args):
+        accepted[code] = int(n or 0)
+    under = {code: quota - n for code, n in sorted(accepted.items()) if n < quota}
+    return BalanceReport(quota, dict(sorted(accepted.items())), under)
+
+
+def refresh_status(conn, sample_ids: Sequence[int]) -> int:
+    """Status from current flags for samples no user decided; returns how many changed."""
+    reject_of = {cid: set(json.loads(params).get("reject", []))
+                 for cid, params in conn.execute("SELECT id, params FROM curation_runs")}
+    changed = 0
+    ids = list(sample_ids)
+    for i in range(0, len(ids), 500):  # stay far below SQLite's limit on bound parameters
+        chunk = ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        flags: dict[int, list[str]] = defaultdict(list)
+        for sid, rule, cid in conn.execute(
+                "SELECT f.sample_id, f.rule, f.curation_id FROM sample_flags f JOIN samples s ON s.id = f.sample_id"
+                f" WHERE f.sample_id IN ({marks}) AND f.curation_id = s.curation_id AND NOT f.overridden", chunk):
+            if rule in reject_of.get(cid, ()):
+                flags[sid].append(rule)
+        updates = []
+        for sid, status, status_by in conn.execute(
+                f"SELECT id, status, status_by FROM samples WHERE id IN ({marks}) AND status_by != 'user'", chunk):
+            new = ("rejected", "rule") if flags.get(sid) else ("accepted", "default")
+            if (status, status_by) != new:
+                updates.append((*new, sid))
+        conn.executemany("UPDATE samples SET status = ?, status_by = ? WHERE id = ?", updates)
+        changed += len(updates)
+    return changed

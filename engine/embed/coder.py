@@ -1,0 +1,93 @@
+"""The embedding coder: a sentence-embedding model plus logistic regression ('lr') or nearest neighbour ('knn')."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from .classifier import LinearModel, nearest_scores, softmax, top_k
+from .model import EmbeddingModel, resolve_embedding_model
+
+MODES = ("lr", "knn")
+FORMAT = "statcoder-embedding-coder/1"
+
+
+class EmbeddingCoder:
+    """Implements the Coder protocol (engine.coders). Probabilities are softmax(scores / temperature)."""
+
+    kind = "embedding"
+
+    def __init__(self, *, mode: str, codes: list[str], embedder: EmbeddingModel, temperature: float = 1.0,
+                 linear: LinearModel | None = None, refs: np.ndarray | None = None,
+                 ref_labels: np.ndarray | None = None):
+        if mode not in MODES:
+            raise ModelError(f"unknown embedding coder mode '{mode}'; choose one of {', '.join(MODES)}")
+        if mode == "lr" and linear is None or mode == "knn" and (refs is None or ref_labels is None):
+            raise ModelError(f"an embedding coder in mode '{mode}' is missing its parameters")
+        self.mode, self.codes, self.embedder = mode, list(codes), embedder
+        self.temperature = float(temperature)
+        self.linear, self.refs, self.ref_labels = linear, refs, ref_labels
+
+    # scoring -----------------------------------------------------------------------------------
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Uncalibrated scores per code: logits (lr) or nearest-neighbour cosine (knn)."""
+        vectors = np.atleast_2d(vectors).astype(np.float32, copy=False)
+        if self.mode == "lr":
+            return self.linear.logits(vectors)  # type: ignore[union-attr]
+        return nearest_scores(vectors, self.refs, self.ref_labels, len(self.codes))  # type: ignore[arg-type]
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        return softmax(self.scores(vectors) / self.temperature)
+
+    def predict_vectors(self, vectors: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+        if len(vectors) == 0:
+            return []
+        return top_k(self.probabilities(vectors), self.codes, k)
+
+    # the Coder protocol --------------------------------------------------------------------------
+    def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
+        return self.predict_vectors(self.embedder.embed_one(text)[None, :], k)[0]
+
+    def predict_many(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
+        if not texts:
+            return []
+        return self.predict_vectors(self.embedder.embed(list(texts)), k)
+
+    # files ---------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """One .npz file; written to a temporary name and renamed, so a crash leaves no half file."""
+        path = Path(path)
+        header = {"format": FORMAT, "mode": self.mode, "codes": self.codes, "temperature": self.temperature,
+                  "embedder": {"name": self.embedder.name, "sha256": self.embedder.sha256,
+                               "path": str(self.embedder.path), "dim": self.embedder.dim}}
+        arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+        if self.mode == "lr":
+            arrays.update(weights=self.linear.weights, bias=self.linear.bias)  # type: ignore[union-attr]
+        else:
+            arrays.update(refs=self.refs.astype(np.float32), ref_labels=self.ref_labels.astype(np.int32))  # type: ignore[union-attr]
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EmbeddingCoder":
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                header = json.loads(bytes(data["header"]).decode("utf-8"))
+                arrays = {name: data[name] for name in data.files if name != "header"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{path} is not an embedding coder file ({exc})") from exc
+        if header.get("format") != FORMAT:
+            raise ModelError(f"{path} is an embedding coder of an unknown format ({header.get('format')})")
+        spec = header["embedder"]
+        embedder = resolve_embedding_model(spec["sha256"], spec.get("path"))
+        if header["mode"] == "lr":
+            return cls(mode="lr", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
+                       linear=LinearModel(arrays["weights"], arrays["bias"]))
+        return cls(mode="knn", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
+                   refs=arrays["refs"], ref_labels=arrays["ref_labels"].astype(np.int64))

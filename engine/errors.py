@@ -1,0 +1,80 @@
+"""The engine's exception hierarchy: one root, specific subclasses, messages fit for a user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StatcoderError(Exception):
+    """Root of every expected error. Its message is shown to users as is."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as we can."""
+
+    file: str
+    row: int | None
+    problem: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.field:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.problem}"
+
+
+class ValidationError(StatcoderError):
+    """An input file failed validation; nothing was written. Carries every problem found."""
+
+    MAX_SHOWN = 20
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        shown = [str(p) for p in self.problems[: self.MAX_SHOWN]]
+        more = len(self.problems) - len(shown)
+        if len(self.problems) == 1:
+            msg = shown[0]
+        else:
+            msg = f"{len(self.problems)} problems found, nothing was imported:\n  " + "\n  ".join(shown)
+            if more:
+                msg += f"\n  ... and {more} more"
+        super().__init__(msg)
+
+
+class ClassificationError(ValidationError):
+    """A classification file is invalid."""
+
+
+class RealDataError(ValidationError):
+    """A file of real coded texts is invalid."""
+
+
+class ProjectError(StatcoderError):
+    """The project file cannot be opened or used."""
+
+
+class SchemaTooNewError(ProjectError):
+    """The project file was written by a newer statcoder than this one."""
+
+
+class UnknownCodeError(StatcoderError):
+    """A code that the project's classification does not contain."""
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(f"unknown code '{code}': it is not in this project's classification")
+
+
+class ModelError(StatcoderError):
+    """A model file is missing, corrupt, of the wrong kind, or failed to load."""
+
+
+class Cancelled(StatcoderError):
+    """A long job was cancelled by the user."""
+
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message)

@@ -1,0 +1,16 @@
+"""Generate labelled training texts per code with a local LLM: strategies, prompts and resumable runs.
+
+    run_id = create_run(project, codes=["10.71"], quota=24, seed=1, strategies=["notes", "grid"])
+    result = run_generation(project, run_id, progress=print, cancel=token)
+    run_status(project, run_id).done
+"""
+
+from .prompts import DEFAULT_GRID
+from .runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, leaf_codes_under, list_runs,
+                   resume, run_generation, run_settings, run_status)
+from .strategies import DEFAULT_STRATEGIES, STRATEGIES
+
+__all__ = [
+    "DEFAULT_GRID", "DEFAULT_STRATEGIES", "GenerationParams", "RunResult", "RunStatus", "STRATEGIES", "cancel_run",
+    "create_run", "leaf_codes_under", "list_runs", "resume", "run_generation", "run_settings", "run_status",
+]

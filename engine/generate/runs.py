@@ -1,0 +1,336 @@
+"""Generation runs: define, run, resume, cancel and inspect. Every sample is written as it arrives.
+
+A run is a list of codes, strategies, a model and backend, parameters and a per-code quota. Its work
+is a deterministic sequence of units (one request each: code, strategy, index). A unit's samples and
+its own record are written in one transaction, so a run killed at any moment resumes where it stopped
+and ends with exactly `quota` accepted samples per code: no duplicates, no gaps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..classification import get_code
+from ..errors import Cancelled, ModelError, StatcoderError
+from ..jobs import CancelToken, ProgressCallback
+from ..llm.backends import Backend, BackendSettings, GenerationRequest, HardwareSettings, open_backend
+from ..llm.constrain import parse_phrase_list, phrase_list_grammar, phrase_list_schema
+from ..project import Project
+from ..realdata import real_texts
+from ..text import normalise_key
+from .notes import code_card
+from .prompts import DEFAULT_GRID, STRATEGY_VERSIONS, SYSTEM_VERSION, build_prompt
+from .strategies import STRATEGIES, StrategyContext, applies, grid_cells, shares
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How requests are made. `per_request` phrases per request; `weights` split a code's quota
+    between strategies (default equal); `max_units_factor` bounds retries when a strategy keeps
+    producing duplicates or unparseable output."""
+
+    per_request: int = 6
+    max_tokens: int | None = None
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    language: str = "English"
+    grid: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_GRID))
+    weights: dict[str, float] = field(default_factory=dict)
+    few_shot_k: int = 4
+    min_words: int = 1
+    max_words: int = 8
+    max_units_factor: float = 3.0
+
+    @property
+    def request_max_tokens(self) -> int:
+        return self.max_tokens or self.per_request * (self.max_words * 3 + 4) + 8
+
+    def sampling(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "min_p": self.min_p,
+                "max_tokens": self.request_max_tokens}
+
+
+@dataclass
+class RunStatus:
+    """Where a run stands, from the project file alone (works while another process runs it)."""
+
+    run_id: int
+    name: str
+    status: str
+    codes: list[str]
+    strategies: list[str]
+    quota: int
+    seed: int
+    model_name: str
+    model_sha256: str
+    backend: str
+    device: str | None
+    total: int
+    done: int
+    per_code: dict[str, int]
+    per_strategy: dict[str, int]
+    units: int
+    parse_failures: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    seconds: float
+    error: str | None
+    created: str
+    finished: str | None
+
+    @property
+    def shortfall(self) -> dict[str, int]:
+        return {c: self.quota - n for c, n in self.per_code.items() if n < self.quota}
+
+
+@dataclass
+class RunResult:
+    """What one call of run_generation did, and the run's state after it."""
+
+    run_id: int
+    status: str
+    samples: int
+    written: int
+    units: int
+    parse_failures: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    seconds: float
+    device: str
+    shortfall: dict[str, int]
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.written / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+def leaf_codes_under(project: Project, prefixes: list[str]) -> list[str]:
+    """Leaf codes under the given codes (e.g. divisions '10', '11'), in classification order."""
+    rows = project.conn.execute("SELECT code, parent FROM codes ORDER BY ord").fetchall()
+    parent = dict(rows)
+    for prefix in prefixes:
+        get_code(project, prefix)
+    wanted = set(prefixes)
+    out = []
+    for code, _ in rows:
+        node: str | None = code
+        while node is not None and node not in wanted:
+            node = parent.get(node)
+        if node is not None and not project.conn.execute(
+                "SELECT 1 FROM codes WHERE parent = ? LIMIT 1", (code,)).fetchone():
+            out.append(code)
+    return out
+
+
+def create_run(project: Project, *, codes: list[str], quota: int, strategies: list[str] | None = None,
+               seed: int = 0, model: str | None = None, backend: BackendSettings | None = None,
+               params: GenerationParams | None = None, name: str | None = None) -> int:
+    """Define a run and return its id. Nothing is generated yet.
+
+    `model`: a registered model's name or sha256, or a GGUF path (registered on the way); None takes
+    the registry's default. Ignored for a server backend, which names its own model.
+    """
+    from ..llm.registry import add_model, get_default_model, get_model
+
+    if quota < 1:
+        raise StatcoderError("the quota must be at least 1 sample per code")
+    if not codes:
+        raise StatcoderError("a run needs at least one code")
+    for code in codes:
+        get_code(project, code)
+    chosen = list(strategies or ("contrastive", "nec", "keywords", "grid", "notes"))
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown:
+        raise StatcoderError(f"unknown strategy '{unknown[0]}'; choose from {', '.join(STRATEGIES)}")
+    settings = backend or BackendSettings()
+    params = params or GenerationParams()
+    if settings.kind == "openai":
+        model_name, sha = settings.server_model, f"server:{settings.server_model}"
+    else:
+        if model is None:
+            info = get_default_model() if not settings.model_path else add_model(settings.model_path)
+            if info is None:
+                raise ModelError("no model is registered; add one with `statcoder models add` or install the default")
+        elif "/" in model or model.endswith(".gguf"):
+            info = add_model(model)
+        else:
+            info = get_model(model)
+        settings = BackendSettings(**{**asdict(settings), "hardware": settings.hardware, "model_path": info.path})
+        model_name, sha = info.name, info.sha256
+    stored = {"generation": asdict(params), "backend": settings.to_dict()}
+    with project.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO generation_runs (name, model_name, model_sha256, backend, strategies, codes, quota, seed,"
+            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name or f"{len(codes)} codes x {quota}", model_name, sha, settings.kind, json.dumps(chosen),
+             json.dumps(codes), quota, seed, json.dumps(stored)))
+        return int(cur.lastrowid)
+
+
+def _run_row(project: Project, run_id: int) -> dict[str, Any]:
+    cur = project.conn.execute("SELECT * FROM generation_runs WHERE id = ?", (run_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise StatcoderError(f"there is no generation run {run_id} in this project")
+    return dict(zip([d[0] for d in cur.description], row))
+
+
+def run_settings(project: Project, run_id: int) -> tuple[BackendSettings, GenerationParams]:
+    stored = json.loads(_run_row(project, run_id)["params"])
+    backend = dict(stored["backend"])
+    backend["hardware"] = HardwareSettings(**backend.get("hardware", {}))
+    return BackendSettings(**backend), GenerationParams(**stored["generation"])
+
+
+def run_status(project: Project, run_id: int) -> RunStatus:
+    """The run's definition and progress, read from the project file."""
+    row = _run_row(project, run_id)
+    codes = json.loads(row["codes"])
+    conn = project.conn
+    per_code = dict.fromkeys(codes, 0)
+    for code, n in conn.execute("SELECT code, COUNT(*) FROM samples WHERE run_id = ? GROUP BY code", (run_id,)):
+        per_code[code] = n
+    per_strategy = dict(conn.execute(
+        "SELECT strategy, COUNT(*) FROM samples WHERE run_id = ? GROUP BY strategy", (run_id,)).fetchall())
+    units = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(1 - parse_ok), 0), COALESCE(SUM(prompt_tokens), 0),"
+        " COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(seconds), 0)"
+        " FROM generation_units WHERE run_id = ?", (run_id,)).fetchone()
+    return RunStatus(
+        run_id=run_id, name=row["name"], status=row["status"], codes=codes, strategies=json.loads(row["strategies"]),
+        quota=row["quota"], seed=row["seed"], model_name=row["model_name"] or "", model_sha256=row["model_sha256"] or "",
+        backend=row["backend"] or "", device=row["device"], total=row["quota"] * len(codes),
+        done=sum(per_code.values()), per_code=per_code, per_strategy=per_strategy, units=units[0],
+        parse_failures=units[1], prompt_tokens=units[2], cached_tokens=units[3], completion_tokens=units[4],
+        seconds=units[5], error=row["error"], created=row["created"], finished=row["finished"])
+
+
+def list_runs(project: Project) -> list[RunStatus]:
+    return [run_status(project, r[0]) for r in project.conn.execute("SELECT id FROM generation_runs ORDER BY id")]
+
+
+def cancel_run(project: Project, run_id: int) -> None:
+    """Ask a run to stop after its current request (works from another process, e.g. the CLI)."""
+    _run_row(project, run_id)
+    project.conn.execute("UPDATE generation_runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+
+
+def _set_status(project: Project, run_id: int, status: str, *, error: str | None = None,
+                device: str | None = None) -> None:
+    finished = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')" if status in ("done", "failed", "cancelled") else "NULL"
+    project.conn.execute(
+        f"UPDATE generation_runs SET status = ?, error = ?, device = COALESCE(?, device), finished = {finished}"
+        " WHERE id = ?", (status, error, device, run_id))
+
+
+def run_generation(project: Project, run_id: int, *, progress: ProgressCallback | None = None,
+                   cancel: CancelToken | None = None, backend: Backend | None = None) -> RunResult:
+    """Run (or resume) a run until every code has its quota. Returns what this call did.
+
+    Progress reports done/total accepted samples with rates `samples_per_s`, `tokens_per_s` and an
+    ETA. Cancelling (the token, or `cancel_run` from elsewhere) stops after the current request, marks
+    the run 'cancelled' and raises Cancelled; calling this again resumes. Pass an open `backend` to
+    reuse a loaded model across runs; it must be the run's model.
+    """
+    from .writer import RunWriter
+
+    row = _run_row(project, run_id)
+    settings, params = run_settings(project, run_id)
+    project.conn.execute("UPDATE generation_runs SET cancel_requested = 0 WHERE id = ?", (run_id,))
+    owned = backend is None
+    try:
+        backend = backend or open_backend(settings)
+    except StatcoderError as exc:
+        _set_status(project, run_id, "failed", error=str(exc))
+        raise
+    try:
+        if settings.kind == "llama-cpp" and backend.model_sha256 != row["model_sha256"]:
+            raise ModelError(f"run {run_id} was made with model {row['model_sha256'][:12]}..., but the backend "
+                             f"has {backend.model_sha256[:12]}...; resume it with the same model file")
+        _set_status(project, run_id, "running", device=backend.device)
+        writer = RunWriter(project, run_id, row, params, backend)
+        try:
+            writer.run(progress=progress, cancel=cancel)
+        except Cancelled:
+            _set_status(project, run_id, "cancelled")
+            raise
+        except Exception as exc:
+            _set_status(project, run_id, "failed", error=str(exc))
+            raise
+        status = run_status(project, run_id)
+        _set_status(project, run_id, "done",
+                    error=(f"short of the quota for {len(status.shortfall)} codes" if status.shortfall else None))
+        return RunResult(run_id=run_id, status="done", samples=status.done, written=writer.written,
+                         units=writer.units, parse_failures=writer.parse_failures, prompt_tokens=writer.prompt_tokens,
+                         cached_tokens=writer.cached_tokens, completion_tokens=writer.completion_tokens,
+                         seconds=writer.seconds, device=backend.device, shortfall=status.shortfall)
+    finally:
+        if owned:
+            backend.close()
+
+
+resume = run_generation
+"""Resuming is running again: finished units are skipped, the rest continue in the same order."""
+
+
+def run_context(project: Project, code: str, params: GenerationParams, strategies: list[str],
+                seed: int) -> StrategyContext:
+    examples = [t for t, _ in real_texts(project, "train", [code])] if "few-shot" in strategies else []
+    return StrategyContext(items=params.per_request, language=params.language,
+                           grid_cells=grid_cells(params.grid, seed) if params.grid else [],
+                           few_shot_k=params.few_shot_k, train_examples=examples)
+
+
+def plan_for_code(project: Project, code: str, strategies: list[str], quota: int, params: GenerationParams,
+                  seed: int):
+    """(card, context, [(strategy, share)]) for a code; the last strategy tops up any shortfall."""
+    card = code_card(project, code)
+    ctx = run_context(project, code, params, strategies, seed)
+    usable = [s for s in STRATEGIES if s in strategies and applies(s, card, ctx)] or ["notes"]
+    split = shares(quota, usable, params.weights)
+    return card, ctx, [(s, split[s]) for s in usable]
+
+
+def max_units(target: int, params: GenerationParams) -> int:
+    return math.ceil(target / params.per_request * params.max_units_factor) + 2
+
+
+def grammar_for(params: GenerationParams, constraint: str) -> tuple[str | None, dict | None]:
+    if constraint == "json_schema":
+        return None, phrase_list_schema(items=params.per_request)
+    return phrase_list_grammar(items=params.per_request, min_words=params.min_words,
+                               max_words=params.max_words), None
+
+
+def make_request(card, task, *, params: GenerationParams, classification: str, kind: str, seed: int,
+                 grammar: str | None, schema: dict | None) -> GenerationRequest:
+    prompt = build_prompt(card, task, classification=classification, items=params.per_request, kind=kind)
+    return GenerationRequest(prompt=prompt, seed=seed, max_tokens=params.request_max_tokens,
+                             temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                             min_p=params.min_p, grammar=grammar, json_schema=schema)
+
+
+def prompt_version(strategy: str) -> str:
+    return f"{SYSTEM_VERSION}/{STRATEGY_VERSIONS[strategy]}"
+
+
+def parse_output(text: str, params: GenerationParams):
+    return parse_phrase_list(text, max_words=params.max_words + 4)
+
+
+def key_of(text: str) -> str:
+    return normalise_key(text)

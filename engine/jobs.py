@@ -1,0 +1,76 @@
+"""Progress reporting and cancellation for long engine jobs (the GUI and CLI both drive these)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from .errors import Cancelled
+
+
+@dataclass(frozen=True)
+class ProgressInfo:
+    """One progress report. `rates` carries job-specific figures such as samples/s or tokens/s."""
+
+    done: int
+    total: int
+    message: str = ""
+    eta_s: float | None = None
+    rates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, info: ProgressInfo) -> None: ...
+
+
+def no_progress(info: ProgressInfo) -> None:
+    """The default callback: report nothing."""
+
+
+class CancelToken:
+    """Set from any thread (the GUI's Cancel button); the job checks it between units of work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = "cancelled by the user"
+
+    def cancel(self, reason: str | None = None) -> None:
+        if reason:
+            self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled(self.reason)
+
+
+class ProgressMeter:
+    """Turns done/total counts into ProgressInfo with an ETA, and throttles reports."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None, *, min_interval_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total = total
+        self.callback = callback or no_progress
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self.start = clock()
+        self._last = -1.0
+
+    def update(self, done: int, message: str = "", *, force: bool = False, **rates: float) -> None:
+        now = self.clock()
+        if not force and done < self.total and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        elapsed = now - self.start
+        eta = (elapsed / done) * (self.total - done) if done and self.total else None
+        self.callback(ProgressInfo(done, self.total, message, eta, dict(rates)))

@@ -1,0 +1,247 @@
+"""The in-process backend: one llama-cpp-python model, seeded, reusing the KV cache of a shared prompt prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from .backends import BackendSettings, Completion, GenerationRequest, Prompt
+from .sampling import ConstrainedSampler
+from .registry import ModelInfo, inspect_model, list_models
+
+log = logging.getLogger(__name__)
+
+
+def _identify(path: Path) -> ModelInfo:
+    """The registry's entry for this file when it has one (no re-hash), else read it fresh."""
+    size = path.stat().st_size
+    for model in list_models():
+        if Path(model.path) == path and model.size_bytes == size:
+            return model
+    return inspect_model(path)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints its load log on fd 2 from C; keep the terminal and test output clean."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class LlamaCppBackend:
+    """A GGUF model loaded with llama-cpp-python. Thread-safe by a lock: one request at a time."""
+
+    name = "llama-cpp"
+
+    def __init__(self, settings: BackendSettings):
+        import llama_cpp
+
+        self.settings = settings
+        path = Path(settings.model_path or "").expanduser().resolve()
+        info = _identify(path)
+        self.model_name, self.model_sha256 = info.name, info.sha256
+        self.prompt_kind = settings.prompt_kind or info.prompt_kind
+        self.warnings: list[str] = []
+        hw = settings.hardware
+        gpu_layers = hw.n_gpu_layers
+        self.device = "cpu"
+        if gpu_layers != 0:
+            if llama_cpp.llama_supports_gpu_offload():
+                total = info.n_layers
+                shown = total if gpu_layers < 0 else min(gpu_layers, total)
+                self.device = f"gpu ({shown} of {total} layers offloaded)"
+            else:
+                message = (f"GPU offload was requested ({gpu_layers} layers) but this llama-cpp-python build "
+                           "has no GPU support, so the model would run on the CPU")
+                if not hw.allow_cpu_fallback:
+                    raise ModelError(message + "; install a GPU build of llama-cpp-python or set GPU layers to 0")
+                self.warnings.append(message)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                log.warning(message)
+                self.device = "cpu (GPU offload requested but unavailable)"
+                gpu_layers = 0
+        try:
+            with _quiet_stderr():
+                self.llm = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=hw.n_ctx, n_threads=hw.threads, n_threads_batch=hw.threads,
+                    n_batch=hw.n_batch, n_gpu_layers=gpu_layers, seed=0, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._llama_cpp = llama_cpp
+        self._formatter = None
+        self._shared_key: tuple[str, str] | None = None
+        self._stage_tokens: tuple[list[int], list[int]] = ([], [])
+        if self.prompt_kind == "chat":
+            template = self.llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelError(f"{path.name} has no chat template; use prompt kind 'completion' for it")
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def token_text(token: int) -> str:
+                return self.llm._model.token_get_text(token) if token != -1 else ""
+
+            self._formatter = Jinja2ChatFormatter(template, eos_token=token_text(self.llm.token_eos()),
+                                                  bos_token=token_text(self.llm.token_bos()))
+
+    # prompts ------------------------------------------------------------------------------------
+    def tokens_for(self, prompt: Prompt) -> list[int]:
+        """The prompt's tokens as this model sees them (chat template applied for chat models)."""
+        if self._formatter is not None:
+            rendered = self._formatter(messages=prompt.messages())
+            add_bos = not getattr(rendered, "added_special", False)
+            return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        return self.llm.tokenize(prompt.completion_text().encode("utf-8"), add_bos=True, special=False)
+
+    # generation ---------------------------------------------------------------------------------
+    def _common(self, a: list[int], b: list[int]) -> int:
+        n = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    def _stages(self, prompt: Prompt, tokens: list[int]) -> tuple[int, int]:
+        """Token counts of the prompt's two shared stages: the system text (the same for every code)
+        and the system text plus the code's card (the same for every task of one code)."""
+        key = (prompt.system, prompt.shared)
+        if self._shared_key != key:
+            system_only = self.tokens_for(Prompt(prompt.system, "", "", ""))
+            with_card = self.tokens_for(Prompt(prompt.system, prompt.shared, "", ""))
+            self._shared_key, self._stage_tokens = key, (system_only, with_card)
+        system_only, with_card = self._stage_tokens
+        shared = min(self._common(with_card, tokens), len(tokens) - 1)
+        return min(self._common(system_only, tokens), shared), shared
+
+    def _prime(self, tokens: list[int], system: int, shared: int) -> int:
+        """Put `tokens[:shared]` in the KV cache, reusing what is already there; returns the reused count.
+
+        Each stage (system text, code card) is always evaluated as its own batch, whether it is reused
+        or not, so the cache holds the same numbers either way and a seed gives the same text with or
+        without reuse, and after a resume.
+        """
+        llm = self.llm
+        cached = list(llm.input_ids[: llm.n_tokens])
+        for stage in (shared, system):
+            if stage and len(cached) >= stage and cached[:stage] == tokens[:stage] \
+                    and llm._ctx.kv_cache_seq_rm(-1, stage, -1):
+                llm.n_tokens = stage
+                if stage < shared:
+                    llm.eval(tokens[stage:shared])
+                return stage
+        llm.reset()
+        if system:
+            llm.eval(tokens[:system])
+        if shared > system:
+            llm.eval(tokens[system:shared])
+        return 0
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        """One completion. Same seed, prompt and model give the same text on the CPU.
+
+        The KV cache keeps the code's shared prompt prefix (system text and the code's notes): it is
+        evaluated once per code and reused by every later request, which `Completion.cached_tokens`
+        reports. Output is constrained by `request.grammar` (GBNF) or `request.json_schema`.
+        """
+        grammar = request.grammar
+        if grammar is None and request.json_schema is not None:
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            grammar = json_schema_to_gbnf(json.dumps(request.json_schema))
+        c = self._llama_cpp
+        with self._lock:
+            llm = self.llm
+            tokens = self.tokens_for(request.prompt)
+            if len(tokens) + request.max_tokens > llm.n_ctx():
+                raise ModelError(f"the prompt ({len(tokens)} tokens) plus {request.max_tokens} new tokens exceed "
+                                 f"the context size {llm.n_ctx()}; raise the context size in the settings")
+            start = time.perf_counter()
+            cached = self._prime(tokens, *self._stages(request.prompt, tokens))
+            llm.eval(tokens[llm.n_tokens:])
+            first_token_at = time.perf_counter()
+            out: list[int] = []
+            logprob = 0.0
+            finish = "length"
+            n_vocab = llm.n_vocab()
+            with ConstrainedSampler(c, self._vocab, n_vocab, seed=request.seed, temperature=request.temperature,
+                                    top_k=request.top_k, top_p=request.top_p, min_p=request.min_p,
+                                    grammar=grammar) as sampler:
+                while True:
+                    logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+                    token = sampler.sample(logits)
+                    if c.llama_vocab_is_eog(self._vocab, token):
+                        finish = "stop"
+                        break
+                    if self.settings.logprobs:
+                        top = float(logits.max())
+                        logprob += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+                    out.append(token)
+                    if len(out) >= request.max_tokens:
+                        break
+                    llm.eval([token])
+            end = time.perf_counter()
+            text = llm.detokenize(out).decode("utf-8", errors="replace")
+        return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=len(out),
+                          logprob=logprob if self.settings.logprobs and out else None, cached_tokens=cached,
+                          finish_reason=finish, prompt_s=first_token_at - start, decode_s=end - first_token_at)
+
+    def generate_many(self, requests: Sequence[GenerationRequest]) -> Iterator[Completion]:
+        for request in requests:
+            yield self.generate(request)
+
+    def decode_speed(self, *, n_tokens: int = 64, seed: int = 0) -> float:
+        """Raw llama.cpp decode tokens/s of this model and settings: no grammar, prompt time excluded."""
+        prompt = Prompt(system="Write a long list of food products, one per line.", shared="", task="")
+        with self._lock:
+            self.llm.reset()
+            tokens = self.tokens_for(prompt)
+            self.llm.set_seed(seed)
+            count, first = 0, 0.0
+            for token in self.llm.generate(tokens, temp=0.8, repeat_penalty=1.0):
+                if count == 0:
+                    first = time.perf_counter()
+                count += 1
+                if count > n_tokens:
+                    break
+            elapsed = time.perf_counter() - first
+            self.llm.reset()
+        return n_tokens / elapsed if elapsed > 0 else 0.0
+
+    def reset_cache(self) -> None:
+        """Forget the KV cache, so the next prompt is evaluated in full (for measuring prefix reuse)."""
+        with self._lock:
+            self.llm.reset()
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None
+
+    def __enter__(self) -> "LlamaCppBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,111 @@
+"""The server backend: any OpenAI-compatible HTTP server (llama-server, vLLM, llama-cpp-python's server).
+
+Only the standard library: urllib for HTTP and a thread pool, so a batch of requests reaches the
+server at once and fills its parallel slots. llama.cpp servers take a GBNF `grammar`; others take
+a JSON schema in `response_format` (BackendSettings.constraint picks which).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
+
+from ..errors import ModelError
+from .backends import BackendSettings, Completion, GenerationRequest
+
+
+class OpenAIServerBackend:
+    """Requests to `settings.base_url`; `parallel` of them in flight at once in `generate_many`."""
+
+    name = "openai"
+
+    def __init__(self, settings: BackendSettings):
+        self.settings = settings
+        self.base_url = (settings.base_url or "").rstrip("/")
+        if self.base_url.endswith("/v1"):
+            self.base_url = self.base_url[:-3]
+        self.prompt_kind = settings.prompt_kind or "chat"
+        self.warnings: list[str] = []
+        models = self._call("GET", "/v1/models", None, timeout=min(settings.timeout_s, 15.0))
+        served = [m.get("id") for m in models.get("data", []) if isinstance(m, dict)]
+        self.server_model = settings.server_model
+        if self.server_model == "default" and served:
+            self.server_model = served[0]
+        self.model_name = self.server_model
+        self.model_sha256 = f"server:{settings.server_model}"
+        self.device = f"server {self.base_url}"
+        self._pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="statcoder-llm")
+
+    def _call(self, method: str, path: str, body: dict | None, *, timeout: float) -> dict[str, Any]:
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        if self.settings.api_key:
+            request.add_header("Authorization", f"Bearer {self.settings.api_key}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", errors="replace")[:300]
+            raise ModelError(f"the server at {self.base_url} answered {exc.code} to {path}: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise ModelError(f"cannot reach the model server at {self.base_url} ({exc})") from exc
+        except ValueError as exc:
+            raise ModelError(f"the server at {self.base_url} sent a reply that is not JSON to {path}") from exc
+
+    def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"model": self.server_model, "max_tokens": request.max_tokens,
+                                "temperature": request.temperature, "top_p": request.top_p, "top_k": request.top_k,
+                                "min_p": request.min_p, "seed": request.seed, "stream": False}
+        if self.settings.constraint == "json_schema" and request.json_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "texts", "schema": request.json_schema}}
+        elif request.grammar:
+            body["grammar"] = request.grammar
+        if self.prompt_kind == "chat":
+            body["messages"] = request.prompt.messages()
+            return "/v1/chat/completions", body
+        body["prompt"] = request.prompt.completion_text()
+        return "/v1/completions", body
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        """One request; the server's own usage figures give the token counts."""
+        path, body = self._body(request)
+        start = time.perf_counter()
+        reply = self._call("POST", path, body, timeout=self.settings.timeout_s)
+        elapsed = time.perf_counter() - start
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] if self.prompt_kind == "chat" else choice["text"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ModelError(f"the server at {self.base_url} sent an unexpected reply: {str(reply)[:200]}") from exc
+        usage = reply.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") or (reply.get("timings") or {}).get("cache_n") or 0
+        return Completion(text=text or "", prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), logprob=None,
+                          cached_tokens=int(cached), finish_reason=choice.get("finish_reason") or "stop",
+                          prompt_s=0.0, decode_s=elapsed)
+
+    def generate_many(self, requests: Sequence[GenerationRequest]) -> Iterator[Completion]:
+        """Send all requests at once (up to `parallel` in flight); yield completions in request order."""
+        futures = [self._pool.submit(self.generate, request) for request in requests]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "OpenAIServerBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""The review queue of a batch-coded CSV: rows left for a person, decisions saved beside the file as they are made."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StatcoderError
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    row: int            # 1-based data row of the coded file
+    text: str
+    code: str           # the coder's best code ('' for an empty text)
+    confidence: float | None
+
+
+class ReviewQueue:
+    """Rows with status 'review' in a file written by engine.coding.batch_code_csv.
+
+    Decisions live in `<file>.review.json` and are written after each one, so closing the app loses
+    nothing; `write_reviewed` produces the final file with the chosen codes and status 'reviewed'.
+    """
+
+    def __init__(self, coded_path: str | Path, *, text_column: str) -> None:
+        self.path = Path(coded_path)
+        self.text_column = text_column
+        self.state_path = self.path.with_name(self.path.name + ".review.json")
+        self.items: list[QueueItem] = []
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if text_column not in (reader.fieldnames or []) or "status" not in (reader.fieldnames or []):
+                raise StatcoderError(f"{self.path} is not a batch-coded file with a '{text_column}' column")
+            for row_no, row in enumerate(reader, start=1):
+                if row.get("status") == "review":
+                    conf = row.get("confidence") or ""
+                    self.items.append(QueueItem(row_no, row.get(text_column) or "", row.get("code") or "",
+                                                float(conf) if conf else None))
+        self.decisions: dict[int, str] = {}
+        if self.state_path.exists():
+            saved = json.loads(self.state_path.read_text(encoding="utf-8"))
+            self.decisions = {int(k): v for k, v in saved.get("decisions", {}).items()}
+
+    @property
+    def done(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    def next_pending(self) -> QueueItem | None:
+        return next((item for item in self.items if item.row not in self.decisions), None)
+
+    def decide(self, row: int, code: str) -> None:
+        self.decisions[row] = code
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"file": str(self.path), "decisions": self.decisions}), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    def write_reviewed(self, out_path: str | Path) -> int:
+        """Copy the coded file with the reviewers' codes applied; returns the number of rows changed."""
+        out_path = Path(out_path)
+        changed = 0
+        with open(self.path, newline="", encoding="utf-8") as src, \
+                open(out_path, "w", newline="", encoding="utf-8") as dst:
+            reader = csv.DictReader(src)
+            writer = csv.DictWriter(dst, fieldnames=list(reader.fieldnames or []))
+            writer.writeheader()
+            for row_no, row in enumerate(reader, start=1):
+                if row_no in self.decisions:
+                    row.update(code=self.decisions[row_no], status="reviewed")
+                    changed += 1
+                writer.writerow(row)
+        return changed
