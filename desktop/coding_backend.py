@@ -1,0 +1,130 @@
+"""The coding panel's link to the engine: suggestions on a background thread, decisions stored by the engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol, Sequence
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine import coding
+from engine.coders import default_model_id, get_model
+from engine.errors import ModelError
+from engine.project import Project
+
+
+class SuggestionLike(Protocol):
+    code: str
+    probability: float
+    title: str
+    path: Any  # the ancestors' codes or titles, root first
+
+
+class CodingBackend(Protocol):
+    """What the panel needs; `EngineCodingBackend` provides it from engine.coding."""
+
+    def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]: ...
+
+    def record(self, text: str, chosen: str, suggestions: Sequence[SuggestionLike]) -> str:
+        """Store the decision; returns its kind, 'confirmation' or 'correction'."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+class EngineCodingBackend:
+    """engine.coding over the project's default model (the best on validation, or the one chosen)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        model_id = default_model_id(project)
+        if model_id is None:
+            raise ModelError("this project has no trained model yet; train one on the Train & evaluate page")
+        self.model = get_model(project, model_id)
+
+    def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]:
+        return coding.suggest(self.project, text, k=k, model=self.model.id)
+
+    def record(self, text: str, chosen: str, suggestions: Sequence[SuggestionLike]) -> str:
+        top = suggestions[0] if suggestions else None
+        decision = coding.record_decision(self.project, text, top.code if top else None, chosen,
+                                          model_id=self.model.id, confidence=top.probability if top else None)
+        return decision.kind
+
+    def describe(self) -> str:
+        top1 = (self.model.validation or {}).get("top1")
+        score = f", validation top-1 {top1:.1%}" if isinstance(top1, float) else ""
+        return f"{self.model.name} (model {self.model.id}, {self.model.kind}{score})"
+
+
+def engine_backend(project: Project | None) -> CodingBackend | None:
+    """The engine's coder for the project, or None when it has no trained model yet."""
+    if project is None:
+        return None
+    try:
+        return EngineCodingBackend(project)
+    except ModelError:
+        return None
+
+
+class SuggestWorker(QObject):
+    """Lives on its own thread; only the newest request is answered, older ones are skipped."""
+
+    ready = Signal(int, str, object, float)   # request id, text, suggestions, milliseconds
+    failed = Signal(int, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backend: CodingBackend | None = None
+        self._latest = 0
+        self._lock = threading.Lock()
+
+    def mark_latest(self, request_id: int) -> None:
+        with self._lock:
+            self._latest = request_id
+
+    @Slot(int, str, int)
+    def compute(self, request_id: int, text: str, k: int) -> None:
+        with self._lock:
+            if request_id != self._latest:
+                return
+        backend = self.backend
+        if backend is None:
+            return
+        start = time.perf_counter()
+        try:
+            suggestions = list(backend.suggest(text, k)) if text.strip() else []
+        except Exception as exc:  # noqa: BLE001 - shown by the panel, the worker keeps running
+            self.failed.emit(request_id, exc)
+            return
+        self.ready.emit(request_id, text, suggestions, (time.perf_counter() - start) * 1000)
+
+
+class SuggestThread(QObject):
+    """Owns the worker's thread; `request` is called on the GUI thread."""
+
+    requested = Signal(int, str, int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("statcoder-suggest")
+        self.worker = SuggestWorker()
+        self.worker.moveToThread(self.thread)
+        self.requested.connect(self.worker.compute)
+        self.thread.start()
+        self._next = 0
+
+    def set_backend(self, backend: CodingBackend | None) -> None:
+        self.worker.backend = backend
+
+    def request(self, text: str, k: int = 5) -> int:
+        self._next += 1
+        self.worker.mark_latest(self._next)
+        self.requested.emit(self._next, text, k)
+        return self._next
+
+    def stop(self) -> None:
+        self.thread.quit()
+        self.thread.wait(5000)

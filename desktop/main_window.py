@@ -1,0 +1,221 @@
+"""The main window: a sidebar of pages in workflow order, the message bar, menus and shortcuts."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+    QStackedWidget, QVBoxLayout, QWidget,
+)
+
+from engine import __version__
+from engine.project import Project
+
+from .context import AppContext, Page
+from .jobs import Job, JobRunner
+from .messages import MessageBar, ask_yes_no
+from .pages import available_pages
+from .settings import add_recent_project, app_settings, recent_projects
+
+FILE_FILTER = "statcoder projects (*.statcoder);;All files (*)"
+
+
+def preload_native_libraries() -> None:
+    """Load llama.cpp's and fastText's shared libraries once, while the app is idle at start-up.
+
+    Importing them holds the GIL for the whole dlopen (100 ms and more on a busy machine); done
+    lazily inside a job, that would freeze the event loop just as the job's progress starts.
+    """
+    for module in ("llama_cpp", "fasttext"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+
+
+class MainWindow(QMainWindow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle(f"statcoder {__version__}")
+        self.resize(1280, 820)
+        self.settings = app_settings()
+        self.runner = JobRunner(self)
+        self.messages = MessageBar()
+        self.ctx = AppContext(self.runner, self.messages, self)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(190)
+        self.sidebar.setIconSize(QSize(0, 0))
+        self.sidebar.setStyleSheet("#sidebar { font-size: 11pt; } #sidebar::item { padding: 8px 6px; }")
+        self.stack = QStackedWidget()
+        self.pages: dict[str, Page] = {}
+        for number, page_class in enumerate(available_pages(), start=1):
+            page = page_class(self.ctx)
+            self.pages[page_class.key] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(f"{number}  {page.title}")
+            item.setToolTip(f"{page.title} (Ctrl+{number})")
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 0)
+        right_layout.addWidget(self.messages)
+        right_layout.addWidget(self.stack, 1)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(right, 1)
+        self.setCentralWidget(central)
+
+        self.project_label = QLabel("no project open")
+        self.jobs_label = QLabel()
+        self.statusBar().addWidget(self.project_label, 1)
+        self.statusBar().addPermanentWidget(self.jobs_label)
+        self.runner.job_started.connect(self._jobs_changed)
+        self.runner.job_finished.connect(self._jobs_changed)
+        self.ctx.project_changed.connect(self._project_changed)
+        self.ctx.show_code.connect(lambda _code: self.show_page("classification"))
+
+        self._build_menus()
+        self._restore_state()
+        self.ctx.set_project(None)
+        self.sidebar.setCurrentRow(0)
+        # A full garbage collection holds the GIL while it walks every object; from a worker thread it
+        # stalled the event loop by 60-90 ms. Freezing the start-up heap (modules, Qt wrappers) takes
+        # it out of those walks, so collections during jobs only visit the jobs' own objects.
+        gc.collect()
+        gc.freeze()
+        QTimer.singleShot(0, preload_native_libraries)
+
+    # menus and shortcuts ---------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&New project…", QKeySequence.StandardKey.New, self.new_project_dialog)
+        self._action(file_menu, "&Open project…", QKeySequence.StandardKey.Open, self.open_project_dialog)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(file_menu, "&Close project", "Ctrl+Shift+W", self.close_project)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        go_menu = self.menuBar().addMenu("&Go")
+        for row in range(self.sidebar.count()):
+            page = self.stack.widget(row)
+            self._action(go_menu, page.title, f"Ctrl+{row + 1}", lambda r=row: self.sidebar.setCurrentRow(r))
+        jobs_menu = self.menuBar().addMenu("&Jobs")
+        self._action(jobs_menu, "Cancel all jobs", "Ctrl+Shift+X", lambda: self.runner.cancel_all("cancelled by the user"))
+        self._action(jobs_menu, "Dismiss message", "Esc", self.messages.clear)
+
+    def _action(self, menu, text: str, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = recent_projects(self.settings)
+        if not paths:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in paths:
+            action = self.recent_menu.addAction(str(path))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
+
+    def show_page(self, key: str) -> None:
+        self.sidebar.setCurrentRow(self.stack.indexOf(self.pages[key]))
+
+    # projects -------------------------------------------------------------------------------
+    def new_project_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "New project", str(Path.home() / "project.statcoder"), FILE_FILTER)
+        if path:
+            self.new_project(path)
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(Path.home()), FILE_FILTER)
+        if path:
+            self.open_project(path)
+
+    def new_project(self, path: str | Path) -> Project | None:
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(Project.SUFFIX)
+        return self._set_project(lambda: Project.create(path))
+
+    def open_project(self, path: str | Path) -> Project | None:
+        return self._set_project(lambda: Project.open(path))
+
+    def _set_project(self, make) -> Project | None:
+        if self.runner.busy:
+            self.ctx.notify("Wait for the running job to finish, or cancel it, before switching projects.", "warning")
+            return None
+        project = self.ctx.guarded(make)()
+        if project is None:
+            return None
+        self.messages.clear()
+        add_recent_project(project.path, self.settings)
+        self.ctx.set_project(project)
+        if self.stack.currentIndex() == 0 and project.summary()["codes"] and "classification" in self.pages:
+            self.show_page("classification")
+        return project
+
+    def close_project(self) -> None:
+        if self.runner.busy:
+            self.ctx.notify("A job is running on this project; cancel it first.", "warning")
+            return
+        self.ctx.set_project(None)
+        self.show_page("project")
+
+    def _project_changed(self, project: Project | None) -> None:
+        name = f" — {project.path.name}" if project else ""
+        self.setWindowTitle(f"statcoder {__version__}{name}")
+        self.project_label.setText(str(project.path) if project else "no project open")
+        for row in range(self.sidebar.count()):
+            page = self.stack.widget(row)
+            item = self.sidebar.item(row)
+            enabled = project is not None or not page.needs_project
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEnabled if enabled
+                          else item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+
+    def _jobs_changed(self, _job: Job) -> None:
+        names = [job.name for job in self.runner.active]
+        self.jobs_label.setText(("running: " + ", ".join(names)) if names else "")
+
+    # window state and closing ----------------------------------------------------------------
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.runner.busy:
+            names = ", ".join(job.name for job in self.runner.active)
+            if not ask_yes_no(self, "A job is running",
+                              f"{names} is still running.\n\nCancel it and quit? Work done so far is kept; "
+                              "a generation can be resumed later."):
+                event.ignore()
+                return
+            self.runner.cancel_all()
+            self.runner.wait()
+            QApplication.processEvents()  # deliver the jobs' last signals before the widgets go
+        for page in self.pages.values():
+            if hasattr(page, "shutdown"):
+                page.shutdown()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        self.ctx.set_project(None)
+        event.accept()

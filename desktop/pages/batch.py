@@ -1,0 +1,164 @@
+"""Batch coding on the Code page: code a CSV above a threshold, then walk its review queue one row at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QVBoxLayout, QWidget,
+)
+
+from engine.coding import BatchResult, batch_code_csv
+from engine.errors import ValidationError
+from engine.facade import latest_evaluations, preview_file
+from engine.review_queue import ReviewQueue
+
+from ..context import AppContext
+from ..widgets.progress import JobProgress
+from .imports import FileChooser, guess_column
+
+
+def coded_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".coded.csv")
+
+
+class BatchPanel(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from .code import CodingPanel  # the page module imports this one
+
+        self.ctx = ctx
+        self.backend = None
+        layout = QVBoxLayout(self)
+        box = QGroupBox("1. Code a file")
+        form = QFormLayout(box)
+        self.file = FileChooser("CSV file to code", "CSV (*.csv *.txt);;All files (*)")
+        self.file.edit.editingFinished.connect(self.load_columns)
+        self.text_column = QComboBox()
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.5)
+        self.threshold.setToolTip("Rows whose top probability reaches this are auto-coded; the rest go to review")
+        self.threshold_hint = QLabel()
+        row = QHBoxLayout()
+        self.code_button = QPushButton("Code file")
+        self.code_button.clicked.connect(self.start)
+        self.result_label = QLabel()
+        row.addWidget(self.code_button)
+        row.addWidget(self.result_label, 1)
+        form.addRow("File", self.file)
+        form.addRow("Text column", self.text_column)
+        form.addRow("Auto-code threshold", self.threshold)
+        form.addRow("", self.threshold_hint)
+        form.addRow(row)
+        layout.addWidget(box)
+        self.progress = JobProgress()
+        layout.addWidget(self.progress)
+
+        queue_box = QGroupBox("2. Review queue (decisions are saved as you go; Enter accepts, Ctrl+K another code)")
+        queue_layout = QVBoxLayout(queue_box)
+        self.queue_bar = QProgressBar()
+        self.queue_label = QLabel("Code a file to fill the queue.")
+        self.panel = CodingPanel(ctx)
+        self.panel.text.setReadOnly(False)
+        self.panel.decided.connect(self._decided)
+        self.write_button = QPushButton("Write reviewed file")
+        self.write_button.clicked.connect(self.write_reviewed)
+        queue_layout.addWidget(self.queue_label)
+        queue_layout.addWidget(self.queue_bar)
+        queue_layout.addWidget(self.panel, 1)
+        queue_layout.addWidget(self.write_button)
+        layout.addWidget(queue_box, 1)
+        self.queue: ReviewQueue | None = None
+        self.current = None
+        self.last_result: BatchResult | None = None
+        self._update_queue()
+
+    def set_backend(self, backend) -> None:
+        self.backend = backend
+        self.panel.set_backend(backend)
+        self.code_button.setEnabled(backend is not None)
+        project = self.ctx.project
+        evaluations = latest_evaluations(project) if project is not None and backend is not None else {}
+        ev = evaluations.get(getattr(getattr(backend, "model", None), "id", None))
+        at5 = ev.result.thresholds.get("prob@0.05", {}) if ev else {}
+        if at5.get("threshold") is not None:
+            self.threshold.setValue(at5["threshold"])
+            self.threshold_hint.setText(f"From the evaluation: ≥ {at5['threshold']:.2f} auto-codes "
+                                        f"{at5['coverage']:.0%} of texts at ≤ 5 % error.")
+        else:
+            self.threshold_hint.setText("Evaluate the model on the Train & evaluate page to get a threshold for a target error.")
+
+    def load_columns(self) -> None:
+        if not self.file.path:
+            return
+        try:
+            preview = preview_file(self.file.path, limit=1)
+        except ValidationError as exc:
+            self.ctx.report(exc)
+            return
+        self.text_column.clear()
+        self.text_column.addItems(preview.columns)
+        self.text_column.setCurrentText(guess_column("text", preview.columns) or preview.columns[0])
+        out = coded_path(Path(self.file.path))
+        if out.exists():
+            self.open_queue(out)
+
+    def start(self) -> None:
+        project = self.ctx.project
+        if project is None or not self.file.path:
+            return
+        source, column, threshold = Path(self.file.path), self.text_column.currentText(), self.threshold.value()
+        out = coded_path(source)
+        model = getattr(getattr(self.backend, "model", None), "id", None)
+        self.code_button.setEnabled(False)
+        job = self.ctx.run("Batch coding", lambda progress, cancel: batch_code_csv(
+            project, source, out, text_column=column, threshold=threshold, model=model, progress=progress,
+            cancel=cancel), on_success=self._coded, on_finish=lambda: self.code_button.setEnabled(True))
+        self.progress.attach(job, "Coding…")
+
+    def _coded(self, result: BatchResult) -> None:
+        self.last_result = result
+        self.result_label.setText(f"{result.rows:,} rows: {result.auto:,} auto-coded, {result.review:,} to review "
+                                  f"({result.rows_per_s:,.0f} rows/s) → {result.out_path.name}")
+        state = result.out_path.with_name(result.out_path.name + ".review.json")
+        state.unlink(missing_ok=True)  # a fresh coding starts a fresh queue
+        self.open_queue(result.out_path)
+
+    def open_queue(self, path: Path) -> None:
+        self.queue = self.ctx.guarded(ReviewQueue)(path, text_column=self.text_column.currentText())
+        self._next()
+
+    def _next(self) -> None:
+        self.current = self.queue.next_pending() if self.queue else None
+        self.panel.text.setText(self.current.text if self.current else "")
+        self._update_queue()
+
+    def _decided(self, _text: str, code: str, _kind: str) -> None:
+        if self.queue is None or self.current is None:
+            return
+        self.queue.decide(self.current.row, code)
+        self._next()
+
+    def _update_queue(self) -> None:
+        queue = self.queue
+        self.write_button.setEnabled(bool(queue and queue.done))
+        if queue is None:
+            self.queue_bar.setRange(0, 1)
+            self.queue_bar.setValue(0)
+            return
+        self.queue_bar.setRange(0, max(1, queue.total))
+        self.queue_bar.setValue(queue.done)
+        where = f"row {self.current.row} (coder said {self.current.code or '–'})" if self.current else "all reviewed"
+        self.queue_label.setText(f"{queue.done:,} of {queue.total:,} reviewed · {where}")
+
+    def write_reviewed(self) -> Path | None:
+        if self.queue is None:
+            return None
+        out = self.queue.path.with_name(self.queue.path.stem.replace(".coded", "") + ".reviewed.csv")
+        changed = self.ctx.guarded(self.queue.write_reviewed)(out)
+        if changed is not None:
+            self.ctx.notify(f"Wrote {out} with {changed:,} reviewed rows.")
+        return out

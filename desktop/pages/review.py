@@ -1,0 +1,216 @@
+"""Review page: synthetic samples filtered by code, run, flag, strategy and status; keyboard decisions; bulk actions."""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QPushButton, QSplitter,
+    QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout,
+)
+
+from engine.curate import clear_user_status, flag_counts, set_sample_status
+from engine.project import Project
+from engine.samples import SampleFilter, SampleRow, count_samples, edit_sample, filter_choices, list_samples, sample_ids
+
+from ..context import AppContext, Page
+from ..messages import ask_yes_no
+from ..widgets.code_picker import CodePicker
+
+PAGE_ROWS = 1000
+ALL = "(all)"
+COLUMNS = ["id", "code", "status", "strategy", "run", "flags", "text"]
+STATUS_COLOURS = {"accepted": Qt.GlobalColor.darkGreen, "rejected": Qt.GlobalColor.darkRed}
+
+
+class ReviewPage(Page):
+    key = "review"
+    title = "Review"
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx)
+        layout = QVBoxLayout(self)
+        filters = QHBoxLayout()
+        self.code_filter = QLineEdit()
+        self.code_filter.setPlaceholderText("code or group, e.g. 10.7")
+        self.text_filter = QLineEdit()
+        self.text_filter.setPlaceholderText("text contains…")
+        self.run_filter, self.flag_filter = QComboBox(), QComboBox()
+        self.strategy_filter, self.status_filter = QComboBox(), QComboBox()
+        self.status_filter.addItems([ALL, "accepted", "rejected"])
+        for label, widget in (("Code", self.code_filter), ("Run", self.run_filter), ("Flag", self.flag_filter),
+                              ("Strategy", self.strategy_filter), ("Status", self.status_filter),
+                              ("Text", self.text_filter)):
+            filters.addWidget(QLabel(label))
+            filters.addWidget(widget, 2 if isinstance(widget, QLineEdit) else 1)
+        layout.addLayout(filters)
+        self._reload_timer = QTimer(self, singleShot=True, interval=150, timeout=self.reload)
+        for edit in (self.code_filter, self.text_filter):
+            edit.textChanged.connect(lambda _t: self._reload_timer.start())
+        for combo in (self.run_filter, self.flag_filter, self.strategy_filter, self.status_filter):
+            combo.currentIndexChanged.connect(lambda _i: self._reload_timer.start())
+
+        bar = QHBoxLayout()
+        self.count_label = QLabel()
+        bar.addWidget(self.count_label, 1)
+        self.bulk_accept = QPushButton("Accept all matching")
+        self.bulk_reject = QPushButton("Reject all matching")
+        self.bulk_accept.clicked.connect(lambda: self.bulk("accepted"))
+        self.bulk_reject.clicked.connect(lambda: self.bulk("rejected"))
+        bar.addWidget(self.bulk_accept)
+        bar.addWidget(self.bulk_reject)
+        layout.addLayout(bar)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.currentCellChanged.connect(lambda row, *_: self._show_details(row))
+        self.details = QTextBrowser()
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.details)
+        splitter.setSizes([520, 160])
+        layout.addWidget(splitter, 1)
+        layout.addWidget(QLabel("Keys: A accept · R reject · E edit text · L relabel · U undo my decision · "
+                                "↑/↓ move. Decisions apply to the selected rows."))
+        for key, action in (("A", lambda: self.set_status("accepted")), ("R", lambda: self.set_status("rejected")),
+                            ("E", self.edit_current), ("L", self.relabel_current), ("U", self.undo_selected)):
+            shortcut = QShortcut(QKeySequence(key), self.table, activated=action)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+        self.rows: list[SampleRow] = []
+        ctx.data_changed.connect(lambda what: self.refresh_filters() if what == "samples" else None)
+
+    # loading ------------------------------------------------------------------------------------
+    def on_project_changed(self, project: Project | None) -> None:
+        self.refresh_filters()
+
+    def refresh_filters(self) -> None:
+        project = self.project
+        choices = filter_choices(project) if project else {"runs": [], "strategies": [], "rules": []}
+        for combo, items in ((self.run_filter, [str(r) for r in choices["runs"]]),
+                             (self.strategy_filter, choices["strategies"]),
+                             (self.flag_filter, ["any flag", *choices["rules"]])):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems([ALL, *items])
+            if current in items or current == "any flag":
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        self.reload()
+
+    def current_filter(self) -> SampleFilter:
+        def pick(combo: QComboBox) -> str | None:
+            return None if combo.currentText() in (ALL, "") else combo.currentText()
+
+        flag = pick(self.flag_filter)
+        run = pick(self.run_filter)
+        return SampleFilter(code=self.code_filter.text().strip() or None, run_id=int(run) if run else None,
+                            rule="any" if flag == "any flag" else flag, strategy=pick(self.strategy_filter),
+                            status=pick(self.status_filter), text=self.text_filter.text().strip() or None)
+
+    def reload(self, keep_row: int | None = None) -> None:
+        project = self.project
+        self.rows = []
+        if project is not None:
+            filt = self.current_filter()
+            total = count_samples(project, filt)
+            self.rows = list_samples(project, filt, limit=PAGE_ROWS)
+            shown = f" (first {PAGE_ROWS:,} shown)" if total > PAGE_ROWS else ""
+            flags = flag_counts(project)
+            flag_text = ", ".join(f"{rule} {c.flagged}" for rule, c in flags.items())
+            self.count_label.setText(f"{total:,} samples match{shown}." + (f"  Flags: {flag_text}" if flags else ""))
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            values = [str(row.id), row.code, row.status + (" (you)" if row.status_by == "user" else ""),
+                      row.strategy, str(row.run_id), ", ".join(f.split(":")[0] for f in row.flags), row.text]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if c == 2:
+                    item.setForeground(STATUS_COLOURS.get(row.status, Qt.GlobalColor.black))
+                self.table.setItem(r, c, item)
+        for column in range(len(COLUMNS) - 1):  # the text column stretches to the window's edge
+            self.table.resizeColumnToContents(column)
+        if self.rows:
+            row = min(keep_row or 0, len(self.rows) - 1)
+            self.table.setCurrentCell(row, 0)
+            self._show_details(row)  # the current cell may not have changed, yet the rows did
+        else:
+            self.details.clear()
+
+    def _show_details(self, row: int) -> None:
+        if not 0 <= row < len(self.rows):
+            return
+        sample = self.rows[row]
+        html = [f"<p><b>{escape(sample.code)}</b> · sample {sample.id} · run {sample.run_id} · {escape(sample.strategy)}"
+                f" · <b>{sample.status}</b> ({sample.status_by})</p><p style='font-size:12pt'>{escape(sample.text)}</p>"]
+        if sample.flags:
+            html.append("<p><b>Flags</b></p><ul>" + "".join(f"<li>{escape(f)}</li>" for f in sample.flags) + "</ul>")
+        if sample.original_code or sample.original_text:
+            html.append(f"<p style='color:gray'>Originally: {escape(sample.original_code or sample.code)} · "
+                        f"{escape(sample.original_text or sample.text)}</p>")
+        self.details.setHtml("".join(html))
+
+    # decisions ----------------------------------------------------------------------------------
+    def selected_ids(self) -> list[int]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        if not rows and self.table.currentRow() >= 0:
+            rows = [self.table.currentRow()]
+        return [self.rows[r].id for r in rows if r < len(self.rows)]
+
+    def _apply(self, action) -> None:
+        row = self.table.currentRow()
+        if self.ctx.guarded(action)() is None:
+            return
+        self.ctx.data_changed.emit("samples")
+        self.reload(keep_row=row + 1 if len(self.selected_ids()) <= 1 else row)
+
+    def set_status(self, status: str) -> None:
+        ids = self.selected_ids()
+        if ids and self.project is not None:
+            self._apply(lambda: set_sample_status(self.project, ids, status))
+
+    def undo_selected(self) -> None:
+        ids = self.selected_ids()
+        if ids and self.project is not None:
+            self._apply(lambda: clear_user_status(self.project, ids) or True)
+
+    def edit_current(self, text: str | None = None) -> None:
+        ids = self.selected_ids()
+        if not ids or self.project is None:
+            return
+        sample = next(r for r in self.rows if r.id == ids[0])
+        if text is None:
+            text, ok = QInputDialog.getText(self, "Edit sample", "Text:", text=sample.text)
+            if not ok:
+                return
+        self._apply(lambda: edit_sample(self.project, sample.id, text=text))
+
+    def relabel_current(self, code: str | None = None) -> None:
+        ids = self.selected_ids()
+        if not ids or self.project is None:
+            return
+        if code is None:
+            picker = CodePicker(self.project, self, query=self.rows[self.table.currentRow()].code)
+            if not picker.exec() or not picker.chosen:
+                return
+            code = picker.chosen
+        self._apply(lambda: [edit_sample(self.project, i, code=code) for i in ids])
+
+    def bulk(self, status: str) -> None:
+        project = self.project
+        if project is None:
+            return
+        ids = sample_ids(project, self.current_filter())
+        if not ids:
+            return
+        verb = "Accept" if status == "accepted" else "Reject"
+        if not ask_yes_no(self, f"{verb} {len(ids):,} samples",
+                          f"{verb} all {len(ids):,} samples that match the filter? You can undo with U."):
+            return
+        self._apply(lambda: set_sample_status(project, ids, status))

@@ -1,0 +1,86 @@
+"""A progress bar for one job with its ETA, rates (samples/s, tokens/s) and a Cancel button."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from engine.jobs import ProgressInfo
+
+from ..jobs import Job
+
+RATE_NAMES = {"samples_per_s": "samples/s", "tokens_per_s": "tokens/s", "rows_per_s": "rows/s"}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def describe_progress(info: ProgressInfo) -> str:
+    parts = [f"{info.done:,} / {info.total:,}" if info.total else f"{info.done:,}"]
+    if info.eta_s is not None and info.done < info.total:
+        parts.append(f"ETA {format_duration(info.eta_s)}")
+    for key, value in info.rates.items():
+        parts.append(f"{value:,.1f} {RATE_NAMES.get(key, key.replace('_per_s', '/s'))}")
+    if info.message:
+        parts.append(info.message)
+    return " · ".join(parts)
+
+
+class JobProgress(QWidget):
+    """Hidden while idle; follows one job at a time."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None, *, cancel_text: str = "Cancel") -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setMinimumWidth(200)
+        self.label = QLabel()
+        self.cancel_button = QPushButton(cancel_text)
+        self.cancel_button.clicked.connect(self._cancel)
+        layout.addWidget(self.bar, 2)
+        layout.addWidget(self.label, 3)
+        layout.addWidget(self.cancel_button)
+        self.job: Job | None = None
+        self.last_info: ProgressInfo | None = None
+        self.hide()
+
+    def attach(self, job: Job, title: str | None = None) -> None:
+        self.job = job
+        self.last_info = None
+        self.bar.setRange(0, 0)  # busy until the first report
+        self.label.setText(title or job.name)
+        self.cancel_button.setEnabled(True)
+        job.signals.progress.connect(self.update_progress)
+        job.signals.finished.connect(self._finished)
+        self.show()
+
+    def update_progress(self, info: ProgressInfo) -> None:
+        self.last_info = info
+        if info.total:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * min(1.0, info.fraction)))
+        self.label.setText(describe_progress(info))
+
+    def _cancel(self) -> None:
+        if self.job is not None:
+            self.cancel_button.setEnabled(False)
+            self.label.setText("cancelling…")
+            self.job.cancel()
+        self.cancel_requested.emit()
+
+    def _finished(self) -> None:
+        self.job = None
+        self.hide()
