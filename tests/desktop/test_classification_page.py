@@ -1,0 +1,108 @@
+"""Classification page through real widgets: built-in import, generic import with preview, tree search."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QUrl
+
+from engine.classification import children
+from tests.conftest import snapshot
+from tests.desktop.conftest import wait_jobs
+
+
+def test_import_builtin_nace_through_the_page(window, qtbot, tmp_path):
+    project = window.new_project(tmp_path / "nace.statcoder")
+    page = window.pages["classification"]
+    window.show_page("classification")
+    page.builtin.setCurrentIndex(page.builtin.findData("nace2"))
+    qtbot.mouseClick(page.import_builtin_button, Qt.MouseButton.LeftButton)
+    assert window.runner.busy
+    wait_jobs(qtbot, window)
+    assert project.summary()["codes"] == 996
+    assert project.summary()["leaf_codes"] == 615
+    assert "996 codes" in window.messages.text and "21 / 88 / 272 / 615" in window.messages.text
+    assert page.tree_model.rowCount() == 21
+    first = page.tree_model.index(0, 0)
+    assert page.tree_model.data(first) == "A"
+    assert page.tree_model.rowCount(first) == 3          # divisions 01-03
+    assert not page.import_builtin_button.isEnabled()   # one classification per project
+    assert page.import_real_button.isEnabled()
+
+
+def test_search_as_you_type_and_follow_an_excludes_link(window, qtbot, nace_path):
+    window.open_project(nace_path)
+    page = window.pages["classification"]
+    window.show_page("classification")
+    qtbot.keyClick(page, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert page.search.hasFocus()
+    qtbot.keyClicks(page.search, "bread")
+    qtbot.waitUntil(lambda: page.views.currentWidget() is page.results, timeout=2000)
+    codes = [page.results.item(i).data(Qt.ItemDataRole.UserRole) for i in range(page.results.count())]
+    assert "10.71" in codes
+    assert "match “bread”" in page.result_count.text()
+    # search over notes too: a word that appears only in the includes of some codes
+    page.search.clear()
+    qtbot.keyClicks(page.search, "rusks")
+    qtbot.waitUntil(lambda: page.results.count() > 0, timeout=2000)
+    assert page.results.item(0).data(Qt.ItemDataRole.UserRole).startswith("10.7")
+
+    page.reveal("10.71")
+    assert page.tree_model.code_at(page.tree.currentIndex()) == "10.71"
+    html = page.details.toHtml()
+    assert "Manufacture of bread" in html and "real (train)" in html
+    assert 'href="code:' in html
+    page.details.anchorClicked.emit(QUrl("code:10.72"))
+    assert page.tree_model.code_at(page.tree.currentIndex()) == "10.72"
+    assert page.details.code == "10.72"
+
+
+def test_generic_import_previews_and_refuses_a_bad_file(window, qtbot, tmp_path):
+    project = window.new_project(tmp_path / "own.statcoder")
+    before = snapshot(project)
+    bad = tmp_path / "own.csv"
+    bad.write_text("Code,Name,Notes\nA,Agriculture,\nA1,Crops,grains\nB9,Orphan,\nA,Again,\n", encoding="utf-8")
+    page = window.pages["classification"]
+    dialog = page.open_import_dialog()
+    qtbot.addWidget(dialog)
+    dialog.file.edit.setText(str(bad))
+    dialog.file.edit.editingFinished.emit()
+    assert dialog.mapping["code"].currentText() == "Code"
+    assert dialog.mapping["title"].currentText() == "Name"
+    assert dialog.mapping["notes"].currentText() == "Notes"
+    assert dialog.table.rowCount() == 4
+    assert dialog.table.horizontalHeaderItem(1).text() == "Name → title"
+    qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    problems = [dialog.problems.item(i).text() for i in range(dialog.problems.count())]
+    assert any("row 5" in p and "duplicate code 'A'" in p for p in problems)
+    assert not dialog.import_button.isEnabled()
+    assert snapshot(project) == before
+
+    bad.write_text("Code,Name,Notes\nA,Agriculture,\nA1,Crops,grains\nA2,Animals,\n", encoding="utf-8")
+    dialog.load_preview()
+    qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    assert dialog.import_button.isEnabled()
+    assert "OK: 3 codes" in dialog.status.text()
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    assert project.summary()["codes"] == 3
+    assert [c.code for c in children(project, "A")] == ["A1", "A2"]
+    assert page.tree_model.rowCount() == 1
+
+
+def test_import_real_texts_preset_through_the_dialog(window, qtbot, tmp_path):
+    from engine.classification import import_builtin
+
+    project = window.new_project(tmp_path / "n.statcoder")
+    import_builtin(project, "nace2")
+    window.ctx.data_changed.emit("classification")
+    page = window.pages["classification"]
+    dialog = page.open_real_dialog()
+    qtbot.addWidget(dialog)
+    assert dialog.source.currentData() == "uksic-index"
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    summary = project.summary()
+    assert summary["real_train"] + summary["real_test"] == 15957
+    assert "imported 15957" in window.messages.text
+    assert "15,957" not in page.summary.text() and f"{summary['real_train']:,} train" in page.summary.text()

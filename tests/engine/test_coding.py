@@ -1,0 +1,166 @@
+"""Suggest, batch-code a CSV with bounded memory, record decisions, and the Coder protocol's dispatch."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+import time
+import tracemalloc
+
+import pytest
+
+from engine.coders import (CODER_LOADERS, Coder, FastTextKindCoder, choose_default_model, clear_coder_cache,
+                           default_model_id, load_coder)
+from engine.coding import batch_code_csv, record_decision, suggest
+from engine.errors import Cancelled, ModelError, UnknownCodeError
+from engine.jobs import CancelToken
+from engine.project import Project
+from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+
+
+@pytest.fixture(scope="module")
+def coded(_nace_template, tmp_path_factory):
+    """A NACE project with one fastText model for divisions 10-11, trained once for the module."""
+    path = tmp_path_factory.mktemp("coding") / "coding.statcoder"
+    shutil.copy(_nace_template, path)
+    project = Project.open(path)
+    codes = leaf_codes_under(project, ["10", "11"])
+    params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000)
+    result = train_model(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    yield project, codes, result
+    project.close()
+    clear_coder_cache()
+
+
+def test_suggest_returns_valid_ranked_codes_with_titles_and_paths(coded):
+    project, codes, _ = coded
+    found = suggest(project, "manufacture of beer", k=5)
+    assert len(found) == 5 and all(s.code in codes for s in found)
+    probs = [s.probability for s in found]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    beer = [s for s in found[:3] if s.code == "11.05"]   # training on 2 threads is not bit-for-bit repeatable
+    assert beer and beer[0].title == "Manufacture of beer"
+    assert [c for c, _ in beer[0].path] == ["C", "11", "11.0"]
+    assert beer[0].path[1] == ("11", "Manufacture of beverages")
+
+
+def test_suggest_latency_p95_under_20_ms(coded):
+    project, _, _ = coded
+    phrases = [t for (t,) in project.conn.execute("SELECT text FROM real_texts WHERE split = 'train' LIMIT 300")]
+    suggest(project, "warm up")
+    times = []
+    for text in phrases:
+        start = time.perf_counter()
+        suggest(project, text)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    assert times[int(0.95 * len(times))] < 0.020
+
+
+def _write_csv(path, n):
+    words = ["bakery", "brewing beer", "meat processing", "fruit juice", "", "ice cream", "pet food", "wine"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "description"])
+        for i in range(n):
+            writer.writerow([i, f"{words[i % len(words)]}" + (f" {i % 97}" if words[i % len(words)] else "")])
+
+
+def test_batch_codes_10k_rows_streaming_with_bounded_memory(coded, tmp_path):
+    project, codes, trained = coded
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write_csv(src, 10_000)
+    tracemalloc.start()
+    result = batch_code_csv(project, src, out, text_column="description", threshold=0.3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 4_000_000     # one chunk of rows at a time, whatever the file's size
+    assert (result.rows, result.empty) == (10_000, 1_250)
+    assert result.auto + result.review == 10_000
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10_000 and rows[0]["id"] == "0"
+    assert {r["model_version"] for r in rows} == {result.model_version} and result.model_version.startswith(
+        f"{trained.model_id}:")
+    for row in rows:
+        if row["description"]:
+            assert row["code"] in codes
+            assert row["status"] == ("auto" if float(row["confidence"]) >= 0.3 else "review")
+        else:
+            assert row["status"] == "review" and row["code"] == ""
+    assert sum(r["status"] == "auto" for r in rows) == result.auto > 0
+
+
+def test_batch_cancel_leaves_no_output(coded, tmp_path):
+    project, _, _ = coded
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write_csv(src, 3_000)
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        batch_code_csv(project, src, out, text_column="description", progress=lambda info: token.cancel(), cancel=token)
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_record_decision_feeds_the_next_training_run(coded):
+    project, _, _ = coded
+    confirmed = record_decision(project, "Craft brewery", "11.05", "11.05", model_id=1, confidence=0.8)
+    corrected = record_decision(project, "cider mill", "11.05", "11.03")
+    assert (confirmed.kind, corrected.kind) == ("confirmation", "correction")
+    row = project.conn.execute("SELECT text, code, split, source FROM real_texts WHERE id = ?",
+                               (corrected.real_id,)).fetchone()
+    assert row == ("cider mill", "11.03", "train", "correction")
+    stored = project.conn.execute("SELECT suggested_code, chosen_code, kind, real_id FROM corrections WHERE id = ?",
+                                  (corrected.correction_id,)).fetchone()
+    assert stored == ("11.05", "11.03", "correction", corrected.real_id)
+    test_text = project.conn.execute("SELECT text FROM real_texts WHERE split = 'test' LIMIT 1").fetchone()[0]
+    leaked = record_decision(project, test_text, None, "11.05")
+    assert leaked.real_id is None
+    with pytest.raises(UnknownCodeError):
+        record_decision(project, "x", None, "99.99")
+
+
+def test_coder_protocol_dispatch_and_default_by_validation(coded, monkeypatch):
+    project, _, trained = coded
+    coder, _ = load_coder(project, trained.model_id)
+    assert isinstance(coder, Coder) and isinstance(coder, FastTextKindCoder) and coder.kind == "fasttext"
+    assert load_coder(project, trained.model_id)[0] is coder      # cached
+
+    class Constant:
+        kind = "constant"
+        codes = ["11.05"]
+
+        def predict(self, text, k=5):
+            return [("11.05", 1.0)]
+
+        def predict_many(self, texts, k=5):
+            return [[("11.05", 1.0)] for _ in texts]
+
+        @classmethod
+        def load(cls, path):
+            return cls()
+
+    monkeypatch.setitem(CODER_LOADERS, "constant", Constant.load)
+    validation = dict(trained.validation, top1=1.0)
+    with project.transaction() as conn:
+        other = conn.execute("INSERT INTO models (name, kind, path, sha256, params, data, validation)"
+                             " VALUES ('c', 'constant', ?, 'x', '{}', '{}', ?)",
+                             (str(trained.path), json.dumps(validation))).lastrowid
+        unknown = conn.execute("INSERT INTO models (name, kind, path, sha256, params, data)"
+                               " VALUES ('u', 'mystery', ?, 'y', '{}', '{}')", (str(trained.path),)).lastrowid
+    assert choose_default_model(project) == other == default_model_id(project)
+    assert [s.code for s in suggest(project, "anything")] == ["11.05"]
+    with pytest.raises(ModelError, match="mystery"):
+        load_coder(project, unknown)
+    with project.transaction() as conn:
+        conn.execute("DELETE FROM models WHERE id IN (?, ?)", (other, unknown))
+    assert default_model_id(project) == trained.model_id
+
+
+def test_keyword_decisions_and_the_panel_description(coded):
+    project, _, trained = coded
+    decision = record_decision(project, "hop farm brewery", chosen_code="11.05", suggested_code="11.05", confidence=0.9)
+    assert decision.kind == "confirmation"
+    from engine.coding import describe_default_coder
+    assert describe_default_coder(project).startswith(f"model {default_model_id(project)} (")

@@ -1,0 +1,102 @@
+"""Generation runs with real inference on the Gemma 3 270M test model: provenance, contrastive labels,
+the same seed giving the same samples, and a run killed with SIGKILL resuming to the exact quota."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.classification import links_to
+from engine.generate import GenerationParams, create_run, run_generation, run_status
+from engine.project import Project
+from tests.conftest import REPO
+from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+GEMMA_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+PARAMS = GenerationParams(per_request=3, max_words=6)
+
+
+def _samples(project, run_id):
+    return project.conn.execute(
+        "SELECT code, strategy, text, unit, condition, seed, model_sha256, backend, prompt_version, prompt_hash,"
+        " prompt_tokens, completion_tokens, logprob FROM samples WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+
+
+def test_every_sample_has_a_valid_code_and_full_provenance(nace_project, gemma_path):
+    run_id = create_run(nace_project, codes=["10.89", "11.05"], quota=4, seed=1, model=str(gemma_path),
+                        backend=gemma_settings(gemma_path), strategies=["contrastive", "notes"], params=PARAMS)
+    result = run_generation(nace_project, run_id)
+    assert run_status(nace_project, run_id).per_code == {"10.89": 4, "11.05": 4}
+    assert result.device == "cpu" and result.completion_tokens > 0 and result.cached_tokens > 0
+    codes = {r[0] for r in nace_project.conn.execute("SELECT code FROM codes WHERE is_leaf")}
+    rows = _samples(nace_project, run_id)
+    assert len(rows) == 8
+    for code, strategy, text, unit, condition, seed, sha, backend, version, phash, ptok, ctok, logprob in rows:
+        assert code in codes and unit.startswith(f"{code}|{strategy}|")
+        assert text.strip() and len(text.split()) <= 10
+        assert json.loads(condition) and seed > 0 and sha == GEMMA_SHA and backend == "llama-cpp (cpu)"
+        assert version.startswith("sys-") and len(phash) == 16 and ptok > 50 and ctok > 0 and logprob < 0
+
+
+def test_contrastive_samples_carry_the_excluded_to_code(nace_project, gemma_path):
+    run_id = create_run(nace_project, codes=["10.89"], quota=3, seed=4, model=str(gemma_path),
+                        backend=gemma_settings(gemma_path), strategies=["contrastive"], params=PARAMS)
+    run_generation(nace_project, run_id)
+    links = {(l.code, l.text) for l in links_to(nace_project, "10.89")}
+    rows = _samples(nace_project, run_id)
+    assert len(rows) == 3
+    for code, strategy, *_rest in rows:
+        assert (code, strategy) == ("10.89", "contrastive")
+    for row in rows:
+        condition = json.loads(row[4])
+        assert (condition["excluded_from"], condition["item"]) in links
+
+
+def test_kill_9_mid_run_resumes_to_the_exact_quota_and_matches_an_unbroken_run(nace_project, gemma_path,
+                                                                               tmp_path):
+    definition = dict(codes=["10.71", "11.02"], quota=6, seed=9, model=str(gemma_path),
+                      backend=gemma_settings(gemma_path), strategies=["keywords", "notes"], params=PARAMS)
+    twin_path = tmp_path / "twin.statcoder"
+    shutil.copy(nace_project.path, twin_path)
+    run_id = create_run(nace_project, **definition)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-m", "engine", "generate", "run", "-p", str(nace_project.path),
+                              str(run_id), "--quiet"], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = nace_project.conn.execute("SELECT COUNT(*) FROM generation_units WHERE run_id = ?",
+                                             (run_id,)).fetchone()[0]
+            if done >= 2 or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    before = run_status(nace_project, run_id)
+    assert before.status == "running" and 0 < before.done < 12
+    run_generation(nace_project, run_id)
+    after = run_status(nace_project, run_id)
+    assert after.status == "done" and after.per_code == {"10.71": 6, "11.02": 6}
+    rows = _samples(nace_project, run_id)
+    assert len(rows) == 12 and len({(r[0], r[2].casefold()) for r in rows}) == 12
+    units = {r[0] for r in nace_project.conn.execute("SELECT unit FROM generation_units WHERE run_id = ?", (run_id,))}
+    assert {r[3] for r in rows} <= units
+    # The same seed gives the same samples, whether the run was killed and resumed or not.
+    with Project.open(twin_path) as twin:
+        twin_run = create_run(twin, **definition)
+        run_generation(twin, twin_run)
+        assert [r[:3] for r in _samples(twin, twin_run)] == [r[:3] for r in rows]
