@@ -1,0 +1,75 @@
+"""Shared pieces of the bench commands: the benchmarks, their projects, result files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.classification import import_builtin
+from engine.project import Project
+from engine.realdata import import_preset
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+WORK_DIR = BENCH_DIR / "work"
+
+# benchmark -> (built-in classification, built-in coded texts)
+BENCHMARKS = {"nace-uksic": ("nace2", "uksic-index"), "naics": ("naics2017", "naics-index")}
+
+
+def command_line(module: str, argv: list[str] | None = None) -> str:
+    """The exact command that produced a result, as anyone would type it from the repository root."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", "-m", module, *(shlex.quote(a) for a in args)])
+
+
+def open_benchmark_project(benchmark: str, path: str | None) -> Project:
+    """The given project (it must hold the benchmark's classification and texts), or a fresh one in bench/work."""
+    classification, real = BENCHMARKS[benchmark]
+    if path:
+        project = Project.open(path)
+    else:
+        target = WORK_DIR / f"{benchmark}.statcoder"
+        if target.exists():
+            project = Project.open(target)
+        else:
+            project = Project.create(target)
+            import_builtin(project, classification)
+            import_preset(project, real)
+    if project.conn.execute("SELECT COUNT(*) FROM real_texts").fetchone()[0] == 0:
+        raise SystemExit(f"{project.path} holds no real coded texts; import '{real}' first")
+    return project
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "load_avg_at_end": [round(x, 2) for x in load] if load else None,
+            "note": "2 CPU cores shared with ~5 other agents working in parallel: timings are contended"}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def write_result(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS_DIR / f"{name}.json", RESULTS_DIR / f"{name}.md"
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(markdown, encoding="utf-8")
+    return json_path, md_path
+
+
+def load_result(name: str) -> dict[str, Any] | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
