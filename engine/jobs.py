@@ -58,8 +58,10 @@ class ProgressMeter:
     """Turns done/total counts into ProgressInfo with an ETA, and throttles reports."""
 
     def __init__(self, total: int, callback: ProgressCallback | None, *, min_interval_s: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, already_done: int = 0):
         self.total = total
+        # Work finished before this start (a resumed run): it counts towards done, not towards the rate.
+        self.already_done = already_done
         self.callback = callback or no_progress
         self.min_interval_s = min_interval_s
         self.clock = clock
@@ -72,5 +74,6 @@ class ProgressMeter:
             return
         self._last = now
         elapsed = now - self.start
-        eta = (elapsed / done) * (self.total - done) if done and self.total else None
+        fresh = done - self.already_done
+        eta = (elapsed / fresh) * (self.total - done) if fresh > 0 and self.total else None
         self.callback(ProgressInfo(done, self.total, message, eta, dict(rates)))

@@ -63,7 +63,7 @@ class RunWriter:
         total = self.quota * len(self.codes)
         done = self.project.conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?",
                                          (self.run_id,)).fetchone()[0]
-        meter = ProgressMeter(total, progress)
+        meter = ProgressMeter(total, progress, already_done=done)
         start = time.perf_counter()
         finished = self._done_units()
         batch_size = max(1, int(getattr(getattr(self.backend, "settings", None), "parallel", 1) or 1)) \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -69,9 +70,15 @@ def test_expected_errors_are_one_line_and_non_zero(capsys, tmp_path):
     assert code == 1 and "no built-in classification 'isco99'" in err
 
 
-@pytest.mark.skipif(shutil.which("statcoder") is None, reason="statcoder is not installed as a command")
+def _console_script() -> str | None:
+    # The script pip installed sits beside this interpreter (a venv's bin/), whether or not it is on PATH.
+    beside = Path(sys.executable).parent / ("statcoder.exe" if sys.platform == "win32" else "statcoder")
+    return str(beside) if beside.exists() else shutil.which("statcoder")
+
+
+@pytest.mark.skipif(_console_script() is None, reason="statcoder is not installed as a command")
 def test_installed_console_script():
-    result = subprocess.run(["statcoder", "--version"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([_console_script(), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and __version__ in result.stdout
 
 
