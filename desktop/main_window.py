@@ -6,7 +6,7 @@ import gc
 import importlib
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
@@ -26,10 +26,12 @@ FILE_FILTER = "statcoder projects (*.statcoder);;All files (*)"
 
 
 def preload_native_libraries() -> None:
-    """Load llama.cpp's and fastText's shared libraries once, while the app is idle at start-up.
+    """Load llama.cpp's and fastText's shared libraries once, before the window shows.
 
-    Importing them holds the GIL for the whole dlopen (100 ms and more on a busy machine); done
-    lazily inside a job, that would freeze the event loop just as the job's progress starts.
+    Importing them holds the GIL for the whole dlopen (100 ms and more on a busy machine), and PySide's
+    import hook reads the source of every new module; done lazily inside a job, or from a timer once
+    the event loop runs, that froze the event loop for 100-200 ms just as a job's progress started.
+    Before the event loop starts, it only adds to the start-up time.
     """
     for module in ("llama_cpp", "fasttext"):
         try:
@@ -92,9 +94,9 @@ class MainWindow(QMainWindow):
         # A full garbage collection holds the GIL while it walks every object; from a worker thread it
         # stalled the event loop by 60-90 ms. Freezing the start-up heap (modules, Qt wrappers) takes
         # it out of those walks, so collections during jobs only visit the jobs' own objects.
+        preload_native_libraries()
         gc.collect()
         gc.freeze()
-        QTimer.singleShot(0, preload_native_libraries)
 
     # menus and shortcuts ---------------------------------------------------------------------
     def _build_menus(self) -> None:

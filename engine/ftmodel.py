@@ -94,6 +94,9 @@ def train_supervised(input_file: str | Path, kwargs: dict, *, retries: int = 5, 
     raise AssertionError("unreachable")
 
 
+PREDICT_SLICE = 64
+
+
 class FastTextCoder:
     """A trained fastText classifier over codes."""
 
@@ -127,5 +130,12 @@ class FastTextCoder:
     def predict_many(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
         if not texts:
             return []
-        labels, probs = self.model.predict([preprocess(t) or " " for t in texts], k=min(k, len(self.codes)))
-        return [[(l[len(LABEL):], float(min(1.0, p))) for l, p in zip(ls, ps)] for ls, ps in zip(labels, probs)]
+        k = min(k, len(self.codes))
+        out: list[list[tuple[str, float]]] = []
+        # fastText's predict holds the GIL for the whole call: slices keep each call to a few ms, so a
+        # GUI thread waiting for the GIL gets it between slices instead of after the whole batch.
+        for start in range(0, len(texts), PREDICT_SLICE):
+            part = [preprocess(t) or " " for t in texts[start:start + PREDICT_SLICE]]
+            labels, probs = self.model.predict(part, k=k)
+            out += [[(l[len(LABEL):], float(min(1.0, p))) for l, p in zip(ls, ps)] for ls, ps in zip(labels, probs)]
+        return out

@@ -176,7 +176,10 @@ class TrainPage(Page):
                 self.table.setItem(r, col, QTableWidgetItem(self._cell(model, ev.result if ev else None, key)))
         self.table.resizeColumnsToContents()
         if models:
+            # One chart update per refresh: the cell change would otherwise redraw them a second time.
+            self.table.blockSignals(True)
             self.table.setCurrentCell(0, len(models) - 1)
+            self.table.blockSignals(False)
         self._update_charts()
 
     @staticmethod
@@ -292,8 +295,7 @@ class TrainPage(Page):
         lines = f" on {summary['lines']:,} lines" if summary.get("lines") else ""
         self.ctx.notify(f"Trained model {summary['model_id']} in {summary['seconds']:.1f} s{lines}"
                         + (f"; validation top-1 {top1:.1%}" if top1 is not None else "") + ".")
-        self.ctx.data_changed.emit("models")
-        self.refresh()
+        self.ctx.data_changed.emit("models")   # refreshes this page too
 
     def evaluate_selected(self) -> None:
         project, model = self.project, self.selected_model()
