@@ -287,3 +287,15 @@ def m050_sample_edits(conn: sqlite3.Connection) -> None:
         ALTER TABLE samples ADD COLUMN original_code TEXT;
         """
     )
+
+
+@migration
+def m060_curated_labels(conn: sqlite3.Connection) -> None:
+    """The label curation gives a sample when a rule suggests another code (an excludes line or the
+    label check says it belongs there). The generated `code` is never changed: training reads
+    COALESCE(curated_code, code), and overriding the flag clears it."""
+    _script(conn,
+        """
+        ALTER TABLE samples ADD COLUMN curated_code TEXT REFERENCES codes(code);
+        """
+    )

@@ -35,6 +35,12 @@ class SampleRow:
     flags: tuple[str, ...]           # "rule: reason" of the current, not overridden flags
     original_code: str | None
     original_text: str | None
+    curated_code: str | None = None  # the label curation gave it (it trains this code); None: its own code
+
+    @property
+    def label(self) -> str:
+        """The code this sample trains."""
+        return self.curated_code or self.code
 
 
 def _where(f: SampleFilter) -> tuple[str, list]:
@@ -72,13 +78,14 @@ def count_samples(project: Project, f: SampleFilter = SampleFilter()) -> int:
 _SELECT = (
     "SELECT s.id, s.run_id, s.code, s.text, s.strategy, s.status, s.status_by, s.original_code, s.original_text,"
     " (SELECT group_concat(fl.rule || ': ' || fl.reason, char(10)) FROM sample_flags fl"
-    "  WHERE fl.sample_id = s.id AND fl.curation_id = s.curation_id AND NOT fl.overridden)"
+    "  WHERE fl.sample_id = s.id AND fl.curation_id = s.curation_id AND NOT fl.overridden), s.curated_code"
     " FROM samples s"
 )
 
 
 def _row(r: tuple) -> SampleRow:
-    return SampleRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[9].split("\n")) if r[9] else (), r[7], r[8])
+    return SampleRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[9].split("\n")) if r[9] else (), r[7], r[8],
+                     r[10])
 
 
 def list_samples(project: Project, f: SampleFilter = SampleFilter(), *, limit: int = 500,
@@ -114,7 +121,8 @@ def filter_choices(project: Project) -> dict[str, list]:
 
 def edit_sample(project: Project, sample_id: int, *, text: str | None = None, code: str | None = None) -> SampleRow:
     """A reviewer's correction of a sample's text or label. The first original is kept; the sample is
-    then accepted by the user, so later curations do not overturn it."""
+    then accepted by the user, so later curations do not overturn it, and a label curation gave it is
+    dropped: the reviewer's code is the one it trains."""
     row = project.conn.execute("SELECT text, code FROM samples WHERE id = ?", (sample_id,)).fetchone()
     if row is None:
         raise StatcoderError(f"no sample {sample_id} in this project")
@@ -127,7 +135,8 @@ def edit_sample(project: Project, sample_id: int, *, text: str | None = None, co
         conn.execute(
             "UPDATE samples SET original_text = COALESCE(original_text, CASE WHEN ? != text THEN text END),"
             " original_code = COALESCE(original_code, CASE WHEN ? != code THEN code END),"
-            " text = ?, text_key = ?, code = ?, status = 'accepted', status_by = 'user' WHERE id = ?",
+            " text = ?, text_key = ?, code = ?, curated_code = NULL, status = 'accepted', status_by = 'user'"
+            " WHERE id = ?",
             (new_text, new_code, new_text, normalise_key(new_text), new_code, sample_id))
     return get_sample(project, sample_id)
 

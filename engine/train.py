@@ -147,7 +147,9 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
     if mix.real:
         by_source["real"] = real_train
     if mix.synthetic:
-        sql = f"SELECT text, code FROM samples WHERE status = 'accepted'{where}"
+        # The curated label where curation relabelled a sample (engine.curate.store).
+        label = "COALESCE(curated_code, code)"
+        sql = f"SELECT text, {label} FROM samples WHERE status = 'accepted'{where.replace('code', label)}"
         sargs = list(args)
         if mix.run_ids is not None:
             sql += f" AND run_id IN ({','.join('?' * len(mix.run_ids))})"

@@ -127,7 +127,8 @@ class ReviewPage(Page):
             self.count_label.setText(f"{total:,} samples match{shown}." + (f"  Flags: {flag_text}" if flags else ""))
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
-            values = [str(row.id), row.code, row.status + (" (you)" if row.status_by == "user" else ""),
+            code = f"{row.code} → {row.curated_code}" if row.curated_code else row.code
+            values = [str(row.id), code, row.status + (" (you)" if row.status_by == "user" else ""),
                       row.strategy, str(row.run_id), ", ".join(f.split(":")[0] for f in row.flags), row.text]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
@@ -149,6 +150,9 @@ class ReviewPage(Page):
         sample = self.rows[row]
         html = [f"<p><b>{escape(sample.code)}</b> · sample {sample.id} · run {sample.run_id} · {escape(sample.strategy)}"
                 f" · <b>{sample.status}</b> ({sample.status_by})</p><p style='font-size:12pt'>{escape(sample.text)}</p>"]
+        if sample.curated_code:
+            html.append(f"<p>Curation relabelled it: it trains <b>{escape(sample.curated_code)}</b>, not "
+                        f"{escape(sample.code)}. Override its flag to keep {escape(sample.code)}.</p>")
         if sample.flags:
             html.append("<p><b>Flags</b></p><ul>" + "".join(f"<li>{escape(f)}</li>" for f in sample.flags) + "</ul>")
         if sample.original_code or sample.original_text:

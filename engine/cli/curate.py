@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..augment import OPERATIONS, AugmentOptions, augment_real_train
-from ..curate import (ALL_RULES, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
+from ..curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
                       clear_user_status, curate, export_curated, flag_counts, list_flags, override_flag,
                       set_sample_status, status_counts)
 from ..quality import quality_report
@@ -37,6 +37,8 @@ def curate_group() -> None:
               help="Near-duplicate threshold: rapidfuzz ratio 0-100 of the normalised texts.")
 @click.option("--rules", help=f"Comma-separated rules to run (default: all): {', '.join(ALL_RULES)}.")
 @click.option("--reject", help="Comma-separated rules that reject a sample (default: all but note_copy).")
+@click.option("--relabel", help="Comma-separated rules whose suggested code relabels a sample instead of "
+                                 "rejecting it (default: excludes_conflict,label_check; 'none' for none).")
 @click.option("--no-label-check", is_flag=True, help="Skip the cross-validated fastText label check.")
 @click.option("--folds", type=int, default=5, show_default=True, help="Folds of the label check.")
 @click.option("--top-k", type=int, default=3, show_default=True,
@@ -53,11 +55,12 @@ def curate_group() -> None:
 @click.option("--cap", type=int, help="Keep at most this many accepted samples per code.")
 @json_option
 def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules: str | None, reject: str | None,
-               no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
+               relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
                checker: str, check_mode: str, quota: int | None, cap: int | None, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
     options = CurationOptions(
         near_threshold=threshold, rules=_rules(rules, frozenset(ALL_RULES)), reject=_rules(reject, DEFAULT_REJECT),
+        relabel=frozenset() if relabel == "none" else _rules(relabel, DEFAULT_RELABEL),
         label_check=None if no_label_check else LabelCheckOptions(
             folds=folds, top_k=top_k, confident=confident, mode=check_mode,
             checker=_embedding_checker() if checker == "embedding" else None),

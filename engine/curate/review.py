@@ -13,6 +13,9 @@ from ..ftmodel import write_training_file
 from ..project import Project
 from .store import STATUSES, refresh_status
 
+# A sample's training label: what curation relabelled it to, else the code it was generated for.
+LABEL = "COALESCE(s.curated_code, s.code)"
+
 
 @dataclass(frozen=True)
 class FlagView:
@@ -136,12 +139,13 @@ def status_counts(project: Project, *, run_ids: Sequence[int] | None = None) -> 
 
 def accepted_samples(project: Project, run_ids: Sequence[int] | None = None,
                      codes: Sequence[str] | None = None) -> list[tuple[str, str]]:
-    """(text, code) of accepted samples, in generation order: the curated training data."""
+    """(text, code) of accepted samples, in generation order: the curated training data. The code is
+    the curated label where curation relabelled a sample, else the code it was generated for."""
     where, args = _run_filter(run_ids)
     if codes is not None:
-        where, args = where + f" AND s.code IN ({_marks(codes) or 'NULL'})", args + list(codes)
+        where, args = where + f" AND {LABEL} IN ({_marks(codes) or 'NULL'})", args + list(codes)
     return [(t, c) for t, c in project.conn.execute(
-        f"SELECT s.text, s.code FROM samples s WHERE s.status = 'accepted'{where} ORDER BY s.id", args)]
+        f"SELECT s.text, {LABEL} FROM samples s WHERE s.status = 'accepted'{where} ORDER BY s.id", args)]
 
 
 def export_curated(project: Project, path: str | Path, *, fmt: str = "fasttext",
@@ -158,14 +162,14 @@ def export_curated(project: Project, path: str | Path, *, fmt: str = "fasttext",
     if not include_rejected:
         where += " AND s.status = 'accepted'"
     rows = project.conn.execute(
-        "SELECT s.id, s.run_id, s.code, s.text, s.strategy, s.condition, s.status, s.status_by,"
+        f"SELECT s.id, s.run_id, {LABEL}, s.code, s.text, s.strategy, s.condition, s.status, s.status_by,"
         " (SELECT group_concat(f.rule, ';') FROM sample_flags f"
         "   WHERE f.sample_id = s.id AND f.curation_id = s.curation_id AND NOT f.overridden)"
         f" FROM samples s WHERE 1{where} ORDER BY s.id", args).fetchall()
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sample_id", "run_id", "code", "text", "strategy", "condition", "status", "status_by",
-                         "flags"])
+        writer.writerow(["sample_id", "run_id", "code", "generated_code", "text", "strategy", "condition", "status",
+                         "status_by", "flags"])
         for row in rows:
-            writer.writerow([*row[:8], row[8] or ""])
+            writer.writerow([*row[:9], row[9] or ""])
     return len(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -35,6 +36,10 @@ def add_run(project, samples, *, quota: int = 5, codes=None, name: str = "crafte
 
 def flags_of(project, sample_id: int) -> dict[str, str | None]:
     return {f.rule: f.suggested_code for f in list_flags(project) if f.sample_id == sample_id}
+
+
+def curated_code(project, sample_id: int) -> str | None:
+    return project.conn.execute("SELECT curated_code FROM samples WHERE id = ?", (sample_id,)).fetchone()[0]
 
 
 def status(project, sample_id: int) -> tuple[str, str]:
@@ -139,12 +144,60 @@ def test_curate_flags_an_excludes_copy_of_10_71_with_10_72_suggested(nace_projec
     assert flags_of(nace_project, ids[0]) == {"excludes_conflict": "10.72"}
     assert flags_of(nace_project, ids[1]) == {"note_copy": None}          # marked, kept
     assert flags_of(nace_project, ids[3]) == flags_of(nace_project, ids[4]) == {}
-    assert status(nace_project, ids[0]) == ("rejected", "rule")
-    assert status(nace_project, ids[1]) == ("accepted", "default")
+    # By default the excluded-to code becomes its curated label: it trains 10.72, not 10.71.
+    assert status(nace_project, ids[0]) == ("accepted", "rule")
+    assert curated_code(nace_project, ids[0]) == "10.72"
+    assert status(nace_project, ids[1]) == ("accepted", "default") and curated_code(nace_project, ids[1]) is None
     params = json.loads(nace_project.conn.execute("SELECT params FROM curation_runs WHERE id = ?",
                                                   (result.curation_id,)).fetchone()[0])
     assert params["near_threshold"] == 90.0 and params["run_ids"] == [1]
-    assert result.accepted == 4 and result.rejected == 1 and result.flags == {"excludes_conflict": 1, "note_copy": 1}
+    assert params["relabel"] == ["excludes_conflict", "label_check"]
+    assert result.accepted == 5 and result.relabeled == 1 and result.rejected == 0
+    assert result.flags == {"excludes_conflict": 1, "note_copy": 1}
+    # Without relabelling the same flag rejects it.
+    result = curate(nace_project, options=dataclasses.replace(NO_CHECK, relabel=frozenset()))
+    assert status(nace_project, ids[0]) == ("rejected", "rule") and curated_code(nace_project, ids[0]) is None
+    assert result.accepted == 4 and result.rejected == 1 and result.relabeled == 0
+
+
+def test_a_relabelled_sample_trains_its_new_code_until_the_flag_is_overridden(nace_project):
+    from engine.train import DataMix, build_training_data
+
+    _, ids = add_run(nace_project, [("10.71", "manufacture of dry bakery products"), ("10.71", "fresh cream cakes")])
+    curate(nace_project, options=NO_CHECK)
+    mix = DataMix(notes=0, synthetic=1, codes=["10.71", "10.72"], validation_share=0)
+    assert sorted(build_training_data(nace_project, mix).train) == [
+        ("fresh cream cakes", "10.71"), ("manufacture of dry bakery products", "10.72")]
+    # Only 10.71 asked for: the relabelled sample is not a 10.71 text any more.
+    only = build_training_data(nace_project, dataclasses.replace(mix, codes=["10.71"])).train
+    assert only == [("fresh cream cakes", "10.71")]
+    assert accepted_samples(nace_project, codes=["10.72"]) == [("manufacture of dry bakery products", "10.72")]
+    (flag,) = [f for f in list_flags(nace_project) if f.sample_id == ids[0]]
+    override_flag(nace_project, [flag.id])
+    assert status(nace_project, ids[0]) == ("accepted", "default") and curated_code(nace_project, ids[0]) is None
+    assert ("manufacture of dry bakery products", "10.71") in build_training_data(nace_project, mix).train
+    override_flag(nace_project, [flag.id], overridden=False)
+    assert curated_code(nace_project, ids[0]) == "10.72"
+    # The generated code itself was never changed.
+    assert nace_project.conn.execute("SELECT code FROM samples WHERE id = ?", (ids[0],)).fetchone()[0] == "10.71"
+    # A reviewer's own label wins over the curated one.
+    from engine.samples import edit_sample
+
+    edited = edit_sample(nace_project, ids[0], code="10.73")
+    assert edited.label == "10.73" and edited.curated_code is None and edited.original_code == "10.71"
+
+
+def test_decide_prefers_the_excludes_suggestion_and_rejects_on_any_rejecting_flag():
+    from engine.curate.store import decide
+
+    relabel, reject = {"excludes_conflict", "label_check"}, {"label_check", "excludes_conflict", "near_duplicate"}
+    assert decide("10.71", [("label_check", "10.13"), ("excludes_conflict", "10.72")], reject, relabel) == \
+        ("accepted", "10.72")
+    assert decide("10.71", [("label_check", "10.13"), ("near_duplicate", None)], reject, relabel) == ("rejected", None)
+    assert decide("10.71", [("label_check", None)], reject, relabel) == ("rejected", None)
+    assert decide("10.71", [("label_check", "10.71")], reject, relabel) == ("rejected", None)
+    assert decide("10.71", [("note_copy", None)], reject, relabel) == ("accepted", None)
+    assert decide("10.71", [("label_check", "10.13")], reject, set()) == ("rejected", None)
 
 
 def test_decisions_are_reversible_and_user_decisions_survive_curation(nace_project):
@@ -266,5 +319,5 @@ def test_accepted_samples_flag_counts_and_export(nace_project, tmp_path):
     assert n == 3 and lines[0] == "__label__10.71 bakery shop" and lines[-1] == "__label__10.73 fresh pasta"
     n = export_curated(nace_project, tmp_path / "all.csv", fmt="csv", run_ids=[run1], include_rejected=True)
     rows = (tmp_path / "all.csv").read_text(encoding="utf-8").splitlines()
-    assert n == 3 and rows[0].startswith("sample_id,run_id,code,text")
+    assert n == 3 and rows[0].startswith("sample_id,run_id,code,generated_code,text")
     assert rows[2].endswith("rejected,rule,near_duplicate")

@@ -30,7 +30,11 @@ def test_curate_flags_review_export_and_quality(capsys, nace_project, tmp_path):
                           quota=3)
     nace_project.close()
     code, out, _ = run(capsys, "curate", "run", "-p", path, "--run", str(run_id), "--no-label-check")
-    assert code == 0 and "5 samples from runs 1: 3 accepted, 2 rejected" in out
+    assert code == 0 and "5 samples from runs 1: 4 accepted (1 of them relabelled), 1 rejected" in out
+    assert "2 codes under the quota of 3: 10.71 (+1), 10.72 (+1)" in out  # the relabelled one counts for 10.72
+    code, out, _ = run(capsys, "curate", "run", "-p", path, "--run", str(run_id), "--no-label-check",
+                       "--relabel", "none")
+    assert code == 0 and "5 samples from runs 1: 3 accepted (0 of them relabelled), 2 rejected" in out
     assert "excludes_conflict" in out and "2 codes under the quota of 3: 10.71 (+1), 10.72 (+2)" in out
     code, out, _ = run(capsys, "curate", "flags", "-p", path, "--json")
     data = json.loads(out)
