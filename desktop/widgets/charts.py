@@ -6,24 +6,62 @@ from PySide6.QtCharts import (
     QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QHorizontalStackedBarSeries, QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from engine.evaluate import ConfusedPair, CurvePoint, EvaluationResult
 
 
-class LevelAccuracyChart(QChartView):
-    """Grouped bars: one group per hierarchy level, one bar per model."""
+class DeferredChartView(QChartView):
+    """A chart view whose data is set at once and whose chart is built later, on its own.
+
+    Building a QChart takes 5-15 ms (more on a busy machine); a page that updates three charts in
+    one slot stalled the event loop. The data attributes change immediately; the chart is rebuilt
+    on the next event-loop turn when the view is visible, else when it is next shown (a hidden tab
+    costs nothing until the coder looks at it).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(QChart(), parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setMinimumHeight(240)
+        self._dirty = False
+
+    def _schedule(self) -> None:
+        self._dirty = True
+        if self.isVisible():
+            QTimer.singleShot(0, self, self._draw_if_dirty)
+
+    def _draw_if_dirty(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._draw()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._draw_if_dirty()
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+
+class LevelAccuracyChart(DeferredChartView):
+    """Grouped bars: one group per hierarchy level, one bar per model."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self.chart().setTitle("Accuracy per level (real test texts)")
         self.models: list[str] = []
+        self.results: dict[str, EvaluationResult] = {}
 
     def set_results(self, results: dict[str, EvaluationResult]) -> None:
+        self.results = dict(results)
+        self.models = list(results)
+        self._schedule()
+
+    def _draw(self) -> None:
+        results = self.results
         chart = QChart()
         chart.setTitle("Accuracy per level (real test texts)")
         levels: list[str] = []
@@ -45,7 +83,6 @@ class LevelAccuracyChart(QChartView):
         series.attachAxis(x_axis)
         series.attachAxis(y_axis)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        self.models = list(results)
         self.setChart(chart)
 
 
@@ -58,20 +95,24 @@ def point_at(curve: list[CurvePoint], threshold: float) -> CurvePoint | None:
     return best
 
 
-class AutoCodingChart(QChartView):
+class AutoCodingChart(DeferredChartView):
     """Share auto-coded and error among them against the confidence threshold, with a marker line."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(QChart(), parent)
-        self.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.setMinimumHeight(240)
+        super().__init__(parent)
         self.curve: list[CurvePoint] = []
+        self.title = ""
+        self.threshold: float | None = None
         self.marker = QLineSeries()
 
     def set_curve(self, curve: list[CurvePoint], title: str) -> None:
         self.curve = list(curve)
+        self.title = title
+        self._schedule()
+
+    def _draw(self) -> None:
         chart = QChart()
-        chart.setTitle(title)
+        chart.setTitle(self.title)
         coverage, error = QLineSeries(), QLineSeries()
         coverage.setName("auto-coded share")
         error.setName("error among auto-coded")
@@ -97,28 +138,36 @@ class AutoCodingChart(QChartView):
             series.attachAxis(y_axis)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         self.setChart(chart)
+        if self.threshold is not None:
+            self.marker.replace([QPointF(self.threshold, 0), QPointF(self.threshold, 100)])
 
     def set_threshold(self, threshold: float) -> CurvePoint | None:
+        self.threshold = threshold
         self.marker.replace([QPointF(threshold, 0), QPointF(threshold, 100)])
         return point_at(self.curve, threshold)
 
 
-class ConfusionChart(QChartView):
+class ConfusionChart(DeferredChartView):
     """The most confused code pairs as horizontal bars; sibling pairs (same parent) in their own colour."""
 
     TOP = 12
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(QChart(), parent)
-        self.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.setMinimumHeight(240)
+        super().__init__(parent)
         self.labels: list[str] = []
+        self.shown: list[ConfusedPair] = []
+        self.title = ""
 
     def set_pairs(self, pairs: list[ConfusedPair], title: str) -> None:
-        shown = list(reversed(pairs[: self.TOP]))  # the largest at the top
-        self.labels = [f"{p.gold} → {p.predicted}" for p in shown]
+        self.shown = list(reversed(pairs[: self.TOP]))  # the largest at the top
+        self.labels = [f"{p.gold} → {p.predicted}" for p in self.shown]
+        self.title = title
+        self._schedule()
+
+    def _draw(self) -> None:
+        shown = self.shown
         chart = QChart()
-        chart.setTitle(title)
+        chart.setTitle(self.title)
         siblings, others = QBarSet("siblings"), QBarSet("other pairs")
         for pair in shown:
             siblings.append(pair.count if pair.siblings else 0)

@@ -39,7 +39,8 @@ def _progress(info: ProgressInfo) -> None:
 @click.option("--lr", type=float, default=DEFAULT_PARAMS.lr, show_default=True)
 @click.option("--dim", type=int, default=DEFAULT_PARAMS.dim, show_default=True)
 @click.option("--word-ngrams", type=int, default=DEFAULT_PARAMS.wordNgrams, show_default=True)
-@click.option("--bucket", type=int, default=DEFAULT_PARAMS.bucket, show_default=True)
+@click.option("--bucket", type=int, help=f"Hash buckets (default {DEFAULT_PARAMS.bucket:,}; sets under 5,000 lines "
+                                         "get 50,000 unless given).")
 @click.option("--threads", type=int, default=DEFAULT_PARAMS.thread, show_default=True)
 @click.option("--autotune", "autotune_s", type=int, default=0, help="Autotune on the validation set for N seconds.")
 @click.option("--scale-epochs/--all-epochs", default=True, show_default=True,
@@ -49,7 +50,7 @@ def _progress(info: ProgressInfo) -> None:
 @click.option("--no-default", is_flag=True, help="Do not let this model become the default one.")
 @json_option
 def train_run(project_path: str, w_notes: int, w_synthetic: int, w_real: int, w_augmented: int, run_ids: tuple[int, ...],
-              subset: str, validation_share: float, epoch: int, lr: float, dim: int, word_ngrams: int, bucket: int,
+              subset: str, validation_share: float, epoch: int, lr: float, dim: int, word_ngrams: int, bucket: int | None,
               threads: int, autotune_s: int, scale_epochs: bool, quantize: bool, name: str, no_default: bool, as_json: bool) -> None:
     """Train a fastText coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path)
@@ -58,10 +59,10 @@ def train_run(project_path: str, w_notes: int, w_synthetic: int, w_real: int, w_
                   run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
                   validation_share=validation_share)
     params = dataclasses.replace(DEFAULT_PARAMS, epoch=epoch, lr=lr, dim=dim, wordNgrams=word_ngrams,
-                                 bucket=bucket, thread=threads)
+                                 bucket=bucket or DEFAULT_PARAMS.bucket, thread=threads)
     result = train_model(project, mix, TrainOptions(params=params, name=name, quantize=quantize,
                                                     autotune_s=autotune_s, scale_epochs=scale_epochs,
-                                                    make_default=not no_default),
+                                                    scale_buckets=bucket is None, make_default=not no_default),
                          progress=None if as_json else _progress)
     if as_json:
         echo_json({"model_id": result.model_id, "path": str(result.path), "sha256": result.sha256,

@@ -30,11 +30,12 @@ class GapMeter:
     """A QTimer ticking every 10 ms; records the time between ticks and how much of it the OS took.
 
     On a shared, overloaded machine the OS may leave a thread waiting for a core for 100 ms. When
-    that thread is the GUI thread, or the job's thread while it holds the GIL, the event loop stalls
-    through no fault of the app. Runqueue time of those two threads (from /proc/.../schedstat) is
-    therefore not counted; slow code on the GUI thread, a long call holding the GIL or a garbage
-    collection is not runqueue time, so every stall the app causes still counts. On an idle machine
-    the two measures are the same.
+    that thread is the GUI thread, or whichever thread holds the GIL (a job's worker, a reader of a
+    child's output), the event loop stalls through no fault of the app. So the GUI thread's runqueue
+    time (from /proc/.../schedstat) plus the longest runqueue time of any other thread of the process
+    is not counted. Slow code on the GUI thread, a long call holding the GIL or a garbage collection
+    is not runqueue time, so every stall the app causes still counts. On an idle machine the two
+    measures are the same.
     """
 
     def __init__(self, runner=None):
@@ -46,12 +47,21 @@ class GapMeter:
         self.gaps: list[float] = []
         self.waits: list[float] = []
 
-    def _os_wait(self) -> float:
+    def _os_wait(self) -> dict:
         waits = {"gui": runqueue_wait_ms()}
-        for job in (self.runner.active if self.runner else []):
-            if job.native_id:
-                waits[job.native_id] = runqueue_wait_ms(job.native_id)
+        gui = str(threading.get_native_id())
+        try:
+            tids = [t for t in os.listdir("/proc/self/task") if t != gui]
+        except OSError:
+            tids = [job.native_id for job in (self.runner.active if self.runner else []) if job.native_id]
+        for tid in tids:
+            waits[tid] = runqueue_wait_ms(tid)
         return waits
+
+    def _waited(self, now: dict) -> float:
+        """Runqueue time since the last tick: the GUI thread's, plus the most any other thread waited."""
+        delta = {k: now[k] - self.last_wait.get(k, now[k]) for k in now}
+        return delta.pop("gui", 0.0) + max(delta.values(), default=0.0)
 
     def start(self):
         self.last = time.perf_counter()
@@ -74,7 +84,7 @@ class GapMeter:
     def tick(self):
         now, wait = time.perf_counter(), self._os_wait()
         self.gaps.append((now - self.last) * 1000)
-        self.waits.append(sum(wait[k] - self.last_wait.get(k, wait[k]) for k in wait))
+        self.waits.append(self._waited(wait))
         self.last, self.last_wait = now, wait
 
     def stop(self):

@@ -220,3 +220,11 @@ def test_a_diverging_autotune_tries_again_then_trains_with_fixed_parameters(monk
     with pytest.raises(RuntimeError, match="NaN"):
         ftmodel.train_supervised(tmp_path / "t.txt", tuned, retries=1)
     assert len(calls) == 2
+
+
+def test_small_sets_get_fewer_hash_buckets():
+    from engine.train import scaled_buckets
+
+    assert scaled_buckets(958, 200_000) == 50_000
+    assert scaled_buckets(958, 20_000) == 20_000          # never more than asked for
+    assert scaled_buckets(11_799, 200_000) == 200_000
