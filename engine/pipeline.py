@@ -108,7 +108,7 @@ def _generation(project: Project, options: PipelineOptions, codes: list[str], lo
 def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     """Bring the project through the whole workflow and report the coders side by side."""
     from .coders import choose_default_model, get_model, validation_score
-    from .curate import curate
+    from .curate import CurationOptions, curate
     from .embed.ensemble import train_ensemble
     from .embed.training import EmbeddingTrainOptions, train_embedding_model
     from .evaluate import evaluate_model, set_report_path
@@ -119,7 +119,7 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     codes = leaf_codes_under(project, options.divisions) if options.divisions else [c.code for c in leaf_codes(project)]
     run_id = _generation(project, options, codes, log)
 
-    curation = curate(project, run_ids=[run_id])
+    curation = curate(project, run_ids=[run_id], options=CurationOptions(label_check="auto"))
     log(f"curation: {curation.accepted} of {curation.samples} samples accepted")
 
     has_real = project.conn.execute("SELECT COUNT(*) FROM real_texts WHERE split = 'train'").fetchone()[0] > 0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import click
 
 from ..augment import OPERATIONS, AugmentOptions, augment_real_train
 from ..curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
-                      clear_user_status, curate, export_curated, flag_counts, list_flags, override_flag,
+                      clear_user_status, default_label_check, curate, export_curated, flag_counts, list_flags, override_flag,
                       set_sample_status, status_counts)
 from ..quality import quality_report
 from .common import cli, echo_json, json_option, open_project, project_option
@@ -46,26 +48,32 @@ def curate_group() -> None:
 @click.option("--confident", type=float, default=0.8, show_default=True,
               help="Flag a sample another code is predicted for with at least this probability.")
 @click.option("--no-real-train", is_flag=True, help="Do not use real-train texts in the label check.")
-@click.option("--checker", type=click.Choice(["fasttext", "embedding"]), default="fasttext", show_default=True,
-              help="The label-check classifier: fastText, or sentence embeddings with logistic regression.")
-@click.option("--check-mode", type=click.Choice(["kfold", "notes"]), default="kfold", show_default=True,
+@click.option("--checker", type=click.Choice(["auto", "fasttext", "embedding"]), default="auto", show_default=True,
+              help="The label-check classifier: fastText, or sentence embeddings with logistic regression; auto: "
+                   "embeddings in notes mode for an English classification, else fastText k-fold.")
+@click.option("--check-mode", type=click.Choice(["kfold", "notes"]),
               help="kfold: train on the other folds of the samples too; notes: judge every sample by a classifier "
-                   "trained on the notes (plus real-train unless --no-real-train) alone.")
+                   "trained on the notes (plus real-train unless --no-real-train) alone. Default: notes for "
+                   "embeddings, kfold for fastText.")
 @click.option("--quota", type=int, help="Wanted accepted samples per code (default: the runs' quota).")
 @click.option("--cap", type=int, help="Keep at most this many accepted samples per code.")
 @json_option
 def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules: str | None, reject: str | None,
                relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
-               checker: str, check_mode: str, quota: int | None, cap: int | None, as_json: bool) -> None:
+               checker: str, check_mode: str | None, quota: int | None, cap: int | None, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
+    project = open_project(project_path)
+    if checker == "auto":
+        check = default_label_check(project)
+    else:
+        check = LabelCheckOptions(mode="notes" if checker == "embedding" else "kfold",
+                                  checker=_embedding_checker() if checker == "embedding" else None)
+    check = dataclasses.replace(check, folds=folds, top_k=top_k, confident=confident, mode=check_mode or check.mode)
     options = CurationOptions(
         near_threshold=threshold, rules=_rules(rules, frozenset(ALL_RULES)), reject=_rules(reject, DEFAULT_REJECT),
         relabel=frozenset() if relabel == "none" else _rules(relabel, DEFAULT_RELABEL),
-        label_check=None if no_label_check else LabelCheckOptions(
-            folds=folds, top_k=top_k, confident=confident, mode=check_mode,
-            checker=_embedding_checker() if checker == "embedding" else None),
-        use_real_train=not no_real_train, quota=quota, cap=cap)
-    result = curate(open_project(project_path), run_ids=_runs(runs), options=options)
+        label_check=None if no_label_check else check, use_real_train=not no_real_train, quota=quota, cap=cap)
+    result = curate(project, run_ids=_runs(runs), options=options)
     if as_json:
         echo_json(result.to_dict())
         return

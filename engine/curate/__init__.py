@@ -4,11 +4,11 @@ from .labelcheck import Check, Checker, LabelCheckOptions, fasttext_checker, lab
 from .review import (FlagCount, FlagView, accepted_samples, clear_user_status, export_curated, flag_counts,
                      list_flags, override_flag, set_sample_status, status_counts)
 from .rules import GarbageLimits, Hit, Sample, compare_key, garbage_reason, make_sample, note_lines
-from .store import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, BalanceReport, CurationOptions, CurationResult, balance_report,
+from .store import (ALL_RULES, default_label_check, DEFAULT_RELABEL, DEFAULT_REJECT, BalanceReport, CurationOptions, CurationResult, balance_report,
                     curate)
 
 __all__ = [
-    "ALL_RULES", "DEFAULT_RELABEL", "DEFAULT_REJECT", "BalanceReport", "Check", "Checker", "CurationOptions", "CurationResult",
+    "ALL_RULES", "default_label_check", "DEFAULT_RELABEL", "DEFAULT_REJECT", "BalanceReport", "Check", "Checker", "CurationOptions", "CurationResult",
     "FlagCount", "FlagView", "GarbageLimits", "Hit", "LabelCheckOptions", "Sample", "accepted_samples",
     "balance_report", "clear_user_status", "compare_key", "curate", "export_curated", "fasttext_checker",
     "flag_counts", "garbage_reason", "label_check", "list_flags", "make_sample", "note_lines", "override_flag",

@@ -47,7 +47,8 @@ class CurationOptions:
     reject: frozenset[str] = DEFAULT_REJECT
     relabel: frozenset[str] = DEFAULT_RELABEL   # these rules relabel to their suggested code, when they have one
     garbage: GarbageLimits | None = None          # None: defaults, in the project's language
-    label_check: LabelCheckOptions | None = field(default_factory=LabelCheckOptions)  # None: no label check
+    # None: no label check; "auto": default_label_check(project) decides (embeddings for English)
+    label_check: LabelCheckOptions | str | None = field(default_factory=LabelCheckOptions)
     use_real_train: bool = True         # real-train texts as label-check training data and conflict evidence
     use_notes: bool = True              # note lines as label-check training data
     quota: int | None = None            # wanted accepted samples per code; None: the runs' own quota
@@ -61,7 +62,8 @@ class CurationOptions:
         return {"near_threshold": self.near_threshold, "note_threshold": self.note_threshold,
                 "rules": sorted(self.rules), "reject": sorted(self.reject), "relabel": sorted(self.relabel),
                 "garbage": asdict(self.garbage) if self.garbage else None,
-                "label_check": self.label_check.describe() if self.label_check else None,
+                "label_check": self.label_check.describe() if isinstance(self.label_check, LabelCheckOptions)
+                else self.label_check,
                 "use_real_train": self.use_real_train, "use_notes": self.use_notes,
                 "quota": self.quota, "cap": self.cap}
 
@@ -152,6 +154,8 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
            cancel: CancelToken | None = None) -> CurationResult:
     """Judge every sample of the given generation runs (all runs when None) and store the outcome."""
     options = options or CurationOptions()
+    if options.label_check == "auto":
+        options = dataclasses.replace(options, label_check=default_label_check(project))
     params = options.describe()
     start = time.monotonic()
     runs = _run_ids(project, run_ids)
@@ -337,3 +341,23 @@ def refresh_status(conn, sample_ids: Sequence[int]) -> int:
         conn.executemany("UPDATE samples SET status = ?, status_by = ?, curated_code = ? WHERE id = ?", updates)
         changed += len(updates)
     return changed
+
+
+def default_label_check(project: Project) -> LabelCheckOptions:
+    """The label check curation uses unless told otherwise.
+
+    For an English classification with the shipped MiniLM at hand: the embedding classifier trained on
+    the notes (plus real-train, when curation may use it) judges every sample. On the NACE 10-11
+    development set it beat the k-fold fastText check for a fastText coder trained on the curated data
+    (53.9 % against 50.8 % top-1 with relabelling; bench/results/curation-dev-*). MiniLM reads English
+    only, so any other language gets the language-neutral k-fold fastText check.
+    """
+    language = (project.get_setting("classification", {}) or {}).get("language") or "en"
+    if language == "en":
+        try:
+            from ..embed import default_model_path, embedding_checker
+        except ImportError:  # the embedding stage is optional in a trimmed install
+            return LabelCheckOptions()
+        if default_model_path().is_file():
+            return LabelCheckOptions(mode="notes", checker=embedding_checker())
+    return LabelCheckOptions()

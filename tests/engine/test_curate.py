@@ -321,3 +321,13 @@ def test_accepted_samples_flag_counts_and_export(nace_project, tmp_path):
     rows = (tmp_path / "all.csv").read_text(encoding="utf-8").splitlines()
     assert n == 3 and rows[0].startswith("sample_id,run_id,code,generated_code,text")
     assert rows[2].endswith("rejected,rule,near_duplicate")
+
+
+def test_the_default_label_check_reads_embeddings_for_english_and_fasttext_otherwise(nace_project):
+    from engine.curate import default_label_check
+
+    english = default_label_check(nace_project)
+    assert english.mode == "notes" and english.checker is not None and english.checker.__name__ == "embedding-lr"
+    nace_project.set_setting("classification", {**nace_project.get_setting("classification"), "language": "fr"})
+    other = default_label_check(nace_project)
+    assert other.mode == "kfold" and other.checker is None
