@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import __version__
+from engine.ftserve import set_out_of_process
 from engine.project import Project
 
 from .context import AppContext, Page
@@ -95,6 +96,9 @@ class MainWindow(QMainWindow):
         # stalled the event loop by 60-90 ms. Freezing the start-up heap (modules, Qt wrappers) takes
         # it out of those walks, so collections during jobs only visit the jobs' own objects.
         preload_native_libraries()
+        # fastText holds the GIL while it loads a model or predicts a batch; in the app it runs in a
+        # child process instead (engine.ftserve), so no Qt slot ever waits for it.
+        set_out_of_process(True)
         gc.collect()
         gc.freeze()
 

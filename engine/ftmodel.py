@@ -117,6 +117,10 @@ class FastTextCoder:
 
     @classmethod
     def load(cls, path: str | Path) -> "FastTextCoder":
+        from .ftserve import ChildFastText, out_of_process
+
+        if out_of_process():  # the desktop app: the model lives in a child process (engine.ftserve)
+            return cls(ChildFastText(path))
         # fastText reads the file holding the GIL; from disk that took 400 ms for an 80 MB model on a busy
         # machine. Reading it first (Python's reads release the GIL) leaves fastText a page-cache copy.
         with open(path, "rb") as handle:

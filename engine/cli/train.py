@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -91,6 +92,15 @@ def train_fit(input_file: str, output: str, params_json: str, quantize: bool, va
     fit_in_this_process(Path(input_file), Path(output), {k: v for k, v in params.items() if k in known},
                         quantize=quantize, validation_file=Path(validation_file) if validation_file else None,
                         autotune_s=autotune_s)
+
+
+@train.command("serve", hidden=True)
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+def train_serve(model_file: str) -> None:
+    """Serve predictions of a fastText model over stdin/stdout (the desktop app's child process)."""
+    from ..ftserve import serve
+
+    sys.exit(serve(model_file))
 
 
 @train.command("list")

@@ -48,6 +48,11 @@ def window(qtbot, answer):
     yield win
     win.runner.cancel_all()
     win.runner.wait()
+    from engine.coders import clear_coder_cache
+    from engine.ftserve import set_out_of_process
+
+    set_out_of_process(False)   # the window turned it on; engine tests after these load in-process
+    clear_coder_cache()
 
 
 @pytest.fixture
