@@ -51,7 +51,8 @@ def machine() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "load_avg_at_end": [round(x, 2) for x in load] if load else None,
-            "note": "2 CPU cores shared with ~5 other agents working in parallel: timings are contended"}
+            "note": f"{os.cpu_count()} CPU cores, load average {load[0]:.1f} at the end (other jobs ran beside it): "
+                    "timings are contended" if load else f"{os.cpu_count()} CPU cores"}
 
 
 def now() -> str:

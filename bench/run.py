@@ -151,6 +151,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# {result['benchmark']} {'subset ' + ','.join(result['subset']) if result['subset'] else 'all codes'}",
              "", f"Commands: " + "; ".join(f"`{c}`" for c in result.get("commands", [result["command"]])), "",
              f"Created {result['created']}. {result['machine']['note']}.", "",
+             *([result["note"], ""] if result.get("note") else []),
              "| arm | coder | top-1 | top-5 | macro-F1 | " + " | ".join(levels) + " | n_train | n_test | generation s | train s | model sha256 |",
              "|---|---|---|---|---|" + "---|" * len(levels) + "---|---|---|---|---|"]
     for name, arm in result["arms"].items():

@@ -305,7 +305,8 @@ def balance_report(project: Project, *, run_ids: Sequence[int] | None = None,
     for code, n in project.conn.execute(
             f"SELECT COALESCE(s.curated_code, s.code) AS label, SUM(s.status = 'accepted') FROM samples s"
             f" WHERE 1{where} GROUP BY label", args):
-        accepted[code] = int(n or 0)
+        if code in accepted:  # a sample relabelled to a code outside the runs does not make it wanted
+            accepted[code] = int(n or 0)
     under = {code: quota - n for code, n in sorted(accepted.items()) if n < quota}
     return BalanceReport(quota, dict(sorted(accepted.items())), under)
 
