@@ -96,3 +96,24 @@ def test_bulk_reject_on_a_filter_asks_first(window, page, qtbot, monkeypatch):
     assert answers == ["Reject 2 samples"]
     assert statuses(window) == ["rejected/user", "rejected/user", "accepted/default", "accepted/default",
                                 "accepted/default"]
+
+
+def test_a_relabelled_sample_shows_the_code_it_trains(window, nace_path, qtbot):
+    """Curation relabels an excludes copy of 10.71 to 10.72: the table and the details say so."""
+    from engine.curate import CurationOptions, curate
+
+    with Project.open(nace_path) as project, project.transaction() as conn:
+        run = conn.execute("INSERT INTO generation_runs (name, strategies, codes, quota, seed, params)"
+                           " VALUES ('test run', '[]', '[\"10.71\"]', 2, 0, '{}')").lastrowid
+        conn.execute(
+            "INSERT INTO samples (run_id, code, text, text_key, strategy, unit, prompt_version, prompt_hash, seed,"
+            " model_sha256, backend, params) VALUES (?, '10.71', 'manufacture of dry bakery products',"
+            " 'manufacture of dry bakery products', 'notes', 'u', 'v1', 'h', 0, 'sha', 'test', '{}')", (run,))
+    with Project.open(nace_path) as project:
+        curate(project, options=CurationOptions(label_check=None))
+    window.open_project(nace_path)
+    window.show_page("review")
+    page = window.pages["review"]
+    qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=2000)
+    assert page.table.item(0, 1).text() == "10.71 → 10.72"
+    assert "it trains 10.72, not 10.71" in page.details.toPlainText()
