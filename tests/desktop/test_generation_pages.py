@@ -60,7 +60,7 @@ def test_generation_shows_progress_and_samples_without_stalling(window, qtbot, r
     page.per_request.setValue(3)
     progress = []
     meter = GapMeter(window.runner)
-    meter.start()
+    meter.start(qtbot)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     page.job.signals.progress.connect(progress.append)
     assert page.pause_button.isEnabled() and not page.start_button.isEnabled()
