@@ -139,13 +139,19 @@ def test_embedding_coder_suggests_codes_within_the_latency_target(nace_project):
     assert 0 < sum(s.probability for s in top) <= 1 + 1e-6
     texts = [t for (t,) in nace_project.conn.execute(
         "SELECT text FROM real_texts WHERE split = 'test' ORDER BY id LIMIT 200")]
-    times = []
-    for text in texts:
-        start = time.perf_counter()
-        suggest(nace_project, text, 5)
-        times.append(time.perf_counter() - start)
-    # The target is 20 ms (bench/anchors.py measures it); this bound leaves room for a loaded CI machine.
-    assert np.percentile(times, 95) < 0.2
+
+    def p95_s() -> float:
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            suggest(nace_project, text, 5)
+            times.append(time.perf_counter() - start)
+        return float(np.percentile(times, 95))
+
+    # The target (BENCHMARK.md): p95 <= 20 ms, embedding the text included; 7.7 ms on a quiet 2-core
+    # machine for all of NACE (bench/results/suggest-latency-nace-full.md). Measured twice at most,
+    # so one burst of another process's work does not decide it.
+    assert p95_s() <= 0.020 or p95_s() <= 0.020
 
 
 def test_saved_coder_predicts_the_same_after_loading(nace_project):
