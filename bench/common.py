@@ -49,10 +49,14 @@ def open_benchmark_project(benchmark: str, path: str | None) -> Project:
 
 def machine() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_avg_at_end": [round(x, 2) for x in load] if load else None,
-            "note": f"{os.cpu_count()} CPU cores, load average {load[0]:.1f} at the end (other jobs ran beside it): "
-                    "timings are contended" if load else f"{os.cpu_count()} CPU cores"}
+    cpus = os.cpu_count() or 1
+    note = f"{cpus} CPU cores"
+    if load:
+        note += f", load average {load[0]:.1f} at the end"
+        if load[0] > cpus:
+            note += ": other work competed for the cores, so timings are contended"
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": cpus,
+            "load_avg_at_end": [round(x, 2) for x in load] if load else None, "note": note}
 
 
 def now() -> str:
