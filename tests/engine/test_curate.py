@@ -333,3 +333,19 @@ def test_the_default_label_check_reads_embeddings_for_english_and_fasttext_other
     nace_project.set_setting("classification", {**nace_project.get_setting("classification"), "language": "fr"})
     other = default_label_check(nace_project)
     assert other.mode == "kfold" and other.checker is None
+
+
+def test_a_curation_stored_before_relabelling_existed_still_rejects(nace_project):
+    """Project files from before migration m060 hold curations whose params have no 'relabel': their flags
+    keep rejecting when statuses are recomputed (an override, say)."""
+    from engine.curate.store import refresh_status
+
+    _, ids = add_run(nace_project, [("10.71", "manufacture of dry bakery products")])
+    with nace_project.transaction() as conn:
+        cid = conn.execute("INSERT INTO curation_runs (params) VALUES (?)",
+                           (json.dumps({"reject": ["excludes_conflict"]}),)).lastrowid
+        conn.execute("INSERT INTO sample_flags (sample_id, curation_id, rule, reason, suggested_code)"
+                     " VALUES (?, ?, 'excludes_conflict', 'copies an excludes line', '10.72')", (ids[0], cid))
+        conn.execute("UPDATE samples SET curation_id = ?", (cid,))
+        assert refresh_status(conn, ids) == 1
+    assert status(nace_project, ids[0]) == ("rejected", "rule") and curated_code(nace_project, ids[0]) is None
