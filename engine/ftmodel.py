@@ -112,7 +112,18 @@ class FastTextCoder:
             path = train_file or Path(tmp) / "train.txt"
             if write_training_file(pairs, path) == 0:
                 raise ValueError("no training texts")
-            model, _ = train_supervised(path, params.as_kwargs())
+            try:
+                model, _ = train_supervised(path, params.as_kwargs())
+            except RuntimeError as exc:
+                if "NaN" not in str(exc):
+                    raise
+                # In a process that has trained before, fastText (fasttext-numpy2) now and then diverges
+                # at any learning rate; a fresh process does not. Train there and load its model.
+                from .train import run_child_training
+
+                output = Path(tmp) / "model.bin"
+                run_child_training(path, output, params)
+                model = fasttext.load_model(str(output))
         return cls(model)
 
     @classmethod

@@ -228,3 +228,16 @@ def test_small_sets_get_fewer_hash_buckets():
     assert scaled_buckets(958, 200_000) == 50_000
     assert scaled_buckets(958, 20_000) == 20_000          # never more than asked for
     assert scaled_buckets(11_799, 200_000) == 200_000
+
+
+def test_in_process_training_that_diverges_at_every_rate_moves_to_a_fresh_process(monkeypatch):
+    """Seen in CI: a process that had trained before got "Encountered NaN" down to lr 0.0005."""
+    from engine import ftmodel
+
+    def always_nan(input, **kwargs):
+        raise RuntimeError("Encountered NaN.")
+
+    monkeypatch.setattr(ftmodel.fasttext, "train_supervised", always_nan)
+    coder = ftmodel.FastTextCoder.train([("brewing beer", "11.05"), ("making wine", "11.02")] * 50,
+                                        dataclasses.replace(FAST, bucket=1_000, thread=1))
+    assert sorted(coder.codes) == ["11.02", "11.05"]
