@@ -69,12 +69,11 @@ def generation_rss(project: Path) -> dict:
                               "--quota", "8", "--strategy", "grid", "--threads", "2", "--per-request", "8", "--json"],
                              capture_output=True, text=True, check=True)
     run_id = json.loads(created.stdout)["run_id"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     subprocess.run([*cli, "generate", "run", "-p", str(project), str(run_id), "--quiet"], check=True)
+    # The largest child so far: the generating one (the `create` child before it loads no model).
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"samples": 16, "seconds": round(time.perf_counter() - start, 1),
-            "peak_rss_mb": round(max(peak, before) / 1024, 1)}
+    return {"samples": 16, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak / 1024, 1)}
 
 
 def useful_per_100_tokens(source: Path, runs: list[int], work: Path) -> dict:
@@ -86,11 +85,9 @@ def useful_per_100_tokens(source: Path, runs: list[int], work: Path) -> dict:
     with Project.open(copy) as project:
         result = curate(project, run_ids=runs, options=CurationOptions(label_check="auto", use_real_train=False))
         marks = ",".join("?" * len(runs))
-        tokens = project.conn.execute(f"SELECT SUM(completion_tokens), SUM(prompt_tokens) FROM samples"
-                                      f" WHERE run_id IN ({marks})", runs).fetchone()
-        units = project.conn.execute(f"SELECT SUM(completion_tokens), SUM(prompt_tokens) FROM generation_units"
-                                     f" WHERE run_id IN ({marks})", runs).fetchone()
-    completion = units[0] or tokens[0] or 0
+        # Every request's completion tokens, also those of phrases that were not kept.
+        completion = project.conn.execute(f"SELECT SUM(completion_tokens) FROM generation_units"
+                                          f" WHERE run_id IN ({marks})", runs).fetchone()[0] or 0
     return {"runs": runs, "generated": result.samples, "accepted": result.accepted, "relabelled": result.relabeled,
             "completion_tokens": completion,
             "useful_per_100_tokens": round(100 * result.accepted / completion, 2) if completion else None}

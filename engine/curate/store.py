@@ -167,8 +167,7 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
     user_status = {r[0]: r[3] for r in rows if r[4] == "user"}
     codes = {s.code for s in samples}
     lines, links, real = _reference_texts(project, codes, options)
-    language = (project.get_setting("classification", {}) or {}).get("language") or "en"
-    limits = options.garbage or GarbageLimits(language=language)
+    limits = options.garbage or GarbageLimits(language=_language(project))
     enabled = options.rules
 
     hits: list[Hit] = []
@@ -344,6 +343,11 @@ def refresh_status(conn, sample_ids: Sequence[int]) -> int:
     return changed
 
 
+def _language(project: Project) -> str:
+    """The classification's language (what its notes, and so its samples, are written in)."""
+    return (project.get_setting("classification", {}) or {}).get("language") or "en"
+
+
 def default_label_check(project: Project) -> LabelCheckOptions:
     """The label check curation uses unless told otherwise.
 
@@ -353,8 +357,7 @@ def default_label_check(project: Project) -> LabelCheckOptions:
     (53.9 % against 50.8 % top-1 with relabelling; bench/results/curation-dev-*). MiniLM reads English
     only, so any other language gets the language-neutral k-fold fastText check.
     """
-    language = (project.get_setting("classification", {}) or {}).get("language") or "en"
-    if language == "en":
+    if _language(project) == "en":
         try:
             from ..embed import default_model_path, embedding_checker
         except ImportError:  # the embedding stage is optional in a trimmed install
