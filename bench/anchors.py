@@ -4,7 +4,7 @@
     PYTHONPATH=. python bench/anchors.py                     # -> bench/results/anchors-nace-full.json/.md
 
 The project file under bench/work/ keeps the embedding cache, so reruns do not re-embed. C and the
-temperatures are chosen on the validation carve of real-train (engine.train), never on the test half.
+temperatures are chosen on the validation carve of real-train (engine.coders.training), never on the test half.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.classification import import_builtin  # noqa: E402
-from engine.coders import get_model, load_coder  # noqa: E402
-from engine.coding import suggest  # noqa: E402
-from engine.embed import (EmbeddingTrainOptions, embed_cached, load_embedding_model,  # noqa: E402
+from engine.coders.base import get_model, load_coder  # noqa: E402
+from engine.assist.coding import suggest  # noqa: E402
+from engine.coders.embedding import (EmbeddingTrainOptions, embed_cached, load_embedding_model,  # noqa: E402
                           train_embedding_model)
-from engine.embed.ensemble import choose_weight, combine  # noqa: E402
-from engine.evaluate import Hierarchy, compute_metrics  # noqa: E402
-from engine.project import Project  # noqa: E402
-from engine.realdata import import_preset  # noqa: E402
-from engine.train import DataMix, TrainOptions, build_training_data, leaf_codes_under, train_model  # noqa: E402
+from engine.coders.ensemble import choose_weight, combine  # noqa: E402
+from engine.evaluate.metrics import Hierarchy, compute_metrics  # noqa: E402
+from engine.store.project import Project  # noqa: E402
+from engine.realdata.importing import import_preset  # noqa: E402
+from engine.coders.training import DataMix, TrainOptions, build_training_data, leaf_codes_under, train_model  # noqa: E402
 
 # (arm, coder, data mix, embedding mode); the anchors use the notes alone.
 ARMS = [

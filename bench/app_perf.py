@@ -58,7 +58,7 @@ def cold_starts(n: int) -> list[dict]:
 
 def generation_rss(project: Path) -> dict:
     """A small run with the default model in a child process; its peak RSS."""
-    from engine.project import Project
+    from engine.store.project import Project
 
     with Project.create(project) as p:
         from engine.classification import import_builtin
@@ -78,7 +78,7 @@ def generation_rss(project: Path) -> dict:
 
 def useful_per_100_tokens(source: Path, runs: list[int], work: Path) -> dict:
     from engine.curate import CurationOptions, curate
-    from engine.project import Project
+    from engine.store.project import Project
 
     copy = work / "useful.statcoder"
     shutil.copy(source, copy)

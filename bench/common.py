@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.classification import import_builtin
-from engine.project import Project
-from engine.realdata import import_preset
+from engine.store.project import Project
+from engine.realdata.importing import import_preset
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"

@@ -24,8 +24,8 @@ from engine.generate import GenerationParams, create_run, leaf_codes_under, run_
 from engine.llm.backends import BackendSettings, HardwareSettings
 from engine.llm.llamacpp import LlamaCppBackend
 from engine.llm.registry import install_default_model
-from engine.project import Project
-from engine.realdata import import_preset
+from engine.store.project import Project
+from engine.realdata.importing import import_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -102,7 +102,7 @@ def _interleaved(project: Project, backend: LlamaCppBackend, codes: list[str], *
                  params: GenerationParams, decode_tokens: int) -> dict:
     """Raw decode and one pipeline request, alternated round by round, so that load from other
     processes on a shared machine hits both sides of the ratio alike; the median ratio is reported."""
-    from engine.generate.notes import code_card
+    from engine.generate.cards import code_card
     from engine.generate.runs import grammar_for, make_request, run_context
     from engine.generate.strategies import make_task, unit_seed
 

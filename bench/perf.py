@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.coders import clear_coder_cache, load_coder
-from engine.coding import batch_code_csv, suggest
-from engine.ftmodel import preprocess, write_training_file
-from engine.notes import notes_pairs
-from engine.realdata import real_texts
-from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, run_child_training, train_model
+from engine.coders.base import clear_coder_cache, load_coder
+from engine.assist.coding import batch_code_csv, suggest
+from engine.coders.fasttext.model import preprocess, write_training_file
+from engine.classification.note_lines import notes_pairs
+from engine.realdata.importing import real_texts
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, run_child_training, train_model
 
 from .common import BENCHMARKS, command_line, machine, now, open_benchmark_project, write_result
 

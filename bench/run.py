@@ -18,9 +18,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from engine.evaluate import evaluate_model
-from engine.project import Project
-from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.evaluate.metrics import evaluate_model
+from engine.store.project import Project
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
 
 from .common import BENCHMARKS, command_line, load_result, machine, now, open_benchmark_project, pct, write_result
 
@@ -36,7 +36,7 @@ def arm_mix(arm: str, codes: list[str] | None, run_ids: list[int] | None, augmen
     weights = {"notes": dict(notes=1), "zero-real": dict(notes=1, synthetic=1), "real": dict(notes=0, real=1),
                "real+notes": dict(notes=1, real=1), "few-shot": dict(notes=1, real=1, synthetic=1)}[arm]
     if augmented and weights.get("real"):
-        weights["augmented"] = augmented     # classical augmentation of real-train texts (engine.augment)
+        weights["augmented"] = augmented     # classical augmentation of real-train texts (engine.realdata.augment)
     return DataMix(**weights, run_ids=list(run_ids) if needs_run else None, codes=codes,  # type: ignore[arg-type]
                    validation_share=0)
 
@@ -73,7 +73,7 @@ def generation_info(project: Project, run_ids: list[int] | None) -> dict[str, An
 
 
 def run_embedding_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dict[str, Any]]:
-    from engine.embed.training import EmbeddingTrainOptions, train_embedding_model
+    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
 
     result = train_embedding_model(project, _validated(arm, mix),
                                    EmbeddingTrainOptions(name=f"bench {arm} embedding", make_default=False))
@@ -84,8 +84,8 @@ def run_embedding_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, di
 
 
 def run_ensemble_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dict[str, Any]]:
-    from engine.coders import get_model
-    from engine.embed.ensemble import train_ensemble
+    from engine.coders.base import get_model
+    from engine.coders.ensemble import train_ensemble
 
     model_id, facts = train_ensemble(project, _validated(arm, mix), name=f"bench {arm} ensemble", make_default=False)
     record = get_model(project, model_id)

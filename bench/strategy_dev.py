@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-from engine.ftmodel import FastTextCoder
-from engine.notes import notes_pairs
-from engine.project import Project
-from engine.realdata import real_texts
-from engine.train import leaf_codes_under
+from engine.coders.fasttext.model import FastTextCoder
+from engine.classification.note_lines import notes_pairs
+from engine.store.project import Project
+from engine.realdata.importing import real_texts
+from engine.coders.training import leaf_codes_under
 
 from .common import command_line, now, write_result
 from .curation_dev import PARAMS, top1

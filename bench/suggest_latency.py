@@ -3,7 +3,7 @@
     python -m bench.suggest_latency --project bench/work/nace-full.statcoder
 
 Trains a real+notes coder of each kind on all of NACE (or reuses the newest ones named
-"latency <kind>"), then times engine.coding.suggest over 1,000 real-train phrases (never the test
+"latency <kind>"), then times engine.assist.coding.suggest over 1,000 real-train phrases (never the test
 half). Run it on a quiet machine: the figure is a latency, and contention shows up in p95.
 """
 
@@ -15,11 +15,11 @@ import resource
 import statistics
 import time
 
-from engine.coders import clear_coder_cache, list_models
-from engine.coding import suggest
-from engine.project import Project
-from engine.realdata import real_texts
-from engine.train import DataMix, TrainOptions, train_model
+from engine.coders.base import clear_coder_cache, list_models
+from engine.assist.coding import suggest
+from engine.store.project import Project
+from engine.realdata.importing import real_texts
+from engine.coders.training import DataMix, TrainOptions, train_model
 
 from .common import command_line, machine, now, write_result
 from .perf import _percentile
@@ -32,8 +32,8 @@ def _model_id(project: Project, kind: str, mix: DataMix) -> int:
             return record.id
     if kind == "fasttext":
         return train_model(project, mix, TrainOptions(name=name, make_default=False)).model_id
-    from engine.embed.ensemble import train_ensemble
-    from engine.embed.training import EmbeddingTrainOptions, train_embedding_model
+    from engine.coders.ensemble import train_ensemble
+    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
 
     if kind == "embedding":
         return train_embedding_model(project, mix, EmbeddingTrainOptions(name=name, make_default=False)).model_id

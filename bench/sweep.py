@@ -13,8 +13,8 @@ import dataclasses
 import os
 import sys
 
-from engine.ftmodel import FastTextParams
-from engine.train import DataMix, TrainOptions, train_model
+from engine.coders.fasttext.model import FastTextParams
+from engine.coders.training import DataMix, TrainOptions, train_model
 
 from .common import BENCHMARKS, command_line, machine, now, open_benchmark_project, pct, write_result
 
@@ -36,8 +36,8 @@ def large_set(project, args, argv) -> int:
     import time
     from pathlib import Path
 
-    from engine.ftmodel import FastTextCoder, write_training_file
-    from engine.train import DEFAULT_PARAMS, build_training_data, run_child_training, scaled_epochs, validate_model
+    from engine.coders.fasttext.model import FastTextCoder, write_training_file
+    from engine.coders.training import DEFAULT_PARAMS, build_training_data, run_child_training, scaled_epochs, validate_model
 
     data = build_training_data(project, DataMix(notes=1, real=1, validation_share=0.1))
     rows = []

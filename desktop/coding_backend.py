@@ -8,10 +8,10 @@ from typing import Any, Protocol, Sequence
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine import coding
-from engine.coders import default_model_id, get_model
+from engine.assist import coding
+from engine.coders.base import default_model_id, get_model
 from engine.errors import ModelError
-from engine.project import Project
+from engine.store.project import Project
 
 
 class SuggestionLike(Protocol):
@@ -22,7 +22,7 @@ class SuggestionLike(Protocol):
 
 
 class CodingBackend(Protocol):
-    """What the panel needs; `EngineCodingBackend` provides it from engine.coding."""
+    """What the panel needs; `EngineCodingBackend` provides it from engine.assist.coding."""
 
     def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]: ...
 
@@ -34,7 +34,7 @@ class CodingBackend(Protocol):
 
 
 class EngineCodingBackend:
-    """engine.coding over the project's default model (the best on validation, or the one chosen)."""
+    """engine.assist.coding over the project's default model (the best on validation, or the one chosen)."""
 
     def __init__(self, project: Project) -> None:
         self.project = project

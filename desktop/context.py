@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from engine.jobs import ProgressInfo
-from engine.project import Project
+from engine.store.project import Project
 
 from .jobs import Job, JobFunction, JobRunner
 from .messages import MessageBar

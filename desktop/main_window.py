@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine import __version__
-from engine.ftserve import set_out_of_process
-from engine.project import Project
+from engine.coders.fasttext.serve import set_out_of_process
+from engine.store.project import Project
 
 from .context import AppContext, Page
 from .jobs import Job, JobRunner
@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
         # it out of those walks, so collections during jobs only visit the jobs' own objects.
         preload_native_libraries()
         # fastText holds the GIL while it loads a model or predicts a batch; in the app it runs in a
-        # child process instead (engine.ftserve), so no Qt slot ever waits for it.
+        # child process instead (engine.coders.fasttext.serve), so no Qt slot ever waits for it.
         set_out_of_process(True)
         gc.collect()
         gc.freeze()

@@ -17,11 +17,11 @@ from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.classification import import_builtin
-from engine.evaluate import evaluate_model
-from engine.ftmodel import FastTextParams
-from engine.project import Project
-from engine.realdata import import_preset
-from engine.train import DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.evaluate.metrics import evaluate_model
+from engine.coders.fasttext.model import FastTextParams
+from engine.store.project import Project
+from engine.realdata.importing import import_preset
+from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
 
 from .app import create_app
 from .main_window import MainWindow

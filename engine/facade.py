@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .classification import get_code
-from .classification.reading import detect_delimiter, read_json_records, read_text
-from .errors import ClassificationError, Problem
-from .project import Project
+from engine.classification import get_code
+from engine.classification.reading import detect_delimiter, read_json_records, read_text
+from engine.errors import ClassificationError, Problem
+from engine.store.project import Project
 
 if TYPE_CHECKING:
-    from .evaluate import EvaluationResult
+    from engine.evaluate.metrics import EvaluationResult
 
 _SUBTREE = """
 WITH RECURSIVE subtree(code) AS (
@@ -99,7 +99,7 @@ class StoredEvaluation:
 
 def evaluation_from_dict(data: dict) -> "EvaluationResult":
     """The inverse of EvaluationResult.as_dict(), for evaluations read back from the project."""
-    from .evaluate import CodeScore, ConfusedPair, CurvePoint, EvaluationResult, Fallback, ReliabilityBin
+    from engine.evaluate.metrics import CodeScore, ConfusedPair, CurvePoint, EvaluationResult, Fallback, ReliabilityBin
 
     return EvaluationResult(
         n=data["n"], top1=data["top1"], top5=data["top5"], macro_f1=data["macro_f1"],

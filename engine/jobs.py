@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from .errors import Cancelled
+from engine.errors import Cancelled
 
 
 @dataclass(frozen=True)

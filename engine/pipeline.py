@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .classification import import_builtin, leaf_codes
-from .jobs import ProgressInfo
-from .project import Project
-from .realdata import PRESETS, import_preset
+from engine.classification import import_builtin, leaf_codes
+from engine.jobs import ProgressInfo
+from engine.store.project import Project
+from engine.realdata.importing import PRESETS, import_preset
 
 Log = Callable[[str], None]
 PIPELINE_RUN = "pipeline_run_id"
@@ -79,10 +79,10 @@ def prepare_project(options: PipelineOptions, log: Log = print) -> Project:
 
 
 def _generation(project: Project, options: PipelineOptions, codes: list[str], log: Log) -> int:
-    from .generate import create_run, run_generation, run_status
-    from .generate.runs import GenerationParams
-    from .llm.backends import BackendSettings, HardwareSettings
-    from .llm.registry import get_default_model, install_default_model
+    from engine.generate import create_run, run_generation, run_status
+    from engine.generate.runs import GenerationParams
+    from engine.llm.backends import BackendSettings, HardwareSettings
+    from engine.llm.registry import get_default_model, install_default_model
 
     run_id = project.get_setting(PIPELINE_RUN)
     if run_id is None:
@@ -112,13 +112,13 @@ def _generation(project: Project, options: PipelineOptions, codes: list[str], lo
 
 def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     """Bring the project through the whole workflow and report the coders side by side."""
-    from .coders import choose_default_model, get_model, validation_score
-    from .curate import CurationOptions, curate
-    from .embed.ensemble import train_ensemble
-    from .embed.training import EmbeddingTrainOptions, train_embedding_model
-    from .evaluate import evaluate_model, set_report_path
-    from .evaluation_report import write_report
-    from .train import DataMix, TrainOptions, leaf_codes_under, train_model
+    from engine.coders.base import choose_default_model, get_model, validation_score
+    from engine.curate import CurationOptions, curate
+    from engine.coders.ensemble import train_ensemble
+    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
+    from engine.evaluate.metrics import evaluate_model, set_report_path
+    from engine.evaluate.report import write_report
+    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
 
     project = prepare_project(options, log)
     codes = leaf_codes_under(project, options.divisions) if options.divisions else [c.code for c in leaf_codes(project)]

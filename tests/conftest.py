@@ -22,7 +22,7 @@ def data_dir(tmp_path_factory, monkeypatch) -> Path:
 
 @pytest.fixture
 def project(tmp_path):
-    from engine.project import Project
+    from engine.store.project import Project
 
     with Project.create(tmp_path / "test.statcoder") as proj:
         yield proj
@@ -31,8 +31,8 @@ def project(tmp_path):
 @pytest.fixture(scope="session")
 def _nace_template(tmp_path_factory) -> Path:
     from engine.classification import import_builtin
-    from engine.project import Project
-    from engine.realdata import import_preset
+    from engine.store.project import Project
+    from engine.realdata.importing import import_preset
 
     path = tmp_path_factory.mktemp("templates") / "nace.statcoder"
     with Project.create(path) as proj:
@@ -47,7 +47,7 @@ def nace_project(_nace_template, tmp_path):
     """A project with NACE Rev. 2 and the UK SIC index imported (copied from a session template)."""
     import shutil
 
-    from engine.project import Project
+    from engine.store.project import Project
 
     path = tmp_path / "nace.statcoder"
     shutil.copy(_nace_template, path)

@@ -9,10 +9,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engine.coding import BatchResult, batch_code_csv
+from engine.assist.coding import BatchResult, batch_code_csv
 from engine.errors import ValidationError
 from engine.facade import latest_evaluations, preview_file
-from engine.review_queue import ReviewQueue
+from engine.assist.review_queue import ReviewQueue
 
 from ..context import AppContext
 from ..widgets.progress import JobProgress

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.classification import BUILTINS, import_builtin, search_codes
-from engine.project import Project
+from engine.store.project import Project
 
 from ..context import AppContext, Page
 from ..widgets.code_details import CodeDetails

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.project import Project
+from engine.store.project import Project
 
 from ..coding_backend import CodingBackend, SuggestionLike, SuggestThread, engine_backend
 from ..context import AppContext, Page

@@ -15,8 +15,8 @@ from engine.curate import balance_report
 from engine.generate import (DEFAULT_GRID, DEFAULT_STRATEGIES, STRATEGIES, GenerationParams, create_run,
                              leaf_codes_under, list_runs, run_generation, run_settings)
 from engine.llm import get_default_model
-from engine.project import Project
-from engine.samples import condition_coverage, samples_after
+from engine.store.project import Project
+from engine.curate.samples import condition_coverage, samples_after
 
 from ..context import AppContext, Page
 from ..widgets.progress import JobProgress

@@ -15,7 +15,7 @@ from engine.classification import ColumnMapping, ParsedClassification, import_pa
 from engine.classification.model import validate
 from engine.errors import ValidationError
 from engine.facade import FilePreview, preview_file
-from engine.realdata import PRESETS, import_preset, import_real_texts
+from engine.realdata.importing import PRESETS, import_preset, import_real_texts
 
 from ..context import AppContext
 

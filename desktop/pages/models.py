@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 
 from engine.llm import (BackendSettings, HardwareSettings, ModelInfo, add_model, estimate_memory, get_default_model,
                         inspect_model, list_models, open_backend, set_default_model)
-from engine.project import Project
+from engine.store.project import Project
 
 from ..context import AppContext, Page
 from .project import human_size

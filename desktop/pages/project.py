@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
 )
 
-from engine.project import Project
+from engine.store.project import Project
 
 from ..context import AppContext, Page
 from ..settings import recent_projects

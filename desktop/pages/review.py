@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.curate import clear_user_status, flag_counts, set_sample_status
-from engine.project import Project
-from engine.samples import SampleFilter, SampleRow, count_samples, edit_sample, filter_choices, list_samples, sample_ids
+from engine.store.project import Project
+from engine.curate.samples import SampleFilter, SampleRow, count_samples, edit_sample, filter_choices, list_samples, sample_ids
 
 from ..context import AppContext, Page
 from ..messages import ask_yes_no

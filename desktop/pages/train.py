@@ -12,12 +12,12 @@ from PySide6.QtWidgets import (
     QPushButton, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.coders import default_model_id, list_models, set_default_model
-from engine.evaluate import EvaluationResult, evaluate_model, set_report_path
-from engine.evaluation_report import write_report
+from engine.coders.base import default_model_id, list_models, set_default_model
+from engine.evaluate.metrics import EvaluationResult, evaluate_model, set_report_path
+from engine.evaluate.report import write_report
 from engine.facade import StoredEvaluation, latest_evaluations
-from engine.project import Project
-from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.store.project import Project
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
 
 from ..context import AppContext, Page
 from ..jobs import scaled_progress
@@ -268,7 +268,7 @@ class TrainPage(Page):
                 trained = train_model(project, mix, options, progress=progress, cancel=cancel)
                 return {"model_id": trained.model_id, "validation": trained.validation,
                         "lines": trained.composition["train_lines"], "seconds": time.perf_counter() - start}
-            from engine.embed import EmbeddingTrainOptions, train_ensemble, train_embedding_model
+            from engine.coders.embedding import EmbeddingTrainOptions, train_ensemble, train_embedding_model
 
             if kind == "ensemble":
                 model_id, info = train_ensemble(project, mix, name=name, progress=progress, cancel=cancel)

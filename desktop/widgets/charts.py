@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from engine.evaluate import ConfusedPair, CurvePoint, EvaluationResult
+from engine.evaluate.metrics import ConfusedPair, CurvePoint, EvaluationResult
 
 
 class DeferredChartView(QChartView):

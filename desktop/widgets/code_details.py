@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 from engine.classification import ancestors, get_code, level_names, links_from, siblings
 from engine.errors import StatcoderError
 from engine.facade import code_counts
-from engine.project import Project
+from engine.store.project import Project
 
 
 def code_link(code: str, label: str | None = None) -> str:

@@ -6,7 +6,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
 from engine.classification import search_codes
-from engine.project import Project
+from engine.store.project import Project
 
 from .code_details import CodeDetails
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 
 from engine.classification import Code, ancestors, children
-from engine.project import Project
+from engine.store.project import Project
 
 Index = QModelIndex | QPersistentModelIndex
 

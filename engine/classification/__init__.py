@@ -1,6 +1,6 @@
 """Classifications: importers for official files and generic CSV/JSON, validation, and queries."""
 
-from .model import (
+from engine.classification.model import (
     Code,
     ImportResult,
     Link,
@@ -17,10 +17,10 @@ from .model import (
     search_codes,
     siblings,
 )
-from .builtin import BUILTINS, import_builtin, parse_builtin
-from .generic import ColumnMapping, parse_generic
-from .nace import parse_nace_ramon
-from .naics import parse_naics
+from engine.classification.builtin import BUILTINS, import_builtin, parse_builtin
+from engine.classification.generic import ColumnMapping, parse_generic
+from engine.classification.nace import parse_nace_ramon
+from engine.classification.naics import parse_naics
 
 __all__ = [
     "BUILTINS", "Code", "ColumnMapping", "ImportResult", "Link", "ParsedClassification", "RawCode",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import StatcoderError
-from ..paths import assets_dir
-from ..project import Project
-from .model import ImportResult, ParsedClassification, import_parsed
-from .nace import parse_nace_ramon
-from .naics import parse_naics
+from engine.errors import StatcoderError
+from engine.paths import assets_dir
+from engine.store.project import Project
+from engine.classification.model import ImportResult, ParsedClassification, import_parsed
+from engine.classification.nace import parse_nace_ramon
+from engine.classification.naics import parse_naics
 
 
 @dataclass(frozen=True)

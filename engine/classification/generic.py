@@ -12,10 +12,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import ClassificationError, Problem
-from .excludes import parse_item, split_items
-from .model import ParsedClassification, RawCode, RawLink
-from .reading import read_csv, read_json_records
+from engine.errors import ClassificationError, Problem
+from engine.classification.excludes import parse_item, split_items
+from engine.classification.model import ParsedClassification, RawCode, RawLink
+from engine.classification.reading import read_csv, read_json_records
 
 _TOKEN = re.compile(r"[A-Za-z]?\d[\w.\-]*\w|\b[A-Z]\b")
 

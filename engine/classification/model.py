@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import ClassificationError, Problem, ProjectError, UnknownCodeError
-from ..project import Project
-from ..text import file_sha256
+from engine.errors import ClassificationError, Problem, ProjectError, UnknownCodeError
+from engine.store.project import Project
+from engine.text import file_sha256
 
 
 @dataclass

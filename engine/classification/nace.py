@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import ClassificationError, Problem
-from .excludes import find_codes, parse_item, split_items
-from .model import ParsedClassification, RawCode, RawLink
-from .reading import read_csv
+from engine.errors import ClassificationError, Problem
+from engine.classification.excludes import find_codes, parse_item, split_items
+from engine.classification.model import ParsedClassification, RawCode, RawLink
+from engine.classification.reading import read_csv
 
 COLUMNS = ["Level", "Code", "Parent", "Description", "This item includes", "This item also includes",
            "Rulings", "This item excludes"]

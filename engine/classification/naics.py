@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import ClassificationError, Problem
-from .model import ParsedClassification, RawCode, RawLink
-from .reading import read_csv
+from engine.errors import ClassificationError, Problem
+from engine.classification.model import ParsedClassification, RawCode, RawLink
+from engine.classification.reading import read_csv
 
 LEVEL_NAMES = ["sector", "subsector", "industry group", "NAICS industry", "national industry"]
 _REFERENCE = re.compile(

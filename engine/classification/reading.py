@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClassificationError, Problem, ValidationError
+from engine.errors import ClassificationError, Problem, ValidationError
 
 
 def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = ClassificationError) -> str:

@@ -6,22 +6,22 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import StatcoderError
-from .common import cli
+from engine import __version__
+from engine.errors import StatcoderError
+from engine.cli.common import cli
 
 # Each stage registers its commands on `cli` when its module is imported.
-from . import project as _project  # noqa: E402,F401
-from . import classification as _classification  # noqa: E402,F401
-from . import realdata as _realdata  # noqa: E402,F401
-from . import pipeline as _pipeline  # noqa: E402,F401
-from . import models as _models  # noqa: E402,F401
-from . import generate as _generate  # noqa: E402,F401
-from . import curate as _curate  # noqa: E402,F401
-from . import train as _train  # noqa: E402,F401
-from . import evaluate as _evaluate  # noqa: E402,F401
-from . import coding as _coding  # noqa: E402,F401
-from . import embed as _embed  # noqa: E402,F401
+from engine.cli import project as _project  # noqa: E402,F401
+from engine.cli import classification as _classification  # noqa: E402,F401
+from engine.cli import realdata as _realdata  # noqa: E402,F401
+from engine.cli import pipeline as _pipeline  # noqa: E402,F401
+from engine.cli import models as _models  # noqa: E402,F401
+from engine.cli import generate as _generate  # noqa: E402,F401
+from engine.cli import curate as _curate  # noqa: E402,F401
+from engine.cli import train as _train  # noqa: E402,F401
+from engine.cli import evaluate as _evaluate  # noqa: E402,F401
+from engine.cli import coding as _coding  # noqa: E402,F401
+from engine.cli import embed as _embed  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..classification import (
+from engine.classification import (
     BUILTINS, ColumnMapping, ImportResult, ancestors, children, get_code, import_builtin, import_parsed,
     level_names, links_from, links_to, parse_generic, parse_nace_ramon, parse_naics, search_codes, siblings,
 )
-from ..errors import StatcoderError
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.errors import StatcoderError
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 def print_import_result(result: ImportResult) -> None:

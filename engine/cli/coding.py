@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..coding import batch_code_csv, record_decision, suggest
-from ..jobs import ProgressInfo
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.assist.coding import batch_code_csv, record_decision, suggest
+from engine.jobs import ProgressInfo
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 @cli.group("code")

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..project import Project
+from engine import __version__
+from engine.store.project import Project
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from ..augment import OPERATIONS, AugmentOptions, augment_real_train
-from ..curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
+from engine.realdata.augment import OPERATIONS, AugmentOptions, augment_real_train
+from engine.curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
                       clear_user_status, default_label_check, curate, export_curated, flag_counts, list_flags, override_flag,
                       set_sample_status, status_counts)
-from ..quality import quality_report
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.curate.quality import quality_report
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 run_option = click.option("--run", "runs", type=int, multiple=True,
                           help="Generation run id (repeat for several; default: every run).")
@@ -82,7 +82,7 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
 
 
 def _embedding_checker():
-    from ..embed import embedding_checker
+    from engine.coders.embedding import embedding_checker
 
     return embedding_checker()
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..embed import (EmbeddingTrainOptions, cache_size, clear_cache, embed_cached, load_embedding_model,
+from engine.coders.embedding import (EmbeddingTrainOptions, cache_size, clear_cache, embed_cached, load_embedding_model,
                      train_embedding_model, train_ensemble)
-from ..jobs import ProgressInfo
-from ..train import DataMix, leaf_codes_under
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.jobs import ProgressInfo
+from engine.coders.training import DataMix, leaf_codes_under
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 @cli.group("embed")

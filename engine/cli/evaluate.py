@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..evaluate import evaluate_model, set_report_path
-from ..evaluation_report import write_report
-from ..train import leaf_codes_under
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.evaluate.metrics import evaluate_model, set_report_path
+from engine.evaluate.report import write_report
+from engine.coders.training import leaf_codes_under
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 @cli.command("evaluate")

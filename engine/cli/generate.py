@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from ..generate import (STRATEGIES, GenerationParams, cancel_run, create_run, leaf_codes_under, list_runs,
+from engine.generate import (STRATEGIES, GenerationParams, cancel_run, create_run, leaf_codes_under, list_runs,
                         run_generation, run_status)
-from ..jobs import ProgressInfo
-from ..llm.backends import BackendSettings, HardwareSettings
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.jobs import ProgressInfo
+from engine.llm.backends import BackendSettings, HardwareSettings
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 @cli.group("generate")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..llm import registry
-from .common import cli, echo_json, json_option
+from engine.llm import registry
+from engine.cli.common import cli, echo_json, json_option
 
 
 def _gib(n: int) -> str:

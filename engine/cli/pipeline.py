@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..pipeline import PipelineOptions, run_pipeline
-from ..realdata import PRESETS
-from .common import cli
+from engine.pipeline import PipelineOptions, run_pipeline
+from engine.realdata.importing import PRESETS
+from engine.cli.common import cli
 
 
 @cli.command("pipeline")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..classification import import_builtin
-from ..project import Project
-from ..realdata import PRESETS, import_preset
-from .common import cli, echo_json, json_option, open_project, project_option
-from .classification import print_import_result
+from engine.classification import import_builtin
+from engine.store.project import Project
+from engine.realdata.importing import PRESETS, import_preset
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
+from engine.cli.classification import print_import_result
 
 
 @cli.command("new")

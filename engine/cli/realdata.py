@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..realdata import PRESETS, import_preset, import_real_texts
-from .common import cli, open_project, project_option
+from engine.realdata.importing import PRESETS, import_preset, import_real_texts
+from engine.cli.common import cli, open_project, project_option
 
 
 @cli.group("real")

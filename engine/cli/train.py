@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from ..coders import list_models, set_default_model, default_model_id
-from ..ftmodel import FastTextParams
-from ..jobs import ProgressInfo
-from ..train import DEFAULT_PARAMS, DataMix, TrainOptions, fit_in_this_process, leaf_codes_under, train_model
-from .common import cli, echo_json, json_option, open_project, project_option
+from engine.coders.base import list_models, set_default_model, default_model_id
+from engine.coders.fasttext.model import FastTextParams
+from engine.jobs import ProgressInfo
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, fit_in_this_process, leaf_codes_under, train_model
+from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
 @cli.group("train")
@@ -98,7 +98,7 @@ def train_fit(input_file: str, output: str, params_json: str, quantize: bool, va
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
 def train_serve(model_file: str) -> None:
     """Serve predictions of a fastText model over stdin/stdout (the desktop app's child process)."""
-    from ..ftserve import serve
+    from engine.coders.fasttext.serve import serve
 
     sys.exit(serve(model_file))
 

@@ -1,10 +1,10 @@
 """Curation of synthetic samples: rules that flag with reasons, a label check, balance; nothing is deleted."""
 
-from .labelcheck import Check, Checker, LabelCheckOptions, fasttext_checker, label_check
-from .review import (FlagCount, FlagView, accepted_samples, clear_user_status, export_curated, flag_counts,
+from engine.curate.labelcheck import Check, Checker, LabelCheckOptions, fasttext_checker, label_check
+from engine.curate.review import (FlagCount, FlagView, accepted_samples, clear_user_status, export_curated, flag_counts,
                      list_flags, override_flag, set_sample_status, status_counts)
-from .rules import GarbageLimits, Hit, Sample, compare_key, garbage_reason, make_sample, note_lines
-from .store import (ALL_RULES, default_label_check, DEFAULT_RELABEL, DEFAULT_REJECT, BalanceReport, CurationOptions, CurationResult, balance_report,
+from engine.curate.rules import GarbageLimits, Hit, Sample, compare_key, garbage_reason, make_sample, note_lines
+from engine.curate.store import (ALL_RULES, default_label_check, DEFAULT_RELABEL, DEFAULT_REJECT, BalanceReport, CurationOptions, CurationResult, balance_report,
                     curate)
 
 __all__ = [

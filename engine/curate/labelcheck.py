@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..ftmodel import FastTextCoder, FastTextParams
-from ..jobs import CancelToken, ProgressCallback, ProgressMeter
-from .rules import Hit, Sample
+from engine.coders.fasttext.model import FastTextCoder, FastTextParams
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.curate.rules import Hit, Sample
 
 Prediction = list[tuple[str, float]]
 # (train_pairs, texts) -> for each text its top codes with scores, best first.

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import StatcoderError
-from ..ftmodel import write_training_file
-from ..project import Project
-from .store import STATUSES, refresh_status
+from engine.errors import StatcoderError
+from engine.coders.fasttext.model import write_training_file
+from engine.store.project import Project
+from engine.curate.store import STATUSES, refresh_status
 
 # A sample's training label: what curation relabelled it to, else the code it was generated for.
 LABEL = "COALESCE(s.curated_code, s.code)"

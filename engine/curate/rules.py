@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 
 from rapidfuzz import fuzz, process
 
-from ..text import clean_text, normalise_key
-from .language import foreign_language, foreign_script
+from engine.text import clean_text, normalise_key
+from engine.curate.language import foreign_language, foreign_script
 
 _PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")

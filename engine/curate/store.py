@@ -16,12 +16,12 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
-from ..errors import StatcoderError
-from ..jobs import CancelToken, ProgressCallback
-from ..notes import notes_pairs
-from ..project import Project
-from .labelcheck import Check, LabelCheckOptions, label_check
-from .rules import (GarbageLimits, Hit, Sample, duplicates, excludes_conflicts, garbage, label_conflicts,
+from engine.errors import StatcoderError
+from engine.jobs import CancelToken, ProgressCallback
+from engine.classification.note_lines import notes_pairs
+from engine.store.project import Project
+from engine.curate.labelcheck import Check, LabelCheckOptions, label_check
+from engine.curate.rules import (GarbageLimits, Hit, Sample, duplicates, excludes_conflicts, garbage, label_conflicts,
                     make_sample, note_copies, note_lines)
 
 GARBAGE_RULES = ("empty", "too_short", "too_long", "prompt_echo", "repeated_tokens", "language")
@@ -359,7 +359,7 @@ def default_label_check(project: Project) -> LabelCheckOptions:
     """
     if _language(project) == "en":
         try:
-            from ..embed import default_model_path, embedding_checker
+            from engine.coders.embedding import default_model_path, embedding_checker
         except ImportError:  # the embedding stage is optional in a trimmed install
             return LabelCheckOptions()
         if default_model_path().is_file():

@@ -5,10 +5,10 @@
     run_status(project, run_id).done
 """
 
-from .prompts import DEFAULT_GRID
-from .runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, leaf_codes_under, list_runs,
+from engine.generate.prompts import DEFAULT_GRID
+from engine.generate.runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, leaf_codes_under, list_runs,
                    resume, run_generation, run_settings, run_status)
-from .strategies import DEFAULT_STRATEGIES, STRATEGIES
+from engine.generate.strategies import DEFAULT_STRATEGIES, STRATEGIES
 
 __all__ = [
     "DEFAULT_GRID", "DEFAULT_STRATEGIES", "GenerationParams", "RunResult", "RunStatus", "STRATEGIES", "cancel_run",

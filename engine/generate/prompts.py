@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..llm.backends import Prompt
-from .notes import CodeCard
+from engine.llm.backends import Prompt
+from engine.generate.cards import CodeCard
 
 SYSTEM_VERSION = "sys-2"
 STRATEGY_VERSIONS = {

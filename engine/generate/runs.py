@@ -14,17 +14,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..classification import get_code
-from ..errors import Cancelled, ModelError, StatcoderError
-from ..jobs import CancelToken, ProgressCallback
-from ..llm.backends import Backend, BackendSettings, GenerationRequest, HardwareSettings, open_backend
-from ..llm.constrain import parse_phrase_list, phrase_list_grammar, phrase_list_schema
-from ..project import Project
-from ..realdata import real_texts
-from ..text import normalise_key
-from .notes import code_card
-from .prompts import DEFAULT_GRID, STRATEGY_VERSIONS, SYSTEM_VERSION, build_prompt
-from .strategies import STRATEGIES, StrategyContext, applies, grid_cells, shares
+from engine.classification import get_code
+from engine.errors import Cancelled, ModelError, StatcoderError
+from engine.jobs import CancelToken, ProgressCallback
+from engine.llm.backends import Backend, BackendSettings, GenerationRequest, HardwareSettings, open_backend
+from engine.llm.constrain import parse_phrase_list, phrase_list_grammar, phrase_list_schema
+from engine.store.project import Project
+from engine.realdata.importing import real_texts
+from engine.text import normalise_key
+from engine.generate.cards import code_card
+from engine.generate.prompts import DEFAULT_GRID, STRATEGY_VERSIONS, SYSTEM_VERSION, build_prompt
+from engine.generate.strategies import STRATEGIES, StrategyContext, applies, grid_cells, shares
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def create_run(project: Project, *, codes: list[str], quota: int, strategies: li
     `model`: a registered model's name or sha256, or a GGUF path (registered on the way); None takes
     the registry's default. Ignored for a server backend, which names its own model.
     """
-    from ..llm.registry import add_model, get_default_model, get_model
+    from engine.llm.registry import add_model, get_default_model, get_model
 
     if quota < 1:
         raise StatcoderError("the quota must be at least 1 sample per code")
@@ -246,7 +246,7 @@ def run_generation(project: Project, run_id: int, *, progress: ProgressCallback 
     the run 'cancelled' and raises Cancelled; calling this again resumes. Pass an open `backend` to
     reuse a loaded model across runs; it must be the run's model.
     """
-    from .writer import RunWriter
+    from engine.generate.writer import RunWriter
 
     row = _run_row(project, run_id)
     settings, params = run_settings(project, run_id)

@@ -7,8 +7,8 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from .notes import CodeCard
-from .prompts import (Task, contrastive_task, few_shot_task, grid_task, keywords_task, nec_task, notes_task)
+from engine.generate.cards import CodeCard
+from engine.generate.prompts import (Task, contrastive_task, few_shot_task, grid_task, keywords_task, nec_task, notes_task)
 
 # Order within a code: the specific strategies first, the robust ones last, because the last
 # strategy of a code tops up whatever the others fell short of (duplicates, parse failures).

@@ -1,8 +1,8 @@
 """Local LLMs: the GGUF model registry, memory estimates, and backends (in-process llama.cpp, HTTP server)."""
 
-from .backends import (Backend, BackendSettings, Completion, GenerationRequest, HardwareSettings, Prompt,
+from engine.llm.backends import (Backend, BackendSettings, Completion, GenerationRequest, HardwareSettings, Prompt,
                        open_backend)
-from .registry import (ModelInfo, add_model, estimate_memory, get_default_model, get_model, inspect_model,
+from engine.llm.registry import (ModelInfo, add_model, estimate_memory, get_default_model, get_model, inspect_model,
                        install_default_model, list_models, remove_model, set_default_model, test_model_path)
 
 __all__ = [

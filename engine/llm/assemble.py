@@ -11,9 +11,9 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..errors import ModelError
-from ..jobs import CancelToken, ProgressCallback, ProgressMeter
-from ..paths import models_dir
+from engine.errors import ModelError
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.paths import models_dir
 
 DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Protocol, Sequence
 
-from ..errors import ModelError
+from engine.errors import ModelError
 
 DEFAULT_THREADS = 2
 DEFAULT_CONTEXT = 2048
@@ -148,13 +148,13 @@ class Backend(Protocol):
 def open_backend(settings: BackendSettings) -> Backend:
     """Load the model (in-process) or check the server is reachable, and return the backend."""
     if settings.kind == "llama-cpp":
-        from .llamacpp import LlamaCppBackend
+        from engine.llm.llamacpp import LlamaCppBackend
 
         if not settings.model_path:
             raise ModelError("the in-process backend needs a model file; add one with `statcoder models add`")
         return LlamaCppBackend(settings)
     if settings.kind == "openai":
-        from .server import OpenAIServerBackend
+        from engine.llm.server import OpenAIServerBackend
 
         if not settings.base_url:
             raise ModelError("the server backend needs a base URL such as http://127.0.0.1:8080")

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..text import clean_text, normalise_key
+from engine.text import clean_text, normalise_key
 
 _QUOTED = re.compile(r'"((?:[^"\\\n]|\\.){2,200})"')
 

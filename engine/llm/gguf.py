@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import ModelError
+from engine.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
 

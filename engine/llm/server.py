@@ -14,8 +14,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
-from ..errors import ModelError
-from .backends import BackendSettings, Completion, GenerationRequest
+from engine.errors import ModelError
+from engine.llm.backends import BackendSettings, Completion, GenerationRequest
 
 
 class OpenAIServerBackend:

@@ -8,7 +8,7 @@ import pytest
 
 import bench.common
 import bench.run
-from engine.train import leaf_codes_under
+from engine.coders.training import leaf_codes_under
 
 
 @pytest.fixture

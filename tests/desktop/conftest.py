@@ -48,8 +48,8 @@ def window(qtbot, answer):
     yield win
     win.runner.cancel_all()
     win.runner.wait()
-    from engine.coders import clear_coder_cache
-    from engine.ftserve import set_out_of_process
+    from engine.coders.base import clear_coder_cache
+    from engine.coders.fasttext.serve import set_out_of_process
 
     set_out_of_process(False)   # the window turned it on; engine tests after these load in-process
     clear_coder_cache()
@@ -69,9 +69,9 @@ def wait_jobs(qtbot, window, timeout: int = 60_000) -> None:
 @pytest.fixture(scope="session")
 def _trained_template(_nace_template, tmp_path_factory) -> Path:
     """NACE with a fastText coder for divisions 10-11 trained through the engine (child process)."""
-    from engine.ftmodel import FastTextParams
-    from engine.project import Project
-    from engine.train import DataMix, TrainOptions, leaf_codes_under, train_model
+    from engine.coders.fasttext.model import FastTextParams
+    from engine.store.project import Project
+    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
 
     folder = tmp_path_factory.mktemp("trained")
     path = folder / "nace.statcoder"

@@ -116,7 +116,7 @@ def test_batch_code_a_file_then_walk_the_review_queue(window, trained_path, qtbo
     assert batch.queue.decisions == {first.row: chosen}
     assert f"1 of {result.review} reviewed" in batch.queue_label.text()
     # progress is saved: a fresh queue on the same file resumes after the decided row
-    from engine.review_queue import ReviewQueue
+    from engine.assist.review_queue import ReviewQueue
 
     again = ReviewQueue(result.out_path, text_column="answer")
     assert again.done == 1 and (again.next_pending() is None or again.next_pending().row != first.row)

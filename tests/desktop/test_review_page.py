@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.project import Project
+from engine.store.project import Project
 
 SAMPLES = [
     ("10.71", "fresh bread and rolls from our bakery", "zero-shot"),

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from engine.augment import (NEIGHBOURS, AugmentOptions, abbreviate, augment_real_train, augment_text, augmented_pairs,
+from engine.realdata.augment import (NEIGHBOURS, AugmentOptions, abbreviate, augment_real_train, augment_text, augmented_pairs,
                             change_case, dropout, swap, typo, ABBREVIATIONS_EN)
 from engine.errors import StatcoderError
-from engine.realdata import split_of
+from engine.realdata.importing import split_of
 from engine.text import normalise_key
 
 TEXTS = [("Bread and flour confectionery baking (manufacture)", "10.71"), ("Crumpet making (manufacture)", "10.71"),
@@ -41,7 +41,7 @@ def stored(project) -> list[tuple]:
 
 
 def test_same_seed_same_variants_and_rerun_adds_nothing(project, tmp_path):
-    from engine.project import Project
+    from engine.store.project import Project
 
     tiny_project(project)
     first = augment_real_train(project, AugmentOptions(seed=7, per_text=3, ops_per_variant=2))

@@ -11,13 +11,13 @@ import tracemalloc
 
 import pytest
 
-from engine.coders import (CODER_LOADERS, Coder, FastTextKindCoder, choose_default_model, clear_coder_cache,
+from engine.coders.base import (CODER_LOADERS, Coder, FastTextKindCoder, choose_default_model, clear_coder_cache,
                            default_model_id, load_coder)
-from engine.coding import batch_code_csv, record_decision, suggest
+from engine.assist.coding import batch_code_csv, record_decision, suggest
 from engine.errors import Cancelled, ModelError, UnknownCodeError
 from engine.jobs import CancelToken
-from engine.project import Project
-from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.store.project import Project
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
 
 
 @pytest.fixture(scope="module")
@@ -162,5 +162,5 @@ def test_keyword_decisions_and_the_panel_description(coded):
     project, _, trained = coded
     decision = record_decision(project, "hop farm brewery", chosen_code="11.05", suggested_code="11.05", confidence=0.9)
     assert decision.kind == "confirmation"
-    from engine.coding import describe_default_coder
+    from engine.assist.coding import describe_default_coder
     assert describe_default_coder(project).startswith(f"model {default_model_id(project)} (")

@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from engine.project import Project
+from engine.store.project import Project
 from tests.conftest import REPO
 
 WRITER = r"""
 import json, sqlite3, sys, time
 from pathlib import Path
-from engine.project import Project
+from engine.store.project import Project
 from engine.text import normalise_key
 
 path, stop, minimum = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

@@ -12,7 +12,7 @@ from engine.curate import (CurationOptions, GarbageLimits, LabelCheckOptions, ac
                            list_flags, make_sample, override_flag, set_sample_status)
 from engine.curate.rules import duplicates, excludes_conflicts, label_conflicts, note_copies, note_lines
 from engine.errors import StatcoderError
-from engine.notes import notes_pairs
+from engine.classification.note_lines import notes_pairs
 
 NO_CHECK = CurationOptions(label_check=None)
 
@@ -161,7 +161,7 @@ def test_curate_flags_an_excludes_copy_of_10_71_with_10_72_suggested(nace_projec
 
 
 def test_a_relabelled_sample_trains_its_new_code_until_the_flag_is_overridden(nace_project):
-    from engine.train import DataMix, build_training_data
+    from engine.coders.training import DataMix, build_training_data
 
     _, ids = add_run(nace_project, [("10.71", "manufacture of dry bakery products"), ("10.71", "fresh cream cakes")])
     curate(nace_project, options=NO_CHECK)
@@ -183,7 +183,7 @@ def test_a_relabelled_sample_trains_its_new_code_until_the_flag_is_overridden(na
     # The generated code itself was never changed.
     assert nace_project.conn.execute("SELECT code FROM samples WHERE id = ?", (ids[0],)).fetchone()[0] == "10.71"
     # A reviewer's own label wins over the curated one.
-    from engine.samples import edit_sample
+    from engine.curate.samples import edit_sample
 
     edited = edit_sample(nace_project, ids[0], code="10.73")
     assert edited.label == "10.73" and edited.curated_code is None and edited.original_code == "10.71"

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.coders import get_model, load_coder
-from engine.coding import suggest
-from engine.embed import (DEFAULT_MODEL_SHA256, EmbeddingCoder, EmbeddingTrainOptions, EnsembleCoder, cache_size,
+from engine.coders.base import get_model, load_coder
+from engine.assist.coding import suggest
+from engine.coders.embedding import (DEFAULT_MODEL_SHA256, EmbeddingCoder, EmbeddingTrainOptions, EnsembleCoder, cache_size,
                           default_model_path, embed_cached, embedding_checker, fit_logistic, fit_temperature,
                           load_embedding_model, train_embedding_model, train_ensemble)
-from engine.embed.classifier import softmax
-from engine.embed.model import EmbeddingModel
+from engine.coders.embedding.classifier import softmax
+from engine.coders.embedding.model import EmbeddingModel
 from engine.errors import ModelError
 from engine.text import file_sha256
-from engine.train import DataMix, leaf_codes_under
+from engine.coders.training import DataMix, leaf_codes_under
 from tests.engine.test_offline import offline  # noqa: F401  (the network-guard fixture)
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "minilm_reference.json"
@@ -194,7 +194,7 @@ def test_ensemble_weights_are_chosen_on_validation(nace_project):
 
 
 def test_embedding_checker_ranks_labels_for_curation(nace_project):
-    from engine.notes import notes_pairs
+    from engine.classification.note_lines import notes_pairs
 
     check = embedding_checker(k=3)
     preds = check(list(notes_pairs(nace_project, _codes(nace_project))), ["bottled mineral water", "beer brewing"])

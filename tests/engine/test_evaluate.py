@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from engine.evaluate import (Hierarchy, auto_coding_curve, choose_threshold, compute_metrics, evaluate_model,
+from engine.evaluate.metrics import (Hierarchy, auto_coding_curve, choose_threshold, compute_metrics, evaluate_model,
                              fallback_scores, reliability)
-from engine.evaluation_report import write_report
-from engine.train import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.evaluate.report import write_report
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
 
 #  A ── A1 ── a11, a12          B ── B1 ── b11
 #    └─ A2 ── a21

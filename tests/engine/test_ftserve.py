@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ModelError
-from engine.ftmodel import FastTextCoder, FastTextParams
-from engine.ftserve import ChildFastText, set_out_of_process
+from engine.coders.fasttext.model import FastTextCoder, FastTextParams
+from engine.coders.fasttext.serve import ChildFastText, set_out_of_process
 
 PAIRS = [("brewing beer", "11.05"), ("making wine", "11.02"), ("cider and perry", "11.03"),
          ("bread bakery", "10.71"), ("frozen fish", "10.20")] * 30

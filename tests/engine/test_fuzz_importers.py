@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine.classification import ColumnMapping, import_parsed, parse_generic, parse_nace_ramon, parse_naics
 from engine.errors import StatcoderError, ValidationError
-from engine.project import Project
-from engine.realdata import import_real_texts, split_of
+from engine.store.project import Project
+from engine.realdata.importing import import_real_texts, split_of
 from engine.text import normalise_key
 from tests.conftest import snapshot
 

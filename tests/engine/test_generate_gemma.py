@@ -15,7 +15,7 @@ import pytest
 
 from engine.classification import links_to
 from engine.generate import GenerationParams, create_run, run_generation, run_status
-from engine.project import Project
+from engine.store.project import Project
 from tests.conftest import REPO
 from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
 

@@ -214,14 +214,14 @@ def test_guard_reaches_child_processes(offline):
 
 def test_pipeline_tries_no_connection(offline, tmp_path, gemma_path):
     """Every stage, in this process (its trainer child included) and through the CLI in child processes."""
-    from engine.coding import batch_code_csv, suggest
+    from engine.assist.coding import batch_code_csv, suggest
     from engine.curate import CurationOptions, curate
-    from engine.evaluate import evaluate_model
-    from engine.ftmodel import FastTextParams
+    from engine.evaluate.metrics import evaluate_model
+    from engine.coders.fasttext.model import FastTextParams
     from engine.generate.runs import GenerationParams, create_run, run_generation
     from engine.llm.backends import BackendSettings, HardwareSettings
     from engine.pipeline import PipelineOptions, prepare_project
-    from engine.train import DataMix, TrainOptions, leaf_codes_under, train_model
+    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
 
     project = prepare_project(PipelineOptions(project=tmp_path / "offline.statcoder", divisions=["10"]),
                               log=lambda line: None)

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from engine.errors import ProjectError, SchemaTooNewError
-from engine.migrations import MIGRATIONS
-from engine.project import Project
+from engine.store.migrations import MIGRATIONS
+from engine.store.project import Project
 
 
 def test_new_project_has_every_migration_and_stage_table(project):

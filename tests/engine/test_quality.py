@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.curate import CurationOptions, LabelCheckOptions, curate
-from engine.quality import condition_key, quality_report, self_similarity, text_stats
+from engine.curate.quality import condition_key, quality_report, self_similarity, text_stats
 from tests.engine.test_curate import add_run
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from engine.classification import import_builtin
 from engine.errors import ProjectError, RealDataError
-from engine.realdata import import_real_texts, real_texts, split_of
+from engine.realdata.importing import import_real_texts, real_texts, split_of
 from engine.text import normalise_key
 from tests.conftest import shared_file, snapshot
 

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from engine.coders import default_model_id, load_coder, models_folder
+from engine.coders.base import default_model_id, load_coder, models_folder
 from engine.errors import Cancelled
 from engine.jobs import CancelToken
 from engine.text import file_sha256
-from engine.train import (DEFAULT_PARAMS, DataMix, TrainOptions, TrainingError, build_training_data, cli_command,
+from engine.coders.training import (DEFAULT_PARAMS, DataMix, TrainOptions, TrainingError, build_training_data, cli_command,
                           leaf_codes_under, scaled_epochs, train_model)
 
 FAST = dataclasses.replace(DEFAULT_PARAMS, epoch=5, bucket=20_000)
@@ -128,7 +128,7 @@ def test_orphaned_child_stops_training(tmp_path):
     import subprocess
     import time
 
-    from engine.ftmodel import write_training_file
+    from engine.coders.fasttext.model import write_training_file
 
     train_file = tmp_path / "train.txt"
     write_training_file([("brewing beer", "11.05"), ("making wine", "11.02")] * 200, train_file)
@@ -178,8 +178,8 @@ def test_a_diverging_learning_rate_is_lowered_instead_of_failing(tmp_path):
     import json
     import subprocess
 
-    from engine.ftmodel import write_training_file
-    from engine.train import RESULT_MARKER
+    from engine.coders.fasttext.model import write_training_file
+    from engine.coders.training import RESULT_MARKER
 
     write_training_file([("brewing beer", "11.05"), ("making wine", "11.02"), ("cider", "11.03")] * 50,
                         tmp_path / "train.txt")
@@ -197,7 +197,7 @@ def test_a_diverging_learning_rate_is_lowered_instead_of_failing(tmp_path):
 
 def test_a_diverging_autotune_tries_again_then_trains_with_fixed_parameters(monkeypatch, tmp_path):
     """Autotune picks its own rates and may diverge; the run ends with a model, never a crash."""
-    from engine import ftmodel
+    from engine.coders.fasttext import model as ftmodel
 
     calls = []
 
@@ -223,7 +223,7 @@ def test_a_diverging_autotune_tries_again_then_trains_with_fixed_parameters(monk
 
 
 def test_small_sets_get_fewer_hash_buckets():
-    from engine.train import scaled_buckets
+    from engine.coders.training import scaled_buckets
 
     assert scaled_buckets(958, 200_000) == 50_000
     assert scaled_buckets(958, 20_000) == 20_000          # never more than asked for
@@ -232,7 +232,7 @@ def test_small_sets_get_fewer_hash_buckets():
 
 def test_in_process_training_that_diverges_at_every_rate_moves_to_a_fresh_process(monkeypatch):
     """Seen in CI: a process that had trained before got "Encountered NaN" down to lr 0.0005."""
-    from engine import ftmodel
+    from engine.coders.fasttext import model as ftmodel
 
     def always_nan(input, **kwargs):
         raise RuntimeError("Encountered NaN.")

@@ -1,8 +1,8 @@
 """Notes lines: bullet items, sub-items joined to their head, headers and boilerplate stripped."""
 
 from engine.classification import Code, get_code
-from engine.notes import code_lines, lines_from_note, notes_pairs
-from engine.train import leaf_codes_under
+from engine.classification.note_lines import code_lines, lines_from_note, notes_pairs
+from engine.coders.training import leaf_codes_under
 
 NACE_NOTE = """This class includes:
 - production of dried, salted or smoked meat

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.project import Project
+from engine.store.project import Project
 from tests.conftest import REPO
 from tests.engine.llm_support import gemma_path  # noqa: F401  (fixture)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator
 
-from .classification import Code
-from .project import Project
-from .text import clean_text, normalise_key
+from engine.classification import Code
+from engine.store.project import Project
+from engine.text import clean_text, normalise_key
 
 # Headers that introduce a list rather than describe an activity ("This class includes:").
 _HEADER = re.compile(

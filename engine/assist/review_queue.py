@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StatcoderError
+from engine.errors import StatcoderError
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class QueueItem:
 
 
 class ReviewQueue:
-    """Rows with status 'review' in a file written by engine.coding.batch_code_csv.
+    """Rows with status 'review' in a file written by engine.assist.coding.batch_code_csv.
 
     Decisions live in `<file>.review.json` and are written after each one, so closing the app loses
     nothing; `write_reviewed` produces the final file with the chosen codes and status 'reviewed'.

@@ -22,7 +22,7 @@ import weakref
 from pathlib import Path
 from typing import IO, Sequence
 
-from .errors import ModelError
+from engine.errors import ModelError
 
 ENV = "STATCODER_FASTTEXT_CHILD"
 
@@ -73,7 +73,7 @@ class ChildFastText:
     """The subset of fastText's model API that FastTextCoder uses, answered by a child process."""
 
     def __init__(self, path: str | Path):
-        from .train import cli_command
+        from engine.coders.training import cli_command
 
         self.path = Path(path)
         self._lock = threading.Lock()

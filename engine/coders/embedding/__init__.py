@@ -1,20 +1,20 @@
 """Sentence embeddings (GGUF via llama.cpp), their project cache, and the embedding and ensemble coders.
 
-Importing this package registers the 'embedding' and 'ensemble' kinds with engine.coders.
+Importing this package registers the 'embedding' and 'ensemble' kinds with engine.coders.base.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from ..coders import CODER_LOADERS
-from .cache import CacheStats, cache_size, clear_cache, embed_cached
-from .classifier import fit_logistic, fit_temperature, nearest_scores
-from .coder import EmbeddingCoder
-from .ensemble import EnsembleCoder, train_ensemble
-from .model import (DEFAULT_MODEL_SHA256, EmbeddingModel, default_model_path, load_embedding_model,
+from engine.coders.base import CODER_LOADERS
+from engine.coders.embedding.cache import CacheStats, cache_size, clear_cache, embed_cached
+from engine.coders.embedding.classifier import fit_logistic, fit_temperature, nearest_scores
+from engine.coders.embedding.coder import EmbeddingCoder
+from engine.coders.ensemble import EnsembleCoder, train_ensemble
+from engine.coders.embedding.model import (DEFAULT_MODEL_SHA256, EmbeddingModel, default_model_path, load_embedding_model,
                     resolve_embedding_model)
-from .training import EmbeddingTrainOptions, EmbeddingTrainResult, fit_embedding_coder, train_embedding_model
+from engine.coders.embedding.training import EmbeddingTrainOptions, EmbeddingTrainResult, fit_embedding_coder, train_embedding_model
 
 CODER_LOADERS["embedding"] = EmbeddingCoder.load
 CODER_LOADERS["ensemble"] = EnsembleCoder.load

@@ -14,15 +14,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..coders import choose_default_model, models_folder
-from ..jobs import CancelToken, ProgressCallback, ProgressInfo
-from ..project import Project
-from ..text import file_sha256
-from ..train import DataMix, TrainingData, _validation_key, build_training_data
-from .cache import CacheStats, embed_cached
-from .classifier import accuracy, fit_logistic, fit_temperature, softmax
-from .coder import EmbeddingCoder
-from .model import EmbeddingModel, load_embedding_model
+from engine.coders.base import choose_default_model, models_folder
+from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
+from engine.store.project import Project
+from engine.text import file_sha256
+from engine.coders.training import DataMix, TrainingData, _validation_key, build_training_data
+from engine.coders.embedding.cache import CacheStats, embed_cached
+from engine.coders.embedding.classifier import accuracy, fit_logistic, fit_temperature, softmax
+from engine.coders.embedding.coder import EmbeddingCoder
+from engine.coders.embedding.model import EmbeddingModel, load_embedding_model
 
 C_GRID = (10.0, 100.0, 1000.0)
 DEFAULT_C = 100.0           # BENCHMARK.md's setting, used when there is nothing to validate on

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jobs import CancelToken
+from engine.jobs import CancelToken
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

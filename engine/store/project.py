@@ -11,9 +11,9 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-from . import __version__
-from .errors import ProjectError, SchemaTooNewError
-from .migrations import MIGRATIONS
+from engine import __version__
+from engine.errors import ProjectError, SchemaTooNewError
+from engine.store.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
 

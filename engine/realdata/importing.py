@@ -9,11 +9,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .classification.reading import read_csv
-from .errors import Problem, ProjectError, RealDataError
-from .paths import assets_dir
-from .project import Project
-from .text import clean_text, file_sha256, normalise_key
+from engine.classification.reading import read_csv
+from engine.errors import Problem, ProjectError, RealDataError
+from engine.paths import assets_dir
+from engine.store.project import Project
+from engine.text import clean_text, file_sha256, normalise_key
 
 SPLIT_BUCKETS = 10_000
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..classification import Code, ancestors, get_code, links_to, siblings
-from ..classification.excludes import parse_item, split_items
-from ..project import Project
+from engine.classification import Code, ancestors, get_code, links_to, siblings
+from engine.classification.excludes import parse_item, split_items
+from engine.store.project import Project
 
 _HEADER = re.compile(r"^\s*this\s+\w+\s+(?:also\s+)?(?:includes|excludes)\s*:?\s*$", re.IGNORECASE)
 _ITEM = re.compile(r"^\s*[-\u2022*]\s*")

@@ -16,8 +16,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from .ftmodel import preprocess
-from .project import Project
+from engine.coders.fasttext.model import preprocess
+from engine.store.project import Project
 
 NO_CONDITION = "-"
 

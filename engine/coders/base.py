@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
-from .errors import ModelError
-from .ftmodel import FastTextCoder
-from .project import Project
+from engine.errors import ModelError
+from engine.coders.fasttext.model import FastTextCoder
+from engine.store.project import Project
 
 DEFAULT_MODEL_SETTING = "default_model_id"
 
@@ -42,7 +42,7 @@ class FastTextKindCoder(FastTextCoder):
 
 
 # kind -> loader(path) -> Coder. Other coder modules add their kinds here when imported
-# (engine.embed registers 'embedding' and 'ensemble').
+# (engine.coders.embedding registers 'embedding' and 'ensemble').
 CODER_LOADERS: dict[str, Callable[[Path], Coder]] = {"fasttext": FastTextKindCoder.load}
 
 
@@ -126,7 +126,7 @@ def choose_default_model(project: Project) -> int | None:
 
 # Modules that add coder kinds to CODER_LOADERS when imported; loaded on first need, so that a caller
 # of suggest() does not have to know which module serves which kind.
-PLUGIN_MODULES = ("engine.embed",)
+PLUGIN_MODULES = ("engine.coders.embedding",)
 
 
 def _register_plugins() -> None:
@@ -157,7 +157,7 @@ def load_coder(project: Project, model_id: int | None = None) -> tuple[Coder, Mo
     if coder is not None:
         return coder, record
     if record.kind not in CODER_LOADERS:
-        import_module("engine.embed")  # registers the 'embedding' and 'ensemble' kinds
+        import_module("engine.coders.embedding")  # registers the 'embedding' and 'ensemble' kinds
     loader = CODER_LOADERS.get(record.kind)
     if loader is None:
         _register_plugins()

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .coders import default_model_id, get_model, load_coder
-from .errors import StatcoderError, UnknownCodeError, ValidationError, Problem
-from .jobs import CancelToken, ProgressCallback, ProgressMeter
-from .project import Project
-from .text import clean_text, normalise_key
+from engine.coders.base import default_model_id, get_model, load_coder
+from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Problem
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.store.project import Project
+from engine.text import clean_text, normalise_key
 
 OUTPUT_COLUMNS = ("code", "confidence", "model_version", "status")
 BATCH_CHUNK = 256

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .coders import choose_default_model, models_folder
-from .errors import Cancelled, ModelError, StatcoderError
-from .ftmodel import FastTextCoder, FastTextParams, train_supervised, write_training_file
-from .jobs import CancelToken, ProgressCallback, ProgressMeter
-from .notes import notes_pairs
-from .project import Project
-from .text import file_sha256, normalise_key
+from engine.coders.base import choose_default_model, models_folder
+from engine.errors import Cancelled, ModelError, StatcoderError
+from engine.coders.fasttext.model import FastTextCoder, FastTextParams, train_supervised, write_training_file
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.classification.note_lines import notes_pairs
+from engine.store.project import Project
+from engine.text import file_sha256, normalise_key
 
 # The benchmark's settings (BENCHMARK.md) except the hash-bucket count: fastText's 2M buckets make an
 # 800 MB model that takes seconds to load, and 200k scored the same on the validation split

@@ -7,9 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..jobs import CancelToken, ProgressCallback, ProgressMeter
-from ..project import Project
-from .model import EmbeddingModel
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.store.project import Project
+from engine.coders.embedding.model import EmbeddingModel
 
 LOOKUP_CHUNK = 500
 WRITE_EVERY = 256

@@ -119,7 +119,7 @@ class FastTextCoder:
                     raise
                 # In a process that has trained before, fastText (fasttext-numpy2) now and then diverges
                 # at any learning rate; a fresh process does not. Train there and load its model.
-                from .train import run_child_training
+                from engine.coders.training import run_child_training
 
                 output = Path(tmp) / "model.bin"
                 run_child_training(path, output, params)
@@ -128,9 +128,9 @@ class FastTextCoder:
 
     @classmethod
     def load(cls, path: str | Path) -> "FastTextCoder":
-        from .ftserve import ChildFastText, out_of_process
+        from engine.coders.fasttext.serve import ChildFastText, out_of_process
 
-        if out_of_process():  # the desktop app: the model lives in a child process (engine.ftserve)
+        if out_of_process():  # the desktop app: the model lives in a child process (engine.coders.fasttext.serve)
             return cls(ChildFastText(path))
         # fastText reads the file holding the GIL; from disk that took 400 ms for an 80 MB model on a busy
         # machine. Reading it first (Python's reads release the GIL) leaves fastText a page-cache copy.

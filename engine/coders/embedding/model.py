@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ModelError
-from ..paths import assets_dir
-from ..text import file_sha256
+from engine.errors import ModelError
+from engine.paths import assets_dir
+from engine.text import file_sha256
 
 DEFAULT_MODEL_FILE = "all-MiniLM-L6-v2.f16.gguf"
 DEFAULT_MODEL_SHA256 = "e9efbb64a5c4f2c1a5310f7d03fc864cdf28a67bb63ec94f0677100c5025fbc2"

@@ -9,16 +9,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ModelError
-from .classifier import LinearModel, nearest_scores, softmax, top_k
-from .model import EmbeddingModel, resolve_embedding_model
+from engine.errors import ModelError
+from engine.coders.embedding.classifier import LinearModel, nearest_scores, softmax, top_k
+from engine.coders.embedding.model import EmbeddingModel, resolve_embedding_model
 
 MODES = ("lr", "knn")
 FORMAT = "statcoder-embedding-coder/1"
 
 
 class EmbeddingCoder:
-    """Implements the Coder protocol (engine.coders). Probabilities are softmax(scores / temperature)."""
+    """Implements the Coder protocol (engine.coders.base). Probabilities are softmax(scores / temperature)."""
 
     kind = "embedding"
 

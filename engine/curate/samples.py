@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .classification import get_code
-from .errors import StatcoderError
-from .project import Project
-from .text import clean_text, normalise_key
+from engine.classification import get_code
+from engine.errors import StatcoderError
+from engine.store.project import Project
+from engine.text import clean_text, normalise_key
 
 
 @dataclass(frozen=True)

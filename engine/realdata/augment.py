@@ -13,9 +13,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from .errors import StatcoderError
-from .jobs import CancelToken, ProgressCallback, ProgressMeter
-from .project import Project
+from engine.errors import StatcoderError
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.store.project import Project
 
 OPERATIONS = ("typo", "dropout", "swap", "abbreviation", "case")
 

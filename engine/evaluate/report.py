@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .evaluate import EvaluationResult
+from engine.evaluate.metrics import EvaluationResult
 
 
 def _pct(value: float | None) -> str:

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..coders import CODER_LOADERS, Coder, choose_default_model, get_model, load_coder
-from ..errors import ModelError
-from ..jobs import CancelToken, ProgressCallback
-from ..project import Project
-from ..train import DataMix, TrainOptions, _validation_key, build_training_data, train_model
-from .cache import embed_cached
-from .coder import EmbeddingCoder
-from .training import EmbeddingTrainOptions, log_loss_of, model_file, register_model, train_embedding_model
+from engine.coders.base import CODER_LOADERS, Coder, choose_default_model, get_model, load_coder
+from engine.errors import ModelError
+from engine.jobs import CancelToken, ProgressCallback
+from engine.store.project import Project
+from engine.coders.training import DataMix, TrainOptions, _validation_key, build_training_data, train_model
+from engine.coders.embedding.cache import embed_cached
+from engine.coders.embedding.coder import EmbeddingCoder
+from engine.coders.embedding.training import EmbeddingTrainOptions, log_loss_of, model_file, register_model, train_embedding_model
 
 FORMAT = "statcoder-ensemble/1"
 WEIGHT_GRID = tuple(i / 10 for i in range(11))

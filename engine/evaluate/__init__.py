@@ -1,0 +1,1 @@
+"""Evaluation of coders on real coded texts: metrics, the HTML report with charts."""
