@@ -7,13 +7,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from engine.coders.base import default_model_id, get_model, load_coder
 from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Problem
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.project import Project
 from engine.text import clean_text, normalise_key
+
+if TYPE_CHECKING:
+    from engine.assist.judge import BatchJudge
 
 OUTPUT_COLUMNS = ("code", "confidence", "model_version", "status")
 BATCH_CHUNK = 256
@@ -37,6 +40,7 @@ class BatchResult:
     model_id: int
     model_version: str
     out_path: Path
+    judge: dict | None = None      # BatchJudge.summary() when the batch was judged
 
     @property
     def rows_per_s(self) -> float:
@@ -124,12 +128,17 @@ def _chunks(rows: Iterator[dict[str, str]], size: int) -> Iterator[list[dict[str
 
 def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, *, text_column: str,
                    threshold: float = 0.5, model: int | None = None, encoding: str = "utf-8",
-                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> BatchResult:
+                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+                   judge: "BatchJudge | None" = None) -> BatchResult:
     """Code every row of a CSV, streaming: rows at or above the threshold are 'auto', the rest 'review'.
 
     The output keeps the input's columns and adds code, confidence, model_version and status. Only one
     chunk of rows is in memory at a time, so the file's size does not matter. A cancelled run removes
     its partial output.
+
+    With a `judge` (engine.judge.BatchJudge), rows below the threshold are re-ranked by the LLM judge
+    before their status is decided, and a `judge` column says 'changed', 'agreed' or '' (not judged).
+    Its verdicts are journalled, so running a cancelled judged batch again does not judge a row twice.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     coder, record = load_coder(project, model)
@@ -149,14 +158,17 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
             if clash:
                 raise ValidationError([Problem(str(in_path), 1, "the file already has the output column(s) "
                                                + ", ".join(clash) + "; rename them first")])
-            writer = csv.DictWriter(dst, fieldnames=columns + list(OUTPUT_COLUMNS), extrasaction="ignore")
+            added = list(OUTPUT_COLUMNS) + (["judge"] if judge is not None else [])
+            if judge is not None and "judge" in columns:
+                raise ValidationError([Problem(str(in_path), 1, "the file already has a 'judge' column; rename it")])
+            writer = csv.DictWriter(dst, fieldnames=columns + added, extrasaction="ignore")
             writer.writeheader()
             for chunk in _chunks(reader, BATCH_CHUNK):
                 if cancel is not None:
                     cancel.check()
                 texts = [clean_text(row.get(text_column) or "") for row in chunk]
                 filled = [t for t in texts if t]
-                preds = iter(coder.predict_many(filled, 1)) if filled else iter(())
+                preds = iter(coder.predict_many(filled, judge.k if judge else 1)) if filled else iter(())
                 for row, text in zip(chunk, texts):
                     rows += 1
                     if not text:
@@ -164,6 +176,17 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
                         row.update(code="", confidence="", model_version=version, status="review")
                     else:
                         best = next(preds)
+                        if judge is not None:
+                            verdict = ""
+                            if judge.unsure(best, threshold):
+                                if cancel is not None:
+                                    cancel.check()
+                                first = best[0][0]
+                                best = judge.rerank(rows, text, best)
+                                verdict = "changed" if best[0][0] != first else "agreed"
+                                meter.update(rows, f"judging: {judge.judged} judged, {judge.reused} resumed",
+                                             rows_per_s=rows / max(1e-9, time.perf_counter() - start))
+                            row["judge"] = verdict
                         code, prob = best[0] if best else ("", 0.0)
                         status = "auto" if best and prob >= threshold else "review"
                         auto += status == "auto"
@@ -174,11 +197,15 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
         tmp.replace(out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        if judge is not None:
+            judge.close()   # the journal stays: a rerun resumes from it
         raise
+    if judge is not None:
+        judge.finish()
     meter.update(rows, "coded", force=True)
     return BatchResult(rows=rows, auto=auto, review=review + empty, empty=empty,
                        seconds=time.perf_counter() - start, model_id=record.id, model_version=version,
-                       out_path=out_path)
+                       out_path=out_path, judge=judge.summary() if judge is not None else None)
 
 
 def record_decision(project: Project, text: str, suggested_code: str | None, chosen_code: str, *,

@@ -229,6 +229,50 @@ class LlamaCppBackend:
             self.llm.reset()
         return n_tokens / elapsed if elapsed > 0 else 0.0
 
+    # choices (engine.llm.judge) -----------------------------------------------------------------
+    def _option_tokens(self, options: Sequence[str]) -> list[list[int]]:
+        """Per option, the single tokens that spell it, bare or after a space ('A', ' A')."""
+        key = tuple(options)
+        found = getattr(self, "_option_cache", {}).get(key)
+        if found is None:
+            found = []
+            for option in options:
+                ids = set()
+                for variant in (option, " " + option):
+                    toks = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+                    if len(toks) == 1:
+                        ids.add(toks[0])
+                if not ids:
+                    raise ModelError(f"the option '{option}' is not a single token for {self.model_name}")
+                found.append(sorted(ids))
+            self._option_cache = {**getattr(self, "_option_cache", {}), key: found}
+        return found
+
+    def choice_logprobs(self, prompt: Prompt, options: Sequence[str]) -> "ChoiceScores":
+        """One forward pass over the prompt; the log-probabilities of the options as the next token,
+        normalised over the options (what a grammar allowing only them would sample at temperature 1).
+        The prompt's shared prefix is reused from the KV cache as in `generate`."""
+        from engine.llm.judge import ChoiceScores
+
+        ids = self._option_tokens(options)
+        with self._lock:
+            llm = self.llm
+            tokens = self.tokens_for(prompt)
+            if len(tokens) + 1 > llm.n_ctx():
+                raise ModelError(f"the prompt ({len(tokens)} tokens) exceeds the context size {llm.n_ctx()}; "
+                                 "raise the context size or show fewer candidates")
+            start = time.perf_counter()
+            cached = self._prime(tokens, *self._stages(prompt, tokens))
+            llm.eval(tokens[llm.n_tokens:])
+            n_vocab = llm.n_vocab()
+            logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1),
+                                           shape=(n_vocab,)).astype(np.float64)
+            seconds = time.perf_counter() - start
+        scores = np.array([np.logaddexp.reduce(logits[i]) for i in ids])
+        scores -= np.logaddexp.reduce(scores)
+        return ChoiceScores(tuple(float(s) for s in scores), prompt_tokens=len(tokens), cached_tokens=cached,
+                            seconds=seconds)
+
     def reset_cache(self) -> None:
         """Forget the KV cache, so the next prompt is evaluated in full (for measuring prefix reuse)."""
         with self._lock:

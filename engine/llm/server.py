@@ -8,6 +8,7 @@ a JSON schema in `response_format` (BackendSettings.constraint picks which).
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,29 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
 from engine.errors import ModelError
-from engine.llm.backends import BackendSettings, Completion, GenerationRequest
+from engine.llm.backends import BackendSettings, Completion, GenerationRequest, Prompt
+
+
+def _logaddexp(*values: float) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _first_top_logprobs(reply: dict[str, Any]) -> list[tuple[str, float]]:
+    """(token, logprob) alternatives at the first generated position, from a completions reply
+    (`logprobs.top_logprobs[0]`, a dict) or a chat reply (`logprobs.content[0].top_logprobs`, a list)."""
+    try:
+        logprobs = reply["choices"][0].get("logprobs") or {}
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return []
+    content = logprobs.get("content")
+    if content:
+        return [(str(e.get("token", "")), float(e["logprob"])) for e in content[0].get("top_logprobs") or []
+                if e.get("logprob") is not None]
+    top = logprobs.get("top_logprobs")
+    if top and isinstance(top[0], dict):
+        return [(str(t), float(lp)) for t, lp in top[0].items() if lp is not None]
+    return []
 
 
 class OpenAIServerBackend:
@@ -100,6 +123,47 @@ class OpenAIServerBackend:
         finally:
             for future in futures:
                 future.cancel()
+
+    # choices (engine.llm.judge) -----------------------------------------------------------------
+    TOP_LOGPROBS = 20
+
+    def choice_logprobs(self, prompt: Prompt, options: Sequence[str]) -> "ChoiceScores":
+        """The options' log-probabilities as the first answer token, from the server's `logprobs`.
+
+        One token is asked for, greedy and unconstrained, with the top 20 alternatives: servers report
+        log-probabilities before any grammar, so a grammar would add nothing. An option missing from the
+        top 20 gets the smallest reported log-probability (an upper bound on its own), and the result is
+        normalised over the options.
+        """
+        from engine.llm.judge import ChoiceScores
+
+        body: dict[str, Any] = {"model": self.server_model, "max_tokens": 1, "temperature": 0.0, "seed": 0,
+                                "stream": False}
+        if self.prompt_kind == "chat":
+            path = "/v1/chat/completions"
+            body.update(messages=prompt.messages(), logprobs=True, top_logprobs=self.TOP_LOGPROBS)
+        else:
+            path = "/v1/completions"
+            body.update(prompt=prompt.completion_text(), logprobs=self.TOP_LOGPROBS)
+        start = time.perf_counter()
+        reply = self._call("POST", path, body, timeout=self.settings.timeout_s)
+        seconds = time.perf_counter() - start
+        top = _first_top_logprobs(reply)
+        if not top:
+            raise ModelError(f"the server at {self.base_url} returned no logprobs; the judge needs a server "
+                             "that reports them (llama-server, llama-cpp-python's server with logits_all, vLLM)")
+        best: dict[str, float] = {}
+        for token, logprob in top:
+            word = token.strip()
+            if word in options:
+                best[word] = _logaddexp(best[word], logprob) if word in best else float(logprob)
+        floor = min(lp for _, lp in top)
+        raw = [best.get(option, floor) for option in options]
+        total = _logaddexp(*raw)
+        scores = [s - total for s in raw]
+        usage = reply.get("usage") or {}
+        return ChoiceScores(tuple(float(s) for s in scores), prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                            seconds=seconds)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
