@@ -136,7 +136,7 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
     chunk of rows is in memory at a time, so the file's size does not matter. A cancelled run removes
     its partial output.
 
-    With a `judge` (engine.judge.BatchJudge), rows below the threshold are re-ranked by the LLM judge
+    With a `judge` (engine.assist.judge.BatchJudge), rows below the threshold are re-ranked by the LLM judge
     before their status is decided, and a `judge` column says 'changed', 'agreed' or '' (not judged).
     Its verdicts are journalled, so running a cancelled judged batch again does not judge a row twice.
     """

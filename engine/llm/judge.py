@@ -14,7 +14,7 @@ in the issue-14 probe), so the judge is calibrated two ways, both optional:
 
 `combine` merges the judge with the coder, `fit_combination` fits how (weight, confidence gate,
 temperature) on validation texts. Everything here is pure arithmetic over a backend; the project-level
-use (which coder, which texts, batch coding, pseudo-labels) is in engine.judge.
+use (which coder, which texts, batch coding, pseudo-labels) is in engine.assist.judge.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The LLM judge: the mechanism (engine.llm.judge) with a scripted backend and with the Gemma 3 270M test
-model in-process; its use in a project (engine.judge): fitting, the second opinion, judged batch coding."""
+model in-process; its use in a project (engine.assist.judge): fitting, the second opinion, judged batch coding."""
 
 from __future__ import annotations
 
