@@ -22,6 +22,7 @@ from engine.cli import train as _train  # noqa: E402,F401
 from engine.cli import evaluate as _evaluate  # noqa: E402,F401
 from engine.cli import coding as _coding  # noqa: E402,F401
 from engine.cli import embed as _embed  # noqa: E402,F401
+from engine.cli import judge as _judge  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,10 @@ def code_suggest(project_path: str, text: str, k: int, model_id: int | None, as_
 
 
 def _progress(info: ProgressInfo) -> None:
-    click.echo(f"\rcoded {info.done}/{info.total} rows", nl=False, err=True)
+    eta = f", about {info.eta_s / 60:.0f} min left" if info.eta_s is not None and info.eta_s >= 60 else (
+        f", about {info.eta_s:.0f} s left" if info.eta_s is not None else "")
+    extra = f" ({info.message})" if info.message.startswith("judging") else ""
+    click.echo(f"\rcoded {info.done}/{info.total} rows{extra}{eta}   ", nl=False, err=True)
 
 
 @code.command("batch")
@@ -45,20 +48,44 @@ def _progress(info: ProgressInfo) -> None:
               help="Auto-code rows whose top probability is at least this; the rest go to review.")
 @click.option("--model", "model_id", type=int, help="Model id (default: the project's default model).")
 @click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--judge", "use_judge", is_flag=True,
+              help="Re-rank the rows below the threshold with the local LLM judge (slow on a CPU: seconds per row). "
+                   "Interrupted, the same command resumes without judging a row twice.")
+@click.option("--judge-model", help="LLM for the judge: registered name/sha256 or a GGUF path (default: the default model).")
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for the judge.")
 @json_option
 def code_batch(project_path: str, in_path: str, out_path: str, text_column: str, threshold: float,
-               model_id: int | None, encoding: str, as_json: bool) -> None:
+               model_id: int | None, encoding: str, use_judge: bool, judge_model: str | None, threads: int,
+               as_json: bool) -> None:
     """Code every row of IN_PATH (CSV) into OUT_PATH with code, confidence, model_version and status."""
     project = open_project(project_path)
-    result = batch_code_csv(project, in_path, out_path, text_column=text_column, threshold=threshold,
-                            model=model_id, encoding=encoding, progress=None if as_json else _progress)
+    progress = None if as_json else _progress
+    if use_judge:
+        from engine.assist.judge import BatchJudge, Judge, judge_backend_settings
+        from engine.llm.backends import open_backend
+
+        with open_backend(judge_backend_settings(judge_model, threads=threads)) as backend:
+            judge = BatchJudge(Judge(project, backend, model=model_id), out_path)
+            if judge.done and not as_json:
+                click.echo(f"resuming: {len(judge.done)} rows already judged", err=True)
+            result = batch_code_csv(project, in_path, out_path, text_column=text_column, threshold=threshold,
+                                    model=model_id, encoding=encoding, progress=progress, judge=judge)
+    else:
+        result = batch_code_csv(project, in_path, out_path, text_column=text_column, threshold=threshold,
+                                model=model_id, encoding=encoding, progress=progress)
     if as_json:
         echo_json({"rows": result.rows, "auto": result.auto, "review": result.review, "empty": result.empty,
-                   "seconds": result.seconds, "rows_per_s": result.rows_per_s, "model_version": result.model_version})
+                   "seconds": result.seconds, "rows_per_s": result.rows_per_s, "model_version": result.model_version,
+                   "judge": result.judge})
         return
     click.echo("", err=True)
     click.echo(f"{result.rows} rows: {result.auto} auto-coded, {result.review} for review "
                f"({result.rows_per_s:.0f} rows/s) -> {result.out_path}")
+    if result.judge:
+        j = result.judge
+        per = f", {j['seconds_per_judged']:.1f} s per judged row" if j["seconds_per_judged"] else ""
+        click.echo(f"judge: {j['judged']} rows judged, {j['reused']} resumed, {j['changed']} re-ranked{per}"
+                   + ("" if j["fitted"] else " (not fitted yet: run `statcoder judge fit` for a calibrated judge)"))
 
 
 @code.command("decide")

@@ -276,3 +276,28 @@ def test_judge_through_a_real_llama_cpp_server_matches_the_in_process_judge(serv
     assert sum(remote.probs) == pytest.approx(1.0) and remote.probs == pytest.approx(again.probs, abs=1e-6)
     # Same model, same prompt: the server's logprobs give the in-process distribution.
     assert remote.probs == pytest.approx(local.probs, abs=0.02)
+
+
+@pytest.mark.slow
+def test_cli_fit_ask_and_judged_batch(coded, gemma_path, tmp_path, capsys):
+    import json
+
+    from engine.cli import main
+
+    project, _, _ = coded
+    base = ["-p", str(project.path), "--judge-model", str(gemma_path), "--threads", "1"]
+    assert main(["judge", "fit", *base, "-k", "3", "--orders", "1", "--threshold", "1.01", "--limit", "4",
+                 "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["fitted"] and fitted["fit"]["judged"] == 4 and len(fitted["prior"]) == 3
+    assert main(["judge", "ask", *base, "frozen fish fillets", "--json"]) == 0
+    opinion = json.loads(capsys.readouterr().out)
+    assert len(opinion["judge"]) == 3 and opinion["preferred"] in [c for c, _ in opinion["judge"]]
+    src = tmp_path / "in.csv"
+    src.write_text("answer\nbrewing beer\nbakery\npasta\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["code", "batch", "-p", str(project.path), str(src), str(out), "--text-column", "answer",
+                 "--threshold", "0.99", "--judge", "--judge-model", str(gemma_path), "--threads", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 3 and summary["judge"]["judged"] >= 1
+    assert "judge" in out.read_text(encoding="utf-8").splitlines()[0]
