@@ -92,3 +92,59 @@ def judge_ask(project_path: str, text: str, model_id: int | None, judge_model: s
                    f"{next((c.title for c in opinion.shown if c.code == code), '')}")
     click.echo(f"judge prefers {opinion.preferred} ({opinion.seconds:.1f} s)"
                + ("" if opinion.fitted else "; not fitted: run `statcoder judge fit`"))
+
+
+@cli.command("import-uncoded")
+@project_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-column", required=True, help="Column holding the text.")
+@click.option("--encoding", default="utf-8", show_default=True)
+def import_uncoded(project_path: str, file: str, text_column: str, encoding: str) -> None:
+    """Import uncoded texts (a CSV whose only needed column is the text) for `statcoder label`."""
+    from engine.realdata.uncoded import import_uncoded_texts
+
+    result = import_uncoded_texts(open_project(project_path), file, text_column=text_column, encoding=encoding)
+    for line in result.lines():
+        click.echo(line)
+
+
+@cli.command("label")
+@project_option
+@click.option("--model", "model_id", type=int, help="Coder model id (default: the project's default model).")
+@click.option("--judge/--no-judge", "use_judge", default=True, show_default=True,
+              help="Re-rank the texts the coder is unsure about with the LLM judge.")
+@judge_model_option
+@threads_option
+@click.option("--threshold", type=float,
+              help="Pseudo-label at or above this probability (default: chosen on validation, see `judge fit`).")
+@click.option("--precision", type=float, default=0.9, show_default=True,
+              help="Without a fitted judge: the coder's threshold is the one reaching this precision on validation.")
+@click.option("--review", type=int, default=100, show_default=True,
+              help="Keep this many of the least confident labels in the review queue.")
+@click.option("--relabel", is_flag=True, help="Label every uncoded text again (reviewed ones are kept).")
+@json_option
+def label(project_path: str, model_id: int | None, use_judge: bool, judge_model: str | None, threads: int,
+          threshold: float | None, precision: float, review: int, relabel: bool, as_json: bool) -> None:
+    """Code the uncoded texts with the best coder (+ judge): confident labels train as 'pseudo-labelled'."""
+    from engine.assist.pseudo import label_uncoded
+
+    project = open_project(project_path)
+    progress = None if as_json else _progress
+    if use_judge:
+        from engine.assist.judge import Judge, judge_backend_settings
+        from engine.llm.backends import open_backend
+
+        with open_backend(judge_backend_settings(judge_model, threads=threads)) as backend:
+            result = label_uncoded(project, judge=Judge(project, backend, model=model_id), threshold=threshold,
+                                   review=review, precision=precision, relabel=relabel, progress=progress)
+    else:
+        result = label_uncoded(project, model=model_id, threshold=threshold, review=review, precision=precision,
+                               relabel=relabel, progress=progress)
+    if as_json:
+        from dataclasses import asdict
+
+        echo_json(asdict(result))
+        return
+    click.echo("", err=True)
+    for line in result.lines():
+        click.echo(line)

@@ -299,3 +299,37 @@ def m060_curated_labels(conn: sqlite3.Connection) -> None:
         ALTER TABLE samples ADD COLUMN curated_code TEXT REFERENCES codes(code);
         """
     )
+
+
+@migration
+def m075_uncoded_texts(conn: sqlite3.Connection) -> None:
+    """Uncoded texts an office already has (a CSV with only a text column), and the labels the best
+    coder + the LLM judge gave them. A 'pseudo' label is a training source of its own; 'review' ones
+    wait for a person; 'held' ones are neither. Every label keeps its provenance: the coder model and
+    sha256, the judge LLM's sha256 (NULL when not judged) and the score."""
+    _script(conn,
+        """
+        CREATE TABLE uncoded_texts (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            text_key TEXT NOT NULL UNIQUE,   -- normalised text, as real_texts.text_key
+            import_id INTEGER REFERENCES imports(id),
+            source_row INTEGER
+        );
+        CREATE TABLE pseudo_labels (
+            uncoded_id INTEGER PRIMARY KEY REFERENCES uncoded_texts(id) ON DELETE CASCADE,
+            code TEXT NOT NULL REFERENCES codes(code),
+            score REAL NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pseudo', 'held', 'review', 'reviewed')),
+            coder_code TEXT,                 -- the coder's own first code, before the judge
+            coder_score REAL,
+            judged INTEGER NOT NULL DEFAULT 0,
+            coder_model_id INTEGER,
+            coder_sha256 TEXT NOT NULL,
+            judge_model_sha256 TEXT,
+            threshold REAL,
+            created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+        );
+        CREATE INDEX pseudo_labels_status ON pseudo_labels(status);
+        """
+    )

@@ -1,0 +1,187 @@
+"""Pseudo-labels: the project's uncoded texts coded by the best coder and the LLM judge.
+
+`label_uncoded` codes every uncoded text not labelled yet (chunk by chunk, each chunk committed, so an
+interrupted run continues where it stopped). The judge re-ranks the texts the coder is unsure about.
+Labels at or above the threshold chosen on validation (JudgeConfig.label_threshold, or the coder's own
+when there is no judge) become status 'pseudo': a training source (`pseudo_pairs`, DataMix.pseudo).
+The least confident of the rest go to the review queue ('review'); a person's decision
+(`decide_pseudo`) turns the text into a real coded text like any decision in the Code page.
+
+A text that is in the test split of the real coded texts is never labelled: a pseudo-label for it would
+put the test set into training.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from engine.assist.judge import Judge, choose_label_threshold, validation_pairs
+from engine.coders.base import load_coder
+from engine.errors import StatcoderError
+from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.store.project import Project
+
+CHUNK = 128
+TEST_KEYS = "SELECT text_key FROM real_texts WHERE split = 'test'"
+
+
+@dataclass
+class LabelResult:
+    texts: int              # uncoded texts in the project
+    labelled: int           # labelled by this call
+    pseudo: int             # labels now in the training source (whole project)
+    held: int
+    review: int             # waiting for a person (whole project)
+    judged: int             # texts the judge looked at in this call
+    skipped_test: int       # uncoded texts that are test texts: never labelled
+    threshold: float | None
+    threshold_from: str
+    seconds: float
+    coder_model_id: int
+    judge_model_sha256: str | None
+
+    def lines(self) -> list[str]:
+        thr = "none (nothing reaches the precision)" if self.threshold is None else f"{self.threshold:.3f}"
+        return [f"labelled {self.labelled} texts in {self.seconds:.0f} s ({self.judged} judged); "
+                f"{self.skipped_test} test-split texts skipped",
+                f"pseudo-labels (training source): {self.pseudo}; for review: {self.review}; held back: {self.held}",
+                f"threshold {thr} ({self.threshold_from})"]
+
+
+@dataclass(frozen=True)
+class PseudoItem:
+    uncoded_id: int
+    text: str
+    code: str
+    score: float
+
+
+def _threshold(project: Project, coder, judge: Judge | None, precision: float) -> tuple[float | None, str]:
+    if judge is not None and judge.config.fitted:
+        return judge.config.label_threshold, "judge fitted on " + judge.config.fit.get("validation", "validation")
+    pairs, source = validation_pairs(project, codes=coder.codes)
+    pairs = [(t, c) for t, c in pairs if c in set(coder.codes)]
+    if not pairs:
+        raise StatcoderError("no validation texts to choose a pseudo-label threshold; give one with --threshold")
+    preds = coder.predict_many([t for t, _ in pairs], 1)
+    return choose_label_threshold(preds, [c for _, c in pairs], precision=precision), f"coder alone on {source}"
+
+
+def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | None = None,
+                  threshold: float | None = None, review: int = 100, precision: float = 0.9, relabel: bool = False,
+                  progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> LabelResult:
+    """Label the uncoded texts; returns what was done. See the module docstring."""
+    coder, record = (judge.coder, judge.record) if judge is not None else load_coder(project, model)
+    started = time.perf_counter()
+    if threshold is not None:
+        chosen, source = threshold, "given"
+    else:
+        chosen, source = _threshold(project, coder, judge, precision)
+    cut = chosen if chosen is not None else float("inf")
+    judge_sha = judge.backend.model_sha256 if judge is not None else None
+    with project.transaction() as conn:
+        # Test texts never carry a pseudo-label, even one made before their coded twin was imported.
+        conn.execute(f"DELETE FROM pseudo_labels WHERE uncoded_id IN (SELECT id FROM uncoded_texts WHERE text_key IN"
+                     f" ({TEST_KEYS}))")
+        if relabel:
+            conn.execute("DELETE FROM pseudo_labels WHERE status != 'reviewed'")
+    skipped = project.conn.execute(f"SELECT COUNT(*) FROM uncoded_texts WHERE text_key IN ({TEST_KEYS})").fetchone()[0]
+    todo = project.conn.execute(
+        "SELECT id, text FROM uncoded_texts WHERE id NOT IN (SELECT uncoded_id FROM pseudo_labels)"
+        f" AND text_key NOT IN ({TEST_KEYS}) ORDER BY id").fetchall()
+    meter = ProgressMeter(len(todo), progress)
+    labelled = judged = 0
+    k = judge.k if judge is not None else 1
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        preds = coder.predict_many([t for _, t in chunk], max(k, 1))
+        rows: list[tuple] = []
+        try:
+            for (uid, text), pred in zip(chunk, preds):
+                if not pred:
+                    continue
+                coder_code, coder_score = pred[0]
+                was_judged = False
+                if judge is not None and judge.unsure(pred):
+                    if cancel is not None:
+                        cancel.check()
+                    pred = judge.merge(pred, judge.verdict(text, pred))
+                    was_judged = True
+                    judged += 1
+                    meter.update(labelled + len(rows) + 1, f"labelling: {judged} judged")
+                code, score = pred[0]
+                status = "pseudo" if score >= cut else "held"
+                rows.append((uid, code, float(score), status, coder_code, float(coder_score), int(was_judged),
+                             record.id, record.sha256, judge_sha if was_judged else None, chosen))
+        finally:
+            # Also when cancelled: the labels made so far are kept, so the next run judges only the rest.
+            with project.transaction() as conn:
+                conn.executemany(
+                    "INSERT INTO pseudo_labels (uncoded_id, code, score, status, coder_code, coder_score, judged,"
+                    " coder_model_id, coder_sha256, judge_model_sha256, threshold)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        labelled += len(rows)
+        meter.update(labelled, f"labelling: {labelled} of {len(todo)}")
+        if cancel is not None:
+            cancel.check()
+    _fill_review_queue(project, review)
+    counts = dict(project.conn.execute("SELECT status, COUNT(*) FROM pseudo_labels GROUP BY status").fetchall())
+    total = project.conn.execute("SELECT COUNT(*) FROM uncoded_texts").fetchone()[0]
+    return LabelResult(texts=total, labelled=labelled, pseudo=counts.get("pseudo", 0), held=counts.get("held", 0),
+                       review=counts.get("review", 0), judged=judged, skipped_test=skipped, threshold=chosen,
+                       threshold_from=source, seconds=time.perf_counter() - started, coder_model_id=record.id,
+                       judge_model_sha256=judge_sha)
+
+
+def _fill_review_queue(project: Project, size: int) -> None:
+    """Top the review queue up to `size` with the least confident held-back labels."""
+    with project.transaction() as conn:
+        waiting = conn.execute("SELECT COUNT(*) FROM pseudo_labels WHERE status = 'review'").fetchone()[0]
+        more = max(0, size - waiting)
+        if more:
+            conn.execute("UPDATE pseudo_labels SET status = 'review' WHERE uncoded_id IN (SELECT uncoded_id FROM"
+                         " pseudo_labels WHERE status = 'held' ORDER BY score, uncoded_id LIMIT ?)", (more,))
+
+
+def pseudo_review_queue(project: Project) -> list[PseudoItem]:
+    """The labels waiting for a person, least confident first."""
+    return [PseudoItem(*row) for row in project.conn.execute(
+        "SELECT p.uncoded_id, u.text, p.code, p.score FROM pseudo_labels p JOIN uncoded_texts u ON u.id = p.uncoded_id"
+        " WHERE p.status = 'review' ORDER BY p.score, p.uncoded_id")]
+
+
+def decide_pseudo(project: Project, uncoded_id: int, code: str) -> None:
+    """A person's code for a labelled text: recorded as a decision (it becomes a real coded text unless
+    it is a test text) and the label is marked 'reviewed', so it leaves the pseudo-labelled source."""
+    from engine.assist.coding import record_decision
+
+    row = project.conn.execute("SELECT u.text, p.code, p.coder_model_id, p.score FROM pseudo_labels p JOIN"
+                               " uncoded_texts u ON u.id = p.uncoded_id WHERE p.uncoded_id = ?",
+                               (uncoded_id,)).fetchone()
+    if row is None:
+        raise StatcoderError(f"uncoded text {uncoded_id} has no label to review")
+    record_decision(project, row[0], row[1], code, model_id=row[2], confidence=row[3])
+    with project.transaction() as conn:
+        conn.execute("UPDATE pseudo_labels SET status = 'reviewed', code = ? WHERE uncoded_id = ?", (code, uncoded_id))
+
+
+def pseudo_pairs(project: Project, codes: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(text, code) of the 'pseudo' labels: the pseudo-labelled training source. Texts in the test split
+    are left out here too, whatever the table holds."""
+    rows = project.conn.execute(
+        "SELECT u.text, p.code FROM pseudo_labels p JOIN uncoded_texts u ON u.id = p.uncoded_id"
+        f" WHERE p.status = 'pseudo' AND u.text_key NOT IN ({TEST_KEYS}) ORDER BY u.id").fetchall()
+    if codes is not None:
+        wanted = set(codes)
+        rows = [r for r in rows if r[1] in wanted]
+    return [(t, c) for t, c in rows]
+
+
+def pseudo_provenance(project: Project) -> list[dict]:
+    """Where the pseudo-labels came from: per coder and judge, how many and their score range."""
+    return [{"coder_model_id": r[0], "coder_sha256": r[1], "judge_model_sha256": r[2], "status": r[3], "count": r[4],
+             "min_score": r[5], "max_score": r[6]} for r in project.conn.execute(
+        "SELECT coder_model_id, coder_sha256, judge_model_sha256, status, COUNT(*), MIN(score), MAX(score)"
+        " FROM pseudo_labels GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4")]

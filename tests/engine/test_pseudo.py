@@ -1,0 +1,135 @@
+"""Uncoded texts: import, labelling by the coder (+ the LLM judge), provenance, the review queue, and the
+rule that test-split texts never become pseudo-labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from engine.assist.judge import Judge, JudgeConfig
+from engine.assist.pseudo import (decide_pseudo, label_uncoded, pseudo_pairs, pseudo_provenance,
+                                  pseudo_review_queue)
+from engine.coders.base import clear_coder_cache
+from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.errors import RealDataError
+from engine.realdata.importing import split_of
+from engine.realdata.uncoded import import_uncoded_texts
+from engine.store.project import Project
+from engine.text import normalise_key
+from tests.conftest import snapshot
+from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
+
+TEXTS = ["brewing of ale in a microbrewery", "industrial bakery for sliced bread", "cheese making dairy farm",
+         "chocolate bars and sweets", "bottling spring water", "smoked salmon processing", "dog and cat food",
+         "fruit juice pressing", "pasta and noodles", "ice cream parlour production"]
+
+
+def _a_test_text() -> str:
+    """A text that the hash split puts in the test half."""
+    for i in range(100):
+        text = f"frozen pizza factory number {i}"
+        if split_of(normalise_key(text)) == "test":
+            return text
+    raise AssertionError("no test-split text found")
+
+
+@pytest.fixture
+def labelled_project(_nace_template, tmp_path):
+    path = tmp_path / "pseudo.statcoder"
+    shutil.copy(_nace_template, path)
+    project = Project.open(path)
+    codes = leaf_codes_under(project, ["10", "11"])
+    params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000, thread=1)
+    result = train_model(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    yield project, codes, result
+    project.close()
+    clear_coder_cache()
+
+
+def _write(path, rows, header="answer"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_import_uncoded_reports_duplicates_and_coded_texts(nace_project, tmp_path):
+    coded = nace_project.conn.execute("SELECT text FROM real_texts LIMIT 1").fetchone()[0]
+    result = import_uncoded_texts(nace_project, _write(tmp_path / "u.csv", TEXTS + [TEXTS[0], coded]),
+                                  text_column="answer")
+    assert result.imported == len(TEXTS) and result.duplicates == [len(TEXTS) + 2]
+    assert result.already_coded == [len(TEXTS) + 3]
+    again = import_uncoded_texts(nace_project, _write(tmp_path / "v.csv", TEXTS[:2]), text_column="answer")
+    assert again.imported == 0 and len(again.duplicates) == 2
+
+
+def test_import_uncoded_without_the_column_names_it_and_changes_nothing(nace_project, tmp_path):
+    before = snapshot(nace_project)
+    with pytest.raises(RealDataError, match="column 'answer' not found"):
+        import_uncoded_texts(nace_project, _write(tmp_path / "u.csv", TEXTS, header="text"), text_column="answer")
+    assert snapshot(nace_project) == before
+
+
+def test_coder_labels_with_provenance_and_test_texts_are_never_pseudo_labelled(labelled_project, tmp_path):
+    project, codes, trained = labelled_project
+    test_text = _a_test_text()
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS + [test_text]), text_column="answer")
+    first = label_uncoded(project, threshold=0.0, review=0)          # everything confident enough
+    assert first.labelled == len(TEXTS) + 1 and first.pseudo == len(TEXTS) + 1 and first.judged == 0
+    # Later the same text arrives as a coded text in the test split: its label must go.
+    _write(tmp_path / "coded.csv", [f"{test_text},10.89"], header="text,code")
+    from engine.realdata.importing import import_real_texts
+
+    imported = import_real_texts(project, tmp_path / "coded.csv", text_column="text", code_column="code")
+    assert imported.test == 1
+    pairs = pseudo_pairs(project)
+    assert test_text not in {t for t, _ in pairs} and len(pairs) == len(TEXTS)   # filtered at read time too
+    again = label_uncoded(project, threshold=0.0, review=0)
+    assert again.skipped_test == 1 and again.labelled == 0 and again.pseudo == len(TEXTS)
+    rows = project.conn.execute("SELECT coder_model_id, coder_sha256, judge_model_sha256, score, judged"
+                                " FROM pseudo_labels").fetchall()
+    assert len(rows) == len(TEXTS)
+    assert all(r[0] == trained.model_id and r[1] == trained.sha256 and r[2] is None and 0 < r[3] <= 1 and r[4] == 0
+               for r in rows)
+    assert pseudo_provenance(project)[0]["count"] == len(TEXTS)
+
+
+def test_threshold_and_review_queue(labelled_project, tmp_path):
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    result = label_uncoded(project, threshold=1.01, review=3)       # nothing is confident enough
+    assert result.pseudo == 0 and result.review == 3 and result.held == len(TEXTS) - 3
+    queue = pseudo_review_queue(project)
+    scores = [item.score for item in queue]
+    held = [s for (s,) in project.conn.execute("SELECT score FROM pseudo_labels WHERE status = 'held'")]
+    assert scores == sorted(scores) and max(scores) <= min(held)   # the least confident are reviewed
+    decide_pseudo(project, queue[0].uncoded_id, "11.05")
+    assert len(pseudo_review_queue(project)) == 2
+    row = project.conn.execute("SELECT code, split, source FROM real_texts WHERE text = ?", (queue[0].text,)).fetchone()
+    assert row is not None and row[0] == "11.05" and row[2] in ("correction", "confirmation")
+
+
+def test_labelling_chooses_its_threshold_on_validation(labelled_project, tmp_path):
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    result = label_uncoded(project, review=0, precision=0.8)
+    assert result.threshold_from == "coder alone on real validation carve"
+    assert result.threshold is None or 0 < result.threshold <= 1
+    scores = dict(project.conn.execute("SELECT status, MIN(score) FROM pseudo_labels GROUP BY status"))
+    if result.threshold is not None and "pseudo" in scores:
+        assert scores["pseudo"] >= result.threshold
+
+
+@pytest.mark.slow
+def test_judge_labels_carry_the_judge_model_sha256(labelled_project, gemma_path, tmp_path):
+    from engine.llm.backends import open_backend
+
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS[:4]), text_column="answer")
+    with open_backend(gemma_settings(gemma_path)) as backend:
+        judge = Judge(project, backend, config=JudgeConfig(k=3, orders=1, threshold=1.01))
+        result = label_uncoded(project, judge=judge, threshold=0.0, review=0)
+        sha = backend.model_sha256
+    assert result.judged == 4 and result.judge_model_sha256 == sha
+    rows = project.conn.execute("SELECT judge_model_sha256, judged, coder_code FROM pseudo_labels").fetchall()
+    assert len(rows) == 4 and all(r[0] == sha and r[1] == 1 and r[2] for r in rows)
