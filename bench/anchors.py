@@ -24,15 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.classification import import_builtin  # noqa: E402
-from engine.coders.base import get_model, load_coder  # noqa: E402
+from engine.coders.registry import get_model, load_coder  # noqa: E402
 from engine.assist.coding import suggest  # noqa: E402
-from engine.coders.embedding import (EmbeddingTrainOptions, embed_cached, load_embedding_model,  # noqa: E402
-                          train_embedding_model)
+from engine.coders.embedding.cache import embed_cached  # noqa: E402
+from engine.coders.embedding.coder import EmbeddingCoder  # noqa: E402
+from engine.coders.embedding.model import load_embedding_model  # noqa: E402
+from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding  # noqa: E402
 from engine.coders.ensemble import choose_weight, combine  # noqa: E402
 from engine.evaluate.metrics import Hierarchy, compute_metrics  # noqa: E402
 from engine.store.project import Project  # noqa: E402
 from engine.realdata.importing import import_preset  # noqa: E402
-from engine.coders.training import DataMix, TrainOptions, build_training_data, leaf_codes_under, train_model  # noqa: E402
+from engine.coders.data import DataMix, build_training_data  # noqa: E402
+from engine.coders.fasttext.training import TrainOptions, train_fasttext  # noqa: E402
+from engine.classification import leaf_codes_under  # noqa: E402
 
 # (arm, coder, data mix, embedding mode); the anchors use the notes alone.
 ARMS = [
@@ -111,22 +115,22 @@ def main() -> None:
     for arm, coder_name, weights, mode in ARMS:
         mix = DataMix(codes=codes, **weights)
         started = time.perf_counter()
-        result = train_embedding_model(project, mix, EmbeddingTrainOptions(mode=mode, name=f"bench {arm} {coder_name}"),
-                                       )
-        preds = result.coder.predict_vectors(test_x, 5)
+        result = train_embedding(project, mix, EmbeddingTrainOptions(mode=mode, name=f"bench {arm} {coder_name}"))
+        cache = result.composition["cache"]
+        preds = EmbeddingCoder.load(result.path).predict_vectors(test_x, 5)
         entry = arm_metrics(gold, preds, hierarchy, result.composition["train_lines"])
         entry.update(coder=coder_name, model_sha256=result.sha256, train_s=round(time.perf_counter() - started, 2),
-                     cache=vars(result.cache), validation=result.validation,
+                     cache=cache, validation=result.validation,
                      fit={k: v for k, v in result.params["fit"].items() if k != "c_grid"})
         arms[f"{arm}/{coder_name}"] = entry
         models[f"{arm}/{coder_name}"] = result.model_id
         print(f"{arm:12s} {coder_name:14s} top1 {entry['top1']:.3f} top5 {entry['top5']:.3f} "
-              f"({entry['train_s']} s, cache hits {result.cache.hits}/{result.cache.texts})", flush=True)
+              f"({entry['train_s']} s, cache hits {cache['hits']}/{cache['texts']})", flush=True)
 
     if not args.no_fasttext:
         mix = DataMix(codes=codes, notes=1, real=1)
         data = build_training_data(project, mix)
-        ft = train_model(project, mix, TrainOptions(name="bench real+notes fasttext", make_default=False))
+        ft = train_fasttext(project, mix, TrainOptions(name="bench real+notes fasttext", make_default=False))
         ft_coder, _ = load_coder(project, ft.model_id)
         ft_test = [dict(p) for p in ft_coder.predict_many([t for t, _ in test], len(ft_coder.codes))]
         ft_preds = [sorted(d.items(), key=lambda kv: -kv[1])[:5] for d in ft_test]

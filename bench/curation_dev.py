@@ -23,7 +23,8 @@ from engine.coders.fasttext.model import FastTextCoder
 from engine.classification.note_lines import notes_pairs
 from engine.store.project import Project
 from engine.realdata.importing import real_texts
-from engine.coders.training import DEFAULT_PARAMS, leaf_codes_under
+from engine.coders.fasttext.training import DEFAULT_PARAMS
+from engine.classification import leaf_codes_under
 
 from .common import command_line, now, write_result
 
@@ -59,7 +60,7 @@ def main(argv=None) -> None:
             codes = leaf_codes_under(project, args.subset.split(","))
             options = CurationOptions(use_real_train=False)
             if args.checker == "embedding":
-                from engine.coders.embedding import embedding_checker
+                from engine.coders.embedding.checker import embedding_checker
                 options.label_check = dataclasses.replace(options.label_check, mode="notes",
                                                           checker=embedding_checker())
             result = curate(project, run_ids=args.run_id, options=options)

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from engine.classification import import_builtin
-from engine.generate import GenerationParams, create_run, leaf_codes_under, run_generation
+from engine.generate import GenerationParams, create_run, run_generation
+from engine.classification import leaf_codes_under
 from engine.llm.backends import BackendSettings, HardwareSettings
 from engine.llm.llamacpp import LlamaCppBackend
 from engine.llm.registry import install_default_model

@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.coders.base import clear_coder_cache, load_coder
+from engine.coders.registry import clear_coder_cache, load_coder
 from engine.assist.coding import batch_code_csv, suggest
-from engine.coders.fasttext.model import preprocess, write_training_file
+from engine.coders.fasttext.bindings import preprocess, write_training_file
 from engine.classification.note_lines import notes_pairs
 from engine.realdata.importing import real_texts
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, run_child_training, train_model
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.coders.fasttext.child import run_child_training
 
 from .common import BENCHMARKS, command_line, machine, now, open_benchmark_project, write_result
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train 100000 hs: {perf['train_s']['100000-hs']}", file=sys.stderr, flush=True)
         perf["train_child_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 
-        serving = train_model(project, DataMix(notes=1, real=1, validation_share=0),
+        serving = train_fasttext(project, DataMix(notes=1, real=1, validation_share=0),
                               TrainOptions(name="perf real+notes", make_default=False))
         perf["serving_model"] = {"model_id": serving.model_id, "sha256": serving.sha256,
                                  "train_lines": serving.composition["train_lines"], "train_s": round(serving.train_s, 2)}

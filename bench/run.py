@@ -20,7 +20,9 @@ from typing import Any, Callable
 
 from engine.evaluate.metrics import evaluate_model
 from engine.store.project import Project
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 
 from .common import BENCHMARKS, command_line, load_result, machine, now, open_benchmark_project, pct, write_result
 
@@ -73,9 +75,9 @@ def generation_info(project: Project, run_ids: list[int] | None) -> dict[str, An
 
 
 def run_embedding_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dict[str, Any]]:
-    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
+    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding
 
-    result = train_embedding_model(project, _validated(arm, mix),
+    result = train_embedding(project, _validated(arm, mix),
                                    EmbeddingTrainOptions(name=f"bench {arm} embedding", make_default=False))
     return result.model_id, {"model_sha256": result.sha256, "train_s": round(result.train_s, 2),
                              "n_train": result.composition["train_lines"], "sources": result.composition["counts"],
@@ -84,15 +86,15 @@ def run_embedding_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, di
 
 
 def run_ensemble_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dict[str, Any]]:
-    from engine.coders.base import get_model
-    from engine.coders.ensemble import train_ensemble
+    from engine.coders.registry import get_model
+    from engine.coders.train import train_coder
 
-    model_id, facts = train_ensemble(project, _validated(arm, mix), name=f"bench {arm} ensemble", make_default=False)
-    record = get_model(project, model_id)
-    members = [get_model(project, m) for m in facts["members"]]
-    return model_id, {"model_sha256": record.sha256, "train_s": round(record.train_s or 0, 2),
-                      "n_train": members[0].data["train_lines"], "sources": members[0].data["counts"],
-                      "validation": facts["validation"], "weights": facts["weights"]}
+    trained = train_coder(project, _validated(arm, mix), kind="ensemble", name=f"bench {arm} ensemble",
+                          make_default=False)
+    members = [get_model(project, m) for m in trained.params["members"]]
+    return trained.model_id, {"model_sha256": trained.sha256, "train_s": round(trained.train_s or 0, 2),
+                              "n_train": members[0].data["train_lines"], "sources": members[0].data["counts"],
+                              "validation": trained.validation, "weights": trained.params["weights"]}
 
 
 def _validated(arm: str, mix: DataMix) -> DataMix:
@@ -103,7 +105,7 @@ def _validated(arm: str, mix: DataMix) -> DataMix:
 
 
 def run_fasttext_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dict[str, Any]]:
-    result = train_model(project, mix, TrainOptions(name=f"bench {arm}", make_default=False))
+    result = train_fasttext(project, mix, TrainOptions(name=f"bench {arm}", make_default=False))
     return result.model_id, {"model_sha256": result.sha256, "train_s": round(result.train_s, 2),
                              "n_train": result.composition["train_lines"], "sources": result.composition["counts"]}
 

@@ -16,7 +16,7 @@ from engine.coders.fasttext.model import FastTextCoder
 from engine.classification.note_lines import notes_pairs
 from engine.store.project import Project
 from engine.realdata.importing import real_texts
-from engine.coders.training import leaf_codes_under
+from engine.classification import leaf_codes_under
 
 from .common import command_line, now, write_result
 from .curation_dev import PARAMS, top1

@@ -15,11 +15,12 @@ import resource
 import statistics
 import time
 
-from engine.coders.base import clear_coder_cache, list_models
+from engine.coders.registry import clear_coder_cache, list_models
 from engine.assist.coding import suggest
 from engine.store.project import Project
 from engine.realdata.importing import real_texts
-from engine.coders.training import DataMix, TrainOptions, train_model
+from engine.coders.data import DataMix
+from engine.coders.fasttext.training import TrainOptions, train_fasttext
 
 from .common import command_line, machine, now, write_result
 from .perf import _percentile
@@ -31,14 +32,15 @@ def _model_id(project: Project, kind: str, mix: DataMix) -> int:
         if record.name == name:
             return record.id
     if kind == "fasttext":
-        return train_model(project, mix, TrainOptions(name=name, make_default=False)).model_id
+        return train_fasttext(project, mix, TrainOptions(name=name, make_default=False)).model_id
     from engine.coders.ensemble import train_ensemble
-    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
+    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding
 
     if kind == "embedding":
-        return train_embedding_model(project, mix, EmbeddingTrainOptions(name=name, make_default=False)).model_id
-    return train_ensemble(project, mix, fasttext_id=_model_id(project, "fasttext", mix),
-                          embedding_id=_model_id(project, "embedding", mix), name=name, make_default=False)[0]
+        return train_embedding(project, mix, EmbeddingTrainOptions(name=name, make_default=False)).model_id
+    return train_ensemble(project, mix, members=[_model_id(project, "fasttext", mix),
+                                                 _model_id(project, "embedding", mix)],
+                          name=name, make_default=False).model_id
 
 
 def main(argv=None) -> None:

@@ -13,8 +13,9 @@ import dataclasses
 import os
 import sys
 
-from engine.coders.fasttext.model import FastTextParams
-from engine.coders.training import DataMix, TrainOptions, train_model
+from engine.coders.fasttext.bindings import FastTextParams
+from engine.coders.data import DataMix
+from engine.coders.fasttext.training import TrainOptions, train_fasttext
 
 from .common import BENCHMARKS, command_line, machine, now, open_benchmark_project, pct, write_result
 
@@ -36,8 +37,12 @@ def large_set(project, args, argv) -> int:
     import time
     from pathlib import Path
 
-    from engine.coders.fasttext.model import FastTextCoder, write_training_file
-    from engine.coders.training import DEFAULT_PARAMS, build_training_data, run_child_training, scaled_epochs, validate_model
+    from engine.coders.fasttext.model import FastTextCoder
+    from engine.coders.fasttext.bindings import write_training_file
+    from engine.coders.fasttext.training import DEFAULT_PARAMS, scaled_epochs
+    from engine.coders.data import build_training_data
+    from engine.coders.fasttext.child import run_child_training
+    from engine.coders.data import score_validation
 
     data = build_training_data(project, DataMix(notes=1, real=1, validation_share=0.1))
     rows = []
@@ -52,7 +57,8 @@ def large_set(project, args, argv) -> int:
             wall = time.perf_counter() - start
             usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = usage.ru_utime + usage.ru_stime - cpu0
-            val = validate_model(FastTextCoder.load(Path(tmp) / "m.bin"), data.validation, "carve")
+            coder = FastTextCoder.load(Path(tmp) / "m.bin")
+            val = score_validation(coder.predict_many([t for t, _ in data.validation], 5), data.validation)
             rows.append({"lines": lines, "epoch": params.epoch, "wall_s": round(wall, 1), "child_cpu_s": round(cpu, 1),
                          "validation": val})
             print(rows[-1], file=sys.stderr, flush=True)
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for change in GRID:
         params = dataclasses.replace(BASE, **change)
-        result = train_model(project, DataMix(notes=1, real=1, validation_share=0.1),
+        result = train_fasttext(project, DataMix(notes=1, real=1, validation_share=0.1),
                              TrainOptions(params=params, name=f"sweep {change}", make_default=False))
         size = os.path.getsize(result.path)
         rows.append({"change": change, "validation": result.validation, "train_s": round(result.train_s, 1),

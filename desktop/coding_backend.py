@@ -9,7 +9,7 @@ from typing import Any, Protocol, Sequence
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.assist import coding
-from engine.coders.base import default_model_id, get_model
+from engine.coders.registry import default_model_id, get_model
 from engine.errors import ModelError
 from engine.store.project import Project
 

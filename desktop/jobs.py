@@ -149,14 +149,3 @@ class JobRunner(QObject):
     def wait(self, timeout_ms: int = 30_000) -> bool:
         """Block until every job's thread is done (used only when quitting)."""
         return self.pool.waitForDone(timeout_ms)
-
-
-def scaled_progress(progress: Callable[[ProgressInfo], None], start: float, end: float):
-    """Map a sub-job's progress onto [start, end] of one bar (Orange's wrap_callback), in thousandths."""
-
-    def report(info: ProgressInfo) -> None:
-        inner = info.fraction if info.total else 0.0
-        done = int(1000 * (start + (end - start) * inner))
-        progress(ProgressInfo(done, 1000, info.message, None, dict(info.rates)))
-
-    return report

@@ -18,10 +18,12 @@ from PySide6.QtWidgets import QApplication
 
 from engine.classification import import_builtin
 from engine.evaluate.metrics import evaluate_model
-from engine.coders.fasttext.model import FastTextParams
+from engine.coders.fasttext.bindings import FastTextParams
 from engine.store.project import Project
 from engine.realdata.importing import import_preset
-from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.data import DataMix
+from engine.coders.fasttext.training import TrainOptions, train_fasttext
+from engine.classification import leaf_codes_under
 
 from .app import create_app
 from .main_window import MainWindow
@@ -50,7 +52,7 @@ def build_demo_project(path: Path) -> Path:
         curate(project, run_ids=[run_id])
         mix = DataMix(notes=1, real=1, synthetic=1, codes=leaf_codes_under(project, DEMO_DIVISIONS))
         params = FastTextParams(epoch=50, dim=50, bucket=200_000, thread=2)
-        trained = train_model(project, mix, TrainOptions(params=params, name="fastText notes+real+synthetic"))
+        trained = train_fasttext(project, mix, TrainOptions(params=params, name="fastText notes+real+synthetic"))
         evaluate_model(project, trained.model_id, codes=mix.codes)
     return path
 

@@ -78,3 +78,7 @@ class Cancelled(StatcoderError):
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message)
+
+
+class TrainingError(StatcoderError):
+    """Training could not run, its child process failed, or its data mix is empty."""

@@ -77,3 +77,20 @@ class ProgressMeter:
         fresh = done - self.already_done
         eta = (elapsed / fresh) * (self.total - done) if fresh > 0 and self.total else None
         self.callback(ProgressInfo(done, self.total, message, eta, dict(rates)))
+
+
+def scaled_progress(progress: ProgressCallback | None, start: float, end: float,
+                    message: str = "") -> ProgressCallback | None:
+    """Map a sub-job's progress onto [start, end] of one bar, in thousandths (Orange3's wrap_callback).
+
+    The sub-job's ETA is dropped: it covers only its own part of the bar.
+    """
+    if progress is None:
+        return None
+
+    def report(info: ProgressInfo) -> None:
+        inner = info.fraction if info.total else 0.0
+        done = int(1000 * (start + (end - start) * inner))
+        progress(ProgressInfo(done, 1000, info.message or message, None, dict(info.rates)))
+
+    return report

@@ -10,10 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from engine.classification import import_builtin, leaf_codes
+from engine.classification import import_builtin, leaf_codes, leaf_codes_under
+from engine.coders.data import DataMix
+from engine.coders.registry import choose_default_model, get_model, validation_score
+from engine.coders.train import train_coder
+from engine.curate import CurationOptions, curate
+from engine.evaluate.metrics import evaluate_model, set_report_path
+from engine.evaluate.report import write_report
+from engine.generate import GenerationParams, create_run, run_generation, run_status
 from engine.jobs import ProgressInfo
-from engine.store.project import Project
+from engine.llm.backends import BackendSettings, HardwareSettings
+from engine.llm.registry import get_default_model, install_default_model
 from engine.realdata.importing import PRESETS, import_preset
+from engine.store.project import Project
 
 Log = Callable[[str], None]
 PIPELINE_RUN = "pipeline_run_id"
@@ -79,10 +88,6 @@ def prepare_project(options: PipelineOptions, log: Log = print) -> Project:
 
 
 def _generation(project: Project, options: PipelineOptions, codes: list[str], log: Log) -> int:
-    from engine.generate import create_run, run_generation, run_status
-    from engine.generate.runs import GenerationParams
-    from engine.llm.backends import BackendSettings, HardwareSettings
-    from engine.llm.registry import get_default_model, install_default_model
 
     run_id = project.get_setting(PIPELINE_RUN)
     if run_id is None:
@@ -112,13 +117,6 @@ def _generation(project: Project, options: PipelineOptions, codes: list[str], lo
 
 def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     """Bring the project through the whole workflow and report the coders side by side."""
-    from engine.coders.base import choose_default_model, get_model, validation_score
-    from engine.curate import CurationOptions, curate
-    from engine.coders.ensemble import train_ensemble
-    from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding_model
-    from engine.evaluate.metrics import evaluate_model, set_report_path
-    from engine.evaluate.report import write_report
-    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
 
     project = prepare_project(options, log)
     codes = leaf_codes_under(project, options.divisions) if options.divisions else [c.code for c in leaf_codes(project)]
@@ -131,16 +129,14 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     mix = DataMix(notes=1, synthetic=1, real=1 if has_real else 0, run_ids=[run_id], codes=codes)
     models: dict[str, int] = {}
     log("training: fastText ...")
-    models["fasttext"] = train_model(project, mix, TrainOptions(name="pipeline fastText", make_default=False),
+    models["fasttext"] = train_coder(project, mix, kind="fasttext", name="pipeline fastText", make_default=False,
                                      progress=_progress_printer(log, "fastText")).model_id
     log("training: sentence embeddings + logistic regression ...")
-    models["embedding"] = train_embedding_model(
-        project, mix, EmbeddingTrainOptions(name="pipeline embeddings", make_default=False),
-        progress=_progress_printer(log, "embeddings")).model_id
+    models["embedding"] = train_coder(project, mix, kind="embedding", name="pipeline embeddings", make_default=False,
+                                      progress=_progress_printer(log, "embeddings")).model_id
     log("training: ensemble ...")
-    models["ensemble"], _ = train_ensemble(project, mix, fasttext_id=models["fasttext"],
-                                           embedding_id=models["embedding"], name="pipeline ensemble",
-                                           make_default=False)
+    models["ensemble"] = train_coder(project, mix, kind="ensemble", name="pipeline ensemble", make_default=False,
+                                     members=[models["fasttext"], models["embedding"]]).model_id
     serving = choose_default_model(project) or models["ensemble"]
 
     scores: dict[str, dict[str, float]] = {}

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (
 
 from engine.assist.coding import BatchResult, batch_code_csv
 from engine.errors import ValidationError
-from engine.facade import latest_evaluations, preview_file
+from engine.evaluate.history import latest_evaluations
+from engine.classification.reading import preview_file
 from engine.assist.review_queue import ReviewQueue
 
 from ..context import AppContext

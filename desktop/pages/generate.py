@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
 from PySide6.QtGui import QColor
 
 from engine.curate import balance_report
-from engine.generate import (DEFAULT_GRID, DEFAULT_STRATEGIES, STRATEGIES, GenerationParams, create_run,
-                             leaf_codes_under, list_runs, run_generation, run_settings)
+from engine.generate import (DEFAULT_GRID, DEFAULT_STRATEGIES, STRATEGIES, GenerationParams, create_run, list_runs, run_generation, run_settings)
+from engine.classification import leaf_codes_under
 from engine.llm import get_default_model
 from engine.store.project import Project
 from engine.curate.samples import condition_coverage, samples_after

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 from engine.classification import ColumnMapping, ParsedClassification, import_parsed, parse_generic
 from engine.classification.model import validate
 from engine.errors import ValidationError
-from engine.facade import FilePreview, preview_file
+from engine.classification.reading import FilePreview, preview_file
 from engine.realdata.importing import PRESETS, import_preset, import_real_texts
 
 from ..context import AppContext

@@ -160,7 +160,7 @@ class ModelsPage(Page):
         info = self.inspected or self.selected()
         self.default_button.setEnabled(self.selected() is not None)
         self.details.setText(describe_model(info, self.n_ctx.value(), self.gpu_layers.value()) if info else
-                             "No model yet: add a GGUF file (or run `statcoder models install-default`).")
+                             "No model yet: add a GGUF file (or run `statcoder llm install-default`).")
 
     def add_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF models (*.gguf);;All files (*)")

@@ -12,15 +12,19 @@ from PySide6.QtWidgets import (
     QPushButton, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.coders.base import default_model_id, list_models, set_default_model
+from engine.classification import leaf_codes_under
+from engine.coders.base import TrainedModel
+from engine.coders.data import DataMix
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions
+from engine.coders.registry import default_model_id, list_models, set_default_model
+from engine.coders.train import train_coder
 from engine.evaluate.metrics import EvaluationResult, evaluate_model, set_report_path
 from engine.evaluate.report import write_report
-from engine.facade import StoredEvaluation, latest_evaluations
+from engine.evaluate.history import StoredEvaluation, latest_evaluations
+from engine.jobs import scaled_progress
 from engine.store.project import Project
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
 
 from ..context import AppContext, Page
-from ..jobs import scaled_progress
 from ..widgets.charts import AutoCodingChart, ConfusionChart, LevelAccuracyChart
 from ..widgets.progress import JobProgress
 
@@ -262,39 +266,27 @@ class TrainPage(Page):
         params = dataclasses.replace(DEFAULT_PARAMS, epoch=self.epochs.value())
         options = TrainOptions(params=params, name=name, quantize=self.quantize.isChecked())
 
-        def train(progress, cancel) -> dict:
-            start = time.perf_counter()
-            if kind == "fasttext":
-                trained = train_model(project, mix, options, progress=progress, cancel=cancel)
-                return {"model_id": trained.model_id, "validation": trained.validation,
-                        "lines": trained.composition["train_lines"], "seconds": time.perf_counter() - start}
-            from engine.coders.embedding import EmbeddingTrainOptions, train_ensemble, train_embedding_model
+        coder_kind = {"embedding-lr": "embedding", "embedding-knn": "knn"}.get(kind, kind)
 
-            if kind == "ensemble":
-                model_id, info = train_ensemble(project, mix, name=name, progress=progress, cancel=cancel)
-                return {"model_id": model_id, "validation": info.get("validation"), "lines": None,
-                        "seconds": time.perf_counter() - start}
-            embedding = EmbeddingTrainOptions(mode=kind.split("-")[1], name=name)
-            trained = train_embedding_model(project, mix, embedding, progress=progress, cancel=cancel)
-            return {"model_id": trained.model_id, "validation": trained.validation,
-                    "lines": trained.composition.get("train_lines"), "seconds": time.perf_counter() - start}
-
-        def train_and_evaluate(progress, cancel) -> dict:
-            summary = train(scaled_progress(progress, 0.0, 0.85), cancel)
-            evaluate_model(project, summary["model_id"], codes=mix.codes,
+        def train_and_evaluate(progress, cancel) -> TrainedModel:
+            trained = train_coder(project, mix, kind=coder_kind, name=name, fasttext=options,
+                                  progress=scaled_progress(progress, 0.0, 0.85), cancel=cancel)
+            evaluate_model(project, trained.model_id, codes=mix.codes,
                            progress=scaled_progress(progress, 0.85, 1.0), cancel=cancel)
-            return summary
+            return trained
 
         self.train_button.setEnabled(False)
         job = self.ctx.run("Training", train_and_evaluate, on_success=self._trained,
                            on_finish=lambda: self.train_button.setEnabled(True))
         self.progress.attach(job, "Training…")
 
-    def _trained(self, summary: dict) -> None:
-        top1 = (summary.get("validation") or {}).get("top1")
-        lines = f" on {summary['lines']:,} lines" if summary.get("lines") else ""
-        self.ctx.notify(f"Trained model {summary['model_id']} in {summary['seconds']:.1f} s{lines}"
-                        + (f"; validation top-1 {top1:.1%}" if top1 is not None else "") + ".")
+    def _trained(self, trained: TrainedModel) -> None:
+        top1 = (trained.validation or {}).get("top1")
+        lines = trained.composition.get("train_lines")
+        self.ctx.notify(f"Trained model {trained.model_id} ({trained.kind}) in {trained.train_s:.1f} s"
+                        + (f" on {lines:,} lines" if lines else "")
+                        + (f"; validation top-1 {top1:.1%}" if top1 is not None else "") + "."
+                        + "".join(f" {w}" for w in trained.warnings))
         self.ctx.data_changed.emit("models")   # refreshes this page too
 
     def evaluate_selected(self) -> None:

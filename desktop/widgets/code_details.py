@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from engine.classification import ancestors, get_code, level_names, links_from, siblings
 from engine.errors import StatcoderError
-from engine.facade import code_counts
+from engine.store.counts import code_counts
 from engine.store.project import Project
 
 

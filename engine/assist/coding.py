@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from engine.coders.base import default_model_id, get_model, load_coder
+from engine.coders.registry import default_model_id, get_model, load_coder
 from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Problem
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.project import Project

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from engine.coders.base import ModelRecord, load_coder
+from engine.coders.registry import ModelRecord, load_coder
 from engine.errors import ModelError, StatcoderError
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import BackendSettings, HardwareSettings
@@ -89,7 +89,7 @@ def judge_backend_settings(model: str | None = None, *, threads: int = 2, n_ctx:
         info = get_default_model()
         if info is None:
             raise ModelError("the judge needs a local LLM; install the default model "
-                             "(`statcoder models install-default`) or add one with `statcoder models add`")
+                             "(`statcoder llm install-default`) or add one with `statcoder llm add`")
     elif "/" in model or model.endswith(".gguf"):
         info = add_model(model)
     else:
@@ -235,7 +235,7 @@ def validation_pairs(project: Project, *, codes: Sequence[str] | None = None) ->
     """Texts the coder did not train on, to fit the judge: the validation carve of real-train when there
     is real text, else held-out accepted synthetic samples, else held-out note lines. Never test texts."""
     from engine.classification.note_lines import notes_pairs
-    from engine.coders.training import VALIDATION_SHARE, in_validation
+    from engine.coders.data import VALIDATION_SHARE, in_validation
 
     wanted = set(codes) if codes is not None else None
     real = [(t, c) for t, k, c in project.conn.execute(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from engine.assist.judge import Judge, choose_label_threshold, validation_pairs
-from engine.coders.base import load_coder
+from engine.coders.registry import load_coder
 from engine.errors import StatcoderError
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.project import Project

@@ -11,6 +11,7 @@ from engine.classification.model import (
     get_code,
     import_parsed,
     leaf_codes,
+    leaf_codes_under,
     level_names,
     links_from,
     links_to,
@@ -24,7 +25,7 @@ from engine.classification.naics import parse_naics
 
 __all__ = [
     "BUILTINS", "Code", "ColumnMapping", "ImportResult", "Link", "ParsedClassification", "RawCode",
-    "ancestors", "children", "get_code", "import_builtin", "import_parsed", "leaf_codes", "level_names",
+    "ancestors", "children", "get_code", "import_builtin", "import_parsed", "leaf_codes", "leaf_codes_under", "level_names",
     "links_from", "links_to", "parse_builtin", "parse_generic", "parse_nace_ramon", "parse_naics",
     "search_codes", "siblings",
 ]

@@ -255,6 +255,28 @@ def leaf_codes(project: Project) -> list[Code]:
     return [_code(r) for r in project.conn.execute(f"SELECT {_COLUMNS} FROM codes WHERE is_leaf ORDER BY ord")]
 
 
+def leaf_codes_under(project: Project, tops: Iterable[str]) -> list[str]:
+    """Leaf codes below (or equal to) any of `tops`, e.g. NACE divisions ['10', '11'], in classification order.
+
+    Every top must be a code of the classification (UnknownCodeError otherwise): a typo in a subset
+    must not silently train or generate for nothing.
+    """
+    wanted = set(tops)
+    rows = project.conn.execute("SELECT code, parent, is_leaf FROM codes ORDER BY ord").fetchall()
+    parent = {code: up for code, up, _ in rows}
+    for top in sorted(wanted):
+        if top not in parent:
+            raise UnknownCodeError(top)
+    out = []
+    for code, _, is_leaf in rows:
+        node: str | None = code
+        while node is not None and node not in wanted:
+            node = parent.get(node)
+        if node is not None and is_leaf:
+            out.append(code)
+    return out
+
+
 def links_from(project: Project, code: str) -> list[Link]:
     return [Link(*r) for r in project.conn.execute(
         "SELECT code, target, text, kind FROM code_links WHERE code = ? ORDER BY id", (code,))]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,37 @@ def read_json_records(path: Path, encoding: str,
     if problems:
         raise error_cls(problems)
     return records
+
+
+@dataclass
+class FilePreview:
+    """The columns of a CSV or JSON file and its first rows, read before any mapping is chosen."""
+
+    columns: list[str]
+    rows: list[dict[str, str]]
+    total_rows: int
+
+
+def preview_file(path: str | Path, *, encoding: str = "utf-8", limit: int = 20) -> FilePreview:
+    """Read a classification or coded-text file for a column-mapping preview; damage is a located error."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        records = read_json_records(path, encoding, ClassificationError)
+        columns: list[str] = []
+        for _, record in records:
+            columns.extend(k for k in record if k not in columns)
+        rows = [{k: str(v) for k, v in record.items()} for _, record in records[:limit]]
+        return FilePreview(columns, rows, len(records))
+    # Only the first rows are parsed into a table (the GUI calls this on its own thread); the rest are
+    # counted with the C csv reader. The importer validates every row before anything is written.
+    text = read_text(path, encoding, ClassificationError)
+    if not text.strip():
+        raise ClassificationError([Problem(str(path), None, "the file is empty")])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=detect_delimiter(text))
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows = [dict(zip(header, values)) for values in itertools.islice(reader, limit)]
+        total = len(rows) + sum(1 for _ in reader)
+    except csv.Error as exc:
+        raise ClassificationError([Problem(str(path), None, f"malformed CSV ({exc})")]) from None
+    return FilePreview([h for h in header if h], rows, total)

@@ -15,13 +15,14 @@ from engine.cli import project as _project  # noqa: E402,F401
 from engine.cli import classification as _classification  # noqa: E402,F401
 from engine.cli import realdata as _realdata  # noqa: E402,F401
 from engine.cli import pipeline as _pipeline  # noqa: E402,F401
-from engine.cli import models as _models  # noqa: E402,F401
+from engine.cli import llm as _llm  # noqa: E402,F401
 from engine.cli import generate as _generate  # noqa: E402,F401
 from engine.cli import curate as _curate  # noqa: E402,F401
-from engine.cli import train as _train  # noqa: E402,F401
+from engine.cli import coders as _coders  # noqa: E402,F401
 from engine.cli import evaluate as _evaluate  # noqa: E402,F401
 from engine.cli import coding as _coding  # noqa: E402,F401
 from engine.cli import embed as _embed  # noqa: E402,F401
+from engine.cli import aliases as _aliases  # noqa: E402,F401
 from engine.cli import judge as _judge  # noqa: E402,F401
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from engine import __version__
+from engine.jobs import ProgressInfo
 from engine.store.project import Project
 
 
@@ -30,3 +31,11 @@ def open_project(path: str) -> Project:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def progress_printer():
+    """A progress callback that rewrites one line on stderr: message, percent, ETA."""
+    def report(info: ProgressInfo) -> None:
+        eta = f", ETA {info.eta_s:.0f}s" if info.eta_s is not None else ""
+        click.echo(f"\r{info.message}: {info.fraction:6.1%}{eta}   ", nl=False, err=True)
+    return report

@@ -82,7 +82,7 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
 
 
 def _embedding_checker():
-    from engine.coders.embedding import embedding_checker
+    from engine.coders.embedding.checker import embedding_checker
 
     return embedding_checker()
 

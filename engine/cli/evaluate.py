@@ -6,7 +6,7 @@ import click
 
 from engine.evaluate.metrics import evaluate_model, set_report_path
 from engine.evaluate.report import write_report
-from engine.coders.training import leaf_codes_under
+from engine.classification import leaf_codes_under
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from engine.generate import (STRATEGIES, GenerationParams, cancel_run, create_run, leaf_codes_under, list_runs,
-                        run_generation, run_status)
+from engine.generate import (STRATEGIES, GenerationParams, cancel_run, create_run, list_runs, run_generation, run_status)
+from engine.classification import leaf_codes_under
 from engine.jobs import ProgressInfo
 from engine.llm.backends import BackendSettings, HardwareSettings
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option

@@ -1,19 +1,17 @@
-"""The coder interface every trained model kind implements, its loader registry, and the project's default model."""
+"""The interface every coder kind implements, and the record every trainer returns.
+
+A coder is a trained classifier over codes. `predict_many` is the one primitive each kind writes;
+`predict` is derived from it (simonw/llm's `embed_batch` → `embed`; Orange3's `Model.__call__`).
+This module imports no coder kind: kinds are found through `engine.coders.registry`.
+"""
 
 from __future__ import annotations
 
-import json
-from importlib import import_module
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
-from engine.errors import ModelError
-from engine.coders.fasttext.model import FastTextCoder
-from engine.store.project import Project
-
-DEFAULT_MODEL_SETTING = "default_model_id"
+Prediction = list[tuple[str, float]]
 
 
 @runtime_checkable
@@ -23,162 +21,43 @@ class Coder(Protocol):
     kind: str
     codes: list[str]
 
-    def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
+    def predict(self, text: str, k: int = 5) -> Prediction:
         """The k most likely codes with probabilities, best first."""
         ...
 
-    def predict_many(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
-        ...
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Coder":
+    def predict_many(self, texts: Sequence[str], k: int = 5) -> list[Prediction]:
         ...
 
 
-class FastTextKindCoder(FastTextCoder):
-    """The fastText coder under the Coder interface."""
+class CoderBase:
+    """Derives `predict` from `predict_many`, so a kind writes only the batch primitive."""
 
-    kind = "fasttext"
+    kind: str = ""
+    codes: list[str]
+
+    def predict_many(self, texts: Sequence[str], k: int = 5) -> list[Prediction]:
+        raise NotImplementedError
+
+    def predict(self, text: str, k: int = 5) -> Prediction:
+        return self.predict_many([text], k)[0]
 
 
-# kind -> loader(path) -> Coder. Other coder modules add their kinds here when imported
-# (engine.coders.embedding registers 'embedding' and 'ensemble').
-CODER_LOADERS: dict[str, Callable[[Path], Coder]] = {"fasttext": FastTextKindCoder.load}
+@dataclass
+class TrainedModel:
+    """What every trainer returns: the registered model, how it was trained and how it validated.
 
+    `made_default` says whether it now serves suggestions; `warnings` are things the user must be told
+    (a validation score that collapsed, a model that was therefore not made the default).
+    """
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """One row of the `models` table, with its file resolved against the project's folder."""
-
-    id: int
-    name: str
+    model_id: int
     kind: str
+    name: str
     path: Path
     sha256: str
+    train_s: float
     params: dict[str, Any]
-    data: dict[str, Any]
-    train_s: float | None
+    composition: dict[str, Any]
     validation: dict[str, Any] | None
-    created: str
-
-
-def models_folder(project: Project) -> Path:
-    """`<project>.models/` beside the project file: copying both moves a project with its models."""
-    return project.path.parent / f"{project.path.stem}.models"
-
-
-def _record(project: Project, row: tuple) -> ModelRecord:
-    path = Path(row[3])
-    if not path.is_absolute():
-        path = project.path.parent / path
-    return ModelRecord(id=row[0], name=row[1], kind=row[2], path=path, sha256=row[4],
-                       params=json.loads(row[5] or "{}"), data=json.loads(row[6] or "{}"), train_s=row[7],
-                       validation=json.loads(row[8]) if row[8] else None, created=row[9])
-
-
-_MODEL_COLUMNS = "id, name, kind, path, sha256, params, data, train_s, validation, created"
-
-
-def get_model(project: Project, model_id: int) -> ModelRecord:
-    row = project.conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)).fetchone()
-    if row is None:
-        raise ModelError(f"model {model_id} is not registered in this project")
-    return _record(project, row)
-
-
-def list_models(project: Project) -> list[ModelRecord]:
-    return [_record(project, r) for r in project.conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY id")]
-
-
-def default_model_id(project: Project) -> int | None:
-    """The model that serves suggestions: the `default_model_id` setting, else the newest model."""
-    chosen = project.get_setting(DEFAULT_MODEL_SETTING)
-    if chosen is not None and project.conn.execute("SELECT 1 FROM models WHERE id = ?", (chosen,)).fetchone():
-        return int(chosen)
-    row = project.conn.execute("SELECT MAX(id) FROM models").fetchone()
-    return row[0]
-
-
-def set_default_model(project: Project, model_id: int) -> None:
-    get_model(project, model_id)
-    project.set_setting(DEFAULT_MODEL_SETTING, model_id)
-
-
-def validation_score(record: ModelRecord) -> float | None:
-    return (record.validation or {}).get("top1")
-
-
-def choose_default_model(project: Project) -> int | None:
-    """Make the model with the best validation top-1 the default (on the same validation set); returns it.
-
-    Models validated on different sets are not comparable, so only those sharing the newest model's
-    validation set key compete; a model without validation scores never displaces one with them.
-    """
-    models = [m for m in list_models(project) if validation_score(m) is not None]
-    if not models:
-        return default_model_id(project)
-    key = models[-1].validation.get("set")  # type: ignore[union-attr]
-    rivals = [m for m in models if m.validation.get("set") == key]  # type: ignore[union-attr]
-    best = max(rivals, key=lambda m: (validation_score(m), m.id))
-    set_default_model(project, best.id)
-    return best.id
-
-
-# Modules that add coder kinds to CODER_LOADERS when imported; loaded on first need, so that a caller
-# of suggest() does not have to know which module serves which kind.
-PLUGIN_MODULES = ("engine.coders.embedding",)
-
-
-def _register_plugins() -> None:
-    import importlib
-
-    for name in PLUGIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-
-
-_cache: dict[tuple[str, str], Coder] = {}
-_cache_lock = threading.Lock()
-MAX_CACHED = 4
-
-
-def load_coder(project: Project, model_id: int | None = None) -> tuple[Coder, ModelRecord]:
-    """The loaded coder for a model (the project's default if None), cached by file and hash."""
-    if model_id is None:
-        model_id = default_model_id(project)
-        if model_id is None:
-            raise ModelError("this project has no trained model yet; train one first")
-    record = get_model(project, model_id)
-    key = (str(record.path), record.sha256)
-    with _cache_lock:
-        coder = _cache.get(key)
-    if coder is not None:
-        return coder, record
-    if record.kind not in CODER_LOADERS:
-        import_module("engine.coders.embedding")  # registers the 'embedding' and 'ensemble' kinds
-    loader = CODER_LOADERS.get(record.kind)
-    if loader is None:
-        _register_plugins()
-        loader = CODER_LOADERS.get(record.kind)
-    if loader is None:
-        raise ModelError(f"model {model_id} is of kind '{record.kind}', which this statcoder cannot load")
-    if not record.path.exists():
-        raise ModelError(f"the file of model {model_id} is missing: {record.path}")
-    try:
-        coder = loader(record.path)
-    except ModelError:
-        raise
-    except Exception as exc:  # the bindings raise ValueError/RuntimeError on a corrupt file
-        raise ModelError(f"model {model_id} could not be loaded from {record.path}: {exc}") from exc
-    with _cache_lock:
-        if len(_cache) >= MAX_CACHED:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = coder
-    return coder, record
-
-
-def clear_coder_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    made_default: bool = False
+    warnings: list[str] = field(default_factory=list)

@@ -1,4 +1,8 @@
-"""The ensemble coder: a weighted mean of fastText's and the embedding coder's probabilities, weight chosen on validation."""
+"""The ensemble coder: a weighted mean of its members' probabilities, the weight chosen on validation.
+
+It gets its members as arguments (Orange3's StackedLearner) and imports no coder kind: members are
+loaded through the registry, whatever their kind.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.coders.base import CODER_LOADERS, Coder, choose_default_model, get_model, load_coder
-from engine.errors import ModelError
-from engine.jobs import CancelToken, ProgressCallback
+from engine.coders.base import Coder, CoderBase, TrainedModel
+from engine.coders.data import DataMix, build_training_data, log_loss_of, score_validation, validation_key
+from engine.coders.registry import get_model, load_coder, loader_for, model_file, register_model, verify_file
+from engine.errors import ModelError, TrainingError
+from engine.jobs import CancelToken
 from engine.store.project import Project
-from engine.coders.training import DataMix, TrainOptions, _validation_key, build_training_data, train_model
-from engine.coders.embedding.cache import embed_cached
-from engine.coders.embedding.coder import EmbeddingCoder
-from engine.coders.embedding.training import EmbeddingTrainOptions, log_loss_of, model_file, register_model, train_embedding_model
 
 FORMAT = "statcoder-ensemble/1"
 WEIGHT_GRID = tuple(i / 10 for i in range(11))
@@ -31,7 +33,7 @@ def combine(distributions: Sequence[Distribution], weights: Sequence[float], k: 
     return sorted(mixed.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
-class EnsembleCoder:
+class EnsembleCoder(CoderBase):
     """Implements the Coder protocol over member coders' full probability distributions."""
 
     kind = "ensemble"
@@ -43,9 +45,6 @@ class EnsembleCoder:
     def distributions(self, texts: Sequence[str]) -> list[list[Distribution]]:
         """Per member, per text: every code's probability."""
         return [[dict(p) for p in member.predict_many(list(texts), len(member.codes))] for member in self.members]
-
-    def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
-        return self.predict_many([text], k)[0]
 
     def predict_many(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
         if not texts:
@@ -64,13 +63,12 @@ class EnsembleCoder:
             raise ModelError(f"{path} is an ensemble of an unknown format ({spec.get('format')})")
         members = []
         for member in spec["members"]:
-            loader = CODER_LOADERS.get(member["kind"])
-            if loader is None:
-                raise ModelError(f"ensemble member of kind '{member['kind']}' cannot be loaded")
             member_path = path.parent / member["path"]
-            if not member_path.exists():
+            if member.get("sha256"):
+                verify_file(member_path, member["sha256"], what=f"ensemble member {member.get('model_id', '?')}")
+            elif not member_path.exists():
                 raise ModelError(f"ensemble member file is missing: {member_path}")
-            members.append(loader(member_path))
+            members.append(loader_for(member["kind"])(member_path))
         return cls(members, spec["weights"])
 
 
@@ -89,52 +87,53 @@ def choose_weight(member_preds: Sequence[Sequence[Distribution]], gold: Sequence
     return best, tried
 
 
-def train_ensemble(project: Project, mix: DataMix, *, fasttext_id: int | None = None, embedding_id: int | None = None,
-                   embedding_options: EmbeddingTrainOptions | None = None, name: str = "",
-                   make_default: bool = True, progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None) -> tuple[int, dict[str, Any]]:
-    """fastText + embedding coder on one mix (trained now unless given), weight chosen on the mix's validation."""
+def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], name: str = "",
+                   make_default: bool = True, cancel: CancelToken | None = None) -> TrainedModel:
+    """Combine two trained coders of one mix; the weight is chosen on the mix's validation texts."""
     start = time.perf_counter()
+    if len(members) != 2:
+        raise TrainingError("an ensemble combines exactly two coders")
     data = build_training_data(project, mix)
     if not data.validation:
-        raise ModelError("an ensemble needs validation texts to choose its weights; this mix has none")
-    set_key = _validation_key(data.validation)
-    if fasttext_id is None:
-        fasttext_id = train_model(project, mix, TrainOptions(make_default=False), cancel=cancel).model_id
-    if embedding_id is None:
-        options = embedding_options or EmbeddingTrainOptions()
-        options.make_default = False
-        embedding_id = train_embedding_model(project, mix, options, progress=progress, cancel=cancel).model_id
+        raise TrainingError("an ensemble needs validation texts to choose its weights; this mix has none")
+    set_key = validation_key(data.validation)
     records, coders = [], []
-    for model_id, kind in ((fasttext_id, "fasttext"), (embedding_id, "embedding")):
+    for model_id in members:
         record = get_model(project, model_id)
-        if record.kind != kind:
-            raise ModelError(f"model {model_id} is a {record.kind} model, not {kind}")
         if (record.validation or {}).get("set") != set_key:
-            raise ModelError(f"model {model_id} was validated on other texts than this mix's; train it on the same mix")
+            raise TrainingError(f"model {model_id} was validated on other texts than this mix's; "
+                                "train it on the same mix")
         records.append(record)
         coders.append(load_coder(project, model_id)[0])
     texts, gold = [t for t, _ in data.validation], [c for _, c in data.validation]
-    ft_preds = [dict(p) for p in coders[0].predict_many(texts, len(coders[0].codes))]
-    emb: EmbeddingCoder = coders[1]  # type: ignore[assignment]
-    vectors = embed_cached(project, emb.embedder, texts, cancel=cancel)
-    emb_preds = [dict(p) for p in emb.predict_vectors(vectors, len(emb.codes))]
-    weight, tried = choose_weight([ft_preds, emb_preds], gold)
+    member_preds = []
+    for coder in coders:
+        if cancel is not None:
+            cancel.check()
+        member_preds.append([dict(p) for p in coder.predict_many(texts, len(coder.codes))])
+    weight, tried = choose_weight(member_preds, gold)
     path = model_file(project, "ensemble", ".json")
     spec = {"format": FORMAT, "weights": [weight, 1 - weight],
             "members": [{"kind": r.kind, "model_id": r.id, "sha256": r.sha256,
                          "path": os.path.relpath(r.path, path.parent)} for r in records]}
-    path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    ensemble = EnsembleCoder(coders, [weight, 1 - weight])
-    preds = [combine([f, e], ensemble.weights, 5) for f, e in zip(ft_preds, emb_preds)]
-    top1 = sum(bool(p) and p[0][0] == g for p, g in zip(preds, gold)) / len(gold)
-    top5 = sum(g in {c for c, _ in p} for p, g in zip(preds, gold)) / len(gold)
-    validation = {"set": set_key, "n": len(gold), "top1": round(top1, 4), "top5": round(top5, 4)}
-    params = {"weights": {"fasttext": weight, "embedding": round(1 - weight, 4)}, "weight_grid": tried,
-              "members": [fasttext_id, embedding_id]}
-    model_id, _ = register_model(project, kind="ensemble", name=name or f"ensemble {time.strftime('%Y-%m-%d %H:%M')}",
-                                 path=path, params=params, data=records[1].data,
-                                 train_s=time.perf_counter() - start, validation=validation)
-    if make_default:
-        choose_default_model(project)
-    return model_id, {"validation": validation, **params}
+    try:
+        path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise TrainingError(f"the ensemble could not be written to {path.parent}: {exc.strerror or exc}") from exc
+    preds = [combine([m[i] for m in member_preds], [weight, 1 - weight], 5) for i in range(len(gold))]
+    validation = score_validation(preds, data.validation)
+    params = {"weights": {records[0].kind: weight, records[1].kind: round(1 - weight, 4)}, "weight_grid": tried,
+              "members": [r.id for r in records]}
+    name = name or f"ensemble {time.strftime('%Y-%m-%d %H:%M')}"
+    train_s = time.perf_counter() - start
+    try:
+        record, made_default, warnings = register_model(
+            project, kind="ensemble", name=name, path=path, params=params, data=records[-1].data,
+            train_s=train_s, validation=validation, make_default=make_default)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return TrainedModel(model_id=record.id, kind="ensemble", name=name, path=path, sha256=record.sha256,
+                        train_s=train_s, params=params, composition=records[-1].data, validation=validation,
+                        made_default=made_default, warnings=warnings)

@@ -13,7 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from engine.coders.fasttext.model import FastTextCoder, FastTextParams
+from engine.coders.fasttext.model import FastTextCoder
+from engine.coders.fasttext.bindings import FastTextParams
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.curate.rules import Hit, Sample
 

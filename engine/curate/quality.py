@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from engine.coders.fasttext.model import preprocess
+from engine.coders.fasttext.bindings import preprocess
 from engine.store.project import Project
 
 NO_CONDITION = "-"

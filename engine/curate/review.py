@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.errors import StatcoderError
-from engine.coders.fasttext.model import write_training_file
+from engine.coders.fasttext.bindings import write_training_file
 from engine.store.project import Project
 from engine.curate.store import STATUSES, refresh_status
 

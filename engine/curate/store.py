@@ -359,7 +359,8 @@ def default_label_check(project: Project) -> LabelCheckOptions:
     """
     if _language(project) == "en":
         try:
-            from engine.coders.embedding import default_model_path, embedding_checker
+            from engine.coders.embedding.model import default_model_path
+            from engine.coders.embedding.checker import embedding_checker
         except ImportError:  # the embedding stage is optional in a trimmed install
             return LabelCheckOptions()
         if default_model_path().is_file():

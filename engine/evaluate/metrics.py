@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from engine.coders.base import load_coder
+from engine.coders.registry import load_coder
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.project import Project
-from engine.coders.training import VALIDATION_SHARE, in_validation
+from engine.coders.data import VALIDATION_SHARE, in_validation
 
 Prediction = Sequence[tuple[str, float]]
 THRESHOLDS = [i / 100 for i in range(100)]

@@ -6,11 +6,10 @@
 """
 
 from engine.generate.prompts import DEFAULT_GRID
-from engine.generate.runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, leaf_codes_under, list_runs,
-                   resume, run_generation, run_settings, run_status)
+from engine.generate.runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, list_runs, resume, run_generation, run_settings, run_status)
 from engine.generate.strategies import DEFAULT_STRATEGIES, STRATEGIES
 
 __all__ = [
     "DEFAULT_GRID", "DEFAULT_STRATEGIES", "GenerationParams", "RunResult", "RunStatus", "STRATEGIES", "cancel_run",
-    "create_run", "leaf_codes_under", "list_runs", "resume", "run_generation", "run_settings", "run_status",
+    "create_run", "list_runs", "resume", "run_generation", "run_settings", "run_status",
 ]

@@ -118,24 +118,6 @@ class RunResult:
         return self.completion_tokens / self.seconds if self.seconds else 0.0
 
 
-def leaf_codes_under(project: Project, prefixes: list[str]) -> list[str]:
-    """Leaf codes under the given codes (e.g. divisions '10', '11'), in classification order."""
-    rows = project.conn.execute("SELECT code, parent FROM codes ORDER BY ord").fetchall()
-    parent = dict(rows)
-    for prefix in prefixes:
-        get_code(project, prefix)
-    wanted = set(prefixes)
-    out = []
-    for code, _ in rows:
-        node: str | None = code
-        while node is not None and node not in wanted:
-            node = parent.get(node)
-        if node is not None and not project.conn.execute(
-                "SELECT 1 FROM codes WHERE parent = ? LIMIT 1", (code,)).fetchone():
-            out.append(code)
-    return out
-
-
 def create_run(project: Project, *, codes: list[str], quota: int, strategies: list[str] | None = None,
                seed: int = 0, model: str | None = None, backend: BackendSettings | None = None,
                params: GenerationParams | None = None, name: str | None = None) -> int:
@@ -164,7 +146,7 @@ def create_run(project: Project, *, codes: list[str], quota: int, strategies: li
         if model is None:
             info = get_default_model() if not settings.model_path else add_model(settings.model_path)
             if info is None:
-                raise ModelError("no model is registered; add one with `statcoder models add` or install the default")
+                raise ModelError("no model is registered; add one with `statcoder llm add` or install the default")
         elif "/" in model or model.endswith(".gguf"):
             info = add_model(model)
         else:

@@ -12,8 +12,7 @@ from engine.errors import Cancelled
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import Backend, Completion
 from engine.store.project import Project
-from engine.generate.runs import (GenerationParams, grammar_for, key_of, make_request, max_units, parse_output, plan_for_code,
-                   prompt_version)
+from engine.generate.runs import (GenerationParams, grammar_for, key_of, make_request, max_units, parse_output, plan_for_code, prompt_version)
 from engine.generate.strategies import make_task, unit_seed
 
 log = logging.getLogger("engine.generate")

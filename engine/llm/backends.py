@@ -151,7 +151,7 @@ def open_backend(settings: BackendSettings) -> Backend:
         from engine.llm.llamacpp import LlamaCppBackend
 
         if not settings.model_path:
-            raise ModelError("the in-process backend needs a model file; add one with `statcoder models add`")
+            raise ModelError("the in-process backend needs a model file; add one with `statcoder llm add`")
         return LlamaCppBackend(settings)
     if settings.kind == "openai":
         from engine.llm.server import OpenAIServerBackend

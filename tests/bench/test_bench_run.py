@@ -8,7 +8,7 @@ import pytest
 
 import bench.common
 import bench.run
-from engine.coders.training import leaf_codes_under
+from engine.classification import leaf_codes_under
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def window(qtbot, answer):
     yield win
     win.runner.cancel_all()
     win.runner.wait()
-    from engine.coders.base import clear_coder_cache
+    from engine.coders.registry import clear_coder_cache
     from engine.coders.fasttext.serve import set_out_of_process
 
     set_out_of_process(False)   # the window turned it on; engine tests after these load in-process
@@ -69,9 +69,11 @@ def wait_jobs(qtbot, window, timeout: int = 60_000) -> None:
 @pytest.fixture(scope="session")
 def _trained_template(_nace_template, tmp_path_factory) -> Path:
     """NACE with a fastText coder for divisions 10-11 trained through the engine (child process)."""
-    from engine.coders.fasttext.model import FastTextParams
+    from engine.coders.fasttext.bindings import FastTextParams
     from engine.store.project import Project
-    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
+    from engine.coders.data import DataMix
+    from engine.coders.fasttext.training import TrainOptions, train_fasttext
+    from engine.classification import leaf_codes_under
 
     folder = tmp_path_factory.mktemp("trained")
     path = folder / "nace.statcoder"
@@ -79,7 +81,7 @@ def _trained_template(_nace_template, tmp_path_factory) -> Path:
     with Project.open(path) as project:
         mix = DataMix(notes=1, real=1, codes=leaf_codes_under(project, ["10", "11"]))
         params = FastTextParams(epoch=60, dim=50, bucket=100_000, thread=1)
-        train_model(project, mix, TrainOptions(params=params, name="fastText 10-11 (test)"))
+        train_fasttext(project, mix, TrainOptions(params=params, name="fastText 10-11 (test)"))
         project.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 

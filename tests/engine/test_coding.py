@@ -11,13 +11,18 @@ import tracemalloc
 
 import pytest
 
-from engine.coders.base import (CODER_LOADERS, Coder, FastTextKindCoder, choose_default_model, clear_coder_cache,
-                           default_model_id, load_coder)
+from engine.text import file_sha256
+
+from engine.coders.registry import (LOADERS as CODER_LOADERS, choose_default_model, clear_coder_cache, default_model_id, load_coder)
+from engine.coders.base import Coder
+from engine.coders.fasttext.model import FastTextCoder
 from engine.assist.coding import batch_code_csv, record_decision, suggest
 from engine.errors import Cancelled, ModelError, UnknownCodeError
 from engine.jobs import CancelToken
 from engine.store.project import Project
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def coded(_nace_template, tmp_path_factory):
     project = Project.open(path)
     codes = leaf_codes_under(project, ["10", "11"])
     params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000)
-    result = train_model(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    result = train_fasttext(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
     yield project, codes, result
     project.close()
     clear_coder_cache()
@@ -121,34 +126,39 @@ def test_record_decision_feeds_the_next_training_run(coded):
         record_decision(project, "x", None, "99.99")
 
 
+class ConstantCoder:
+    """A coder kind registered by a test through the loader table (a dotted path, like the built-in kinds)."""
+
+    kind = "constant"
+    codes = ["11.05"]
+
+    def predict(self, text, k=5):
+        return [("11.05", 1.0)]
+
+    def predict_many(self, texts, k=5):
+        return [[("11.05", 1.0)] for _ in texts]
+
+    @classmethod
+    def load(cls, path):
+        return cls()
+
+
 def test_coder_protocol_dispatch_and_default_by_validation(coded, monkeypatch):
     project, _, trained = coded
     coder, _ = load_coder(project, trained.model_id)
-    assert isinstance(coder, Coder) and isinstance(coder, FastTextKindCoder) and coder.kind == "fasttext"
+    assert isinstance(coder, Coder) and isinstance(coder, FastTextCoder) and coder.kind == "fasttext"
     assert load_coder(project, trained.model_id)[0] is coder      # cached
 
-    class Constant:
-        kind = "constant"
-        codes = ["11.05"]
-
-        def predict(self, text, k=5):
-            return [("11.05", 1.0)]
-
-        def predict_many(self, texts, k=5):
-            return [[("11.05", 1.0)] for _ in texts]
-
-        @classmethod
-        def load(cls, path):
-            return cls()
-
-    monkeypatch.setitem(CODER_LOADERS, "constant", Constant.load)
+    monkeypatch.setitem(CODER_LOADERS, "constant", f"{__name__}:ConstantCoder.load")
     validation = dict(trained.validation, top1=1.0)
+    constant_file = trained.path.with_name("constant.txt")
+    constant_file.write_text("constant\n")
     with project.transaction() as conn:
         other = conn.execute("INSERT INTO models (name, kind, path, sha256, params, data, validation)"
-                             " VALUES ('c', 'constant', ?, 'x', '{}', '{}', ?)",
-                             (str(trained.path), json.dumps(validation))).lastrowid
+                             " VALUES ('c', 'constant', ?, ?, '{}', '{}', ?)",
+                             (str(constant_file), file_sha256(constant_file), json.dumps(validation))).lastrowid
         unknown = conn.execute("INSERT INTO models (name, kind, path, sha256, params, data)"
-                               " VALUES ('u', 'mystery', ?, 'y', '{}', '{}')", (str(trained.path),)).lastrowid
+                               " VALUES ('u', 'mystery', ?, ?, '{}', '{}')", (str(trained.path), trained.sha256)).lastrowid
     assert choose_default_model(project) == other == default_model_id(project)
     assert [s.code for s in suggest(project, "anything")] == ["11.05"]
     with pytest.raises(ModelError, match="mystery"):

@@ -161,7 +161,7 @@ def test_curate_flags_an_excludes_copy_of_10_71_with_10_72_suggested(nace_projec
 
 
 def test_a_relabelled_sample_trains_its_new_code_until_the_flag_is_overridden(nace_project):
-    from engine.coders.training import DataMix, build_training_data
+    from engine.coders.data import DataMix, build_training_data
 
     _, ids = add_run(nace_project, [("10.71", "manufacture of dry bakery products"), ("10.71", "fresh cream cakes")])
     curate(nace_project, options=NO_CHECK)

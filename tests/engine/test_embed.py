@@ -9,16 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.coders.base import get_model, load_coder
+from engine.coders.registry import get_model, load_coder
 from engine.assist.coding import suggest
-from engine.coders.embedding import (DEFAULT_MODEL_SHA256, EmbeddingCoder, EmbeddingTrainOptions, EnsembleCoder, cache_size,
-                          default_model_path, embed_cached, embedding_checker, fit_logistic, fit_temperature,
-                          load_embedding_model, train_embedding_model, train_ensemble)
+from engine.coders.embedding.model import DEFAULT_MODEL_SHA256, default_model_path, load_embedding_model
+from engine.coders.embedding.coder import EmbeddingCoder
+from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding
+from engine.coders.ensemble import EnsembleCoder
+from engine.coders.train import train_coder
+from engine.coders.embedding.cache import cache_size, embed_cached
+from engine.coders.embedding.checker import embedding_checker
+from engine.coders.embedding.classifier import fit_logistic, fit_temperature
 from engine.coders.embedding.classifier import softmax
 from engine.coders.embedding.model import EmbeddingModel
 from engine.errors import ModelError
 from engine.text import file_sha256
-from engine.coders.training import DataMix, leaf_codes_under
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 from tests.engine.test_offline import offline  # noqa: F401  (the network-guard fixture)
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "minilm_reference.json"
@@ -103,12 +109,13 @@ def test_temperature_scaling_recovers_the_true_temperature():
 
 def test_training_embeds_once_then_reads_the_cache(nace_project):
     mix = DataMix(notes=1, codes=_codes(nace_project))
-    first = train_embedding_model(nace_project, mix, EmbeddingTrainOptions(c_grid=(100.0,)))
-    assert first.cache.embedded == first.cache.texts > 200 and first.cache.hits == 0
+    first = train_embedding(nace_project, mix, EmbeddingTrainOptions(c_grid=(100.0,)))
+    cache = first.composition["cache"]
+    assert cache["embedded"] == cache["texts"] > 200 and cache["hits"] == 0
     stored = cache_size(nace_project, DEFAULT_MODEL_SHA256)
-    assert stored == first.cache.texts
-    second = train_embedding_model(nace_project, mix, EmbeddingTrainOptions(mode="knn"))
-    assert second.cache.embedded == 0 and second.cache.hits == first.cache.texts
+    assert stored == cache["texts"]
+    second = train_embedding(nace_project, mix, EmbeddingTrainOptions(mode="knn"))
+    assert second.composition["cache"]["embedded"] == 0 and second.composition["cache"]["hits"] == cache["texts"]
     assert cache_size(nace_project) == stored
     # the registered models compete on the same validation set as fastText's would
     a, b = get_model(nace_project, first.model_id), get_model(nace_project, second.model_id)
@@ -126,7 +133,7 @@ def test_cached_vectors_equal_fresh_ones(nace_project, embedder):
 
 def test_embedding_coder_suggests_codes_within_the_latency_target(nace_project):
     codes = _codes(nace_project)
-    result = train_embedding_model(nace_project, DataMix(notes=1, real=1, codes=codes))
+    result = train_embedding(nace_project, DataMix(notes=1, real=1, codes=codes))
     assert result.validation["n"] > 20 and result.validation["top1"] > 0.6
     fit = result.params["fit"]
     assert fit["c"] in (10.0, 100.0, 1000.0) and 0.01 < fit["temperature"] < 100
@@ -155,20 +162,21 @@ def test_embedding_coder_suggests_codes_within_the_latency_target(nace_project):
 
 
 def test_saved_coder_predicts_the_same_after_loading(nace_project):
-    result = train_embedding_model(nace_project, DataMix(notes=1, codes=_codes(nace_project)),
+    result = train_embedding(nace_project, DataMix(notes=1, codes=_codes(nace_project)),
                                    EmbeddingTrainOptions(mode="knn", make_default=False))
     loaded = EmbeddingCoder.load(result.path)
+    served, _ = load_coder(nace_project, result.model_id)
     texts = ["cider making", "Manufacture of ice cream", "slaughtering of pigs"]
-    assert loaded.mode == "knn" and loaded.codes == result.coder.codes
-    assert loaded.predict_many(texts, 3) == result.coder.predict_many(texts, 3)
+    assert loaded.mode == "knn" and loaded.codes == served.codes
+    assert loaded.predict_many(texts, 3) == served.predict_many(texts, 3)
     assert loaded.predict("cider making", 1)[0][0] == "11.03"
 
 
 def test_knn_puts_a_note_line_on_its_own_code(nace_project):
-    result = train_embedding_model(nace_project, DataMix(notes=1, codes=_codes(nace_project)),
+    result = train_embedding(nace_project, DataMix(notes=1, codes=_codes(nace_project)),
                                    EmbeddingTrainOptions(mode="knn", make_default=False))
     title = nace_project.conn.execute("SELECT title FROM codes WHERE code = '10.52'").fetchone()[0]
-    assert result.coder.predict(title, 1)[0][0] == "10.52"
+    assert load_coder(nace_project, result.model_id)[0].predict(title, 1)[0][0] == "10.52"
 
 
 def test_a_corrupt_coder_file_is_a_model_error(tmp_path):
@@ -180,7 +188,8 @@ def test_a_corrupt_coder_file_is_a_model_error(tmp_path):
 
 def test_ensemble_weights_are_chosen_on_validation(nace_project):
     mix = DataMix(notes=1, real=1, codes=_codes(nace_project))
-    model_id, info = train_ensemble(nace_project, mix)
+    trained = train_coder(nace_project, mix, kind="ensemble")
+    model_id, info = trained.model_id, trained.params
     record = get_model(nace_project, model_id)
     assert record.kind == "ensemble" and info["weights"]["fasttext"] in [i / 10 for i in range(11)]
     members = [get_model(nace_project, m) for m in info["members"]]

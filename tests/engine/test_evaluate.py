@@ -10,7 +10,9 @@ import pytest
 from engine.evaluate.metrics import (Hierarchy, auto_coding_curve, choose_threshold, compute_metrics, evaluate_model,
                              fallback_scores, reliability)
 from engine.evaluate.report import write_report
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 
 #  A ── A1 ── a11, a12          B ── B1 ── b11
 #    └─ A2 ── a21
@@ -86,7 +88,7 @@ def test_empty_predictions_count_as_wrong():
 def test_evaluate_model_stores_a_row_and_writes_the_report(nace_project, tmp_path):
     codes = leaf_codes_under(nace_project, ["11"])
     params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000)
-    trained = train_model(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    trained = train_fasttext(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
     result, row_id = evaluate_model(nace_project, codes=codes)
     n_test = nace_project.conn.execute(
         f"SELECT COUNT(*) FROM real_texts WHERE split = 'test' AND code IN ({','.join('?' * len(codes))})",

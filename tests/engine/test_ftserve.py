@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ModelError
-from engine.coders.fasttext.model import FastTextCoder, FastTextParams
+from engine.coders.fasttext.model import FastTextCoder
+from engine.coders.fasttext.bindings import FastTextParams
 from engine.coders.fasttext.serve import ChildFastText, set_out_of_process
 
 PAIRS = [("brewing beer", "11.05"), ("making wine", "11.02"), ("cider and perry", "11.03"),

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from engine.errors import Cancelled, StatcoderError
-from engine.generate import GenerationParams, cancel_run, create_run, leaf_codes_under, run_generation, run_status
+from engine.generate import GenerationParams, cancel_run, create_run, run_generation, run_status
+from engine.classification import leaf_codes_under
 from engine.generate.cards import code_card, keywords_of, note_items
 from engine.generate.strategies import grid_cells, shares
 from engine.jobs import CancelToken

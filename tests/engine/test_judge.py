@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from engine.coders.base import clear_coder_cache
+from engine.coders.registry import clear_coder_cache
 from engine.assist.coding import batch_code_csv
 from engine.errors import Cancelled, ModelError
 from engine.jobs import CancelToken
@@ -20,7 +20,9 @@ from engine.llm.judge import (Candidate, ChoiceScores, Combination, JudgeOptions
                               combine, fit_combination, fit_position_prior, judge_candidates, judge_prompt,
                               recalibrate)
 from engine.store.project import Project
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
 from tests.engine.test_llm_server import server_url  # noqa: F401  (a real llama_cpp.server with the test model)
 
@@ -175,7 +177,7 @@ def coded(_nace_template, tmp_path_factory):
     project = Project.open(path)
     codes = leaf_codes_under(project, ["10", "11"])
     params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000, thread=1)
-    result = train_model(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    result = train_fasttext(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
     yield project, codes, result
     project.close()
     clear_coder_cache()

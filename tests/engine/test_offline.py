@@ -217,11 +217,13 @@ def test_pipeline_tries_no_connection(offline, tmp_path, gemma_path):
     from engine.assist.coding import batch_code_csv, suggest
     from engine.curate import CurationOptions, curate
     from engine.evaluate.metrics import evaluate_model
-    from engine.coders.fasttext.model import FastTextParams
+    from engine.coders.fasttext.bindings import FastTextParams
     from engine.generate.runs import GenerationParams, create_run, run_generation
     from engine.llm.backends import BackendSettings, HardwareSettings
     from engine.pipeline import PipelineOptions, prepare_project
-    from engine.coders.training import DataMix, TrainOptions, leaf_codes_under, train_model
+    from engine.coders.data import DataMix
+    from engine.coders.fasttext.training import TrainOptions, train_fasttext
+    from engine.classification import leaf_codes_under
 
     project = prepare_project(PipelineOptions(project=tmp_path / "offline.statcoder", divisions=["10"]),
                               log=lambda line: None)
@@ -237,7 +239,7 @@ def test_pipeline_tries_no_connection(offline, tmp_path, gemma_path):
     assert curated.samples == generated.samples
     params = FastTextParams(epoch=20, dim=20, bucket=20_000, thread=1)
     mix = DataMix(notes=1, real=1, synthetic=1, codes=leaf_codes_under(project, ["10"]))
-    trained = train_model(project, mix, TrainOptions(params=params))
+    trained = train_fasttext(project, mix, TrainOptions(params=params))
     assert trained.path.exists() and trained.composition["counts"]["synthetic"] == curated.accepted
     evaluation, _ = evaluate_model(project, trained.model_id, codes=mix.codes)
     assert 0.0 <= evaluation.top1 <= evaluation.top5 <= 1.0 and evaluation.n > 300

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.coders.base import default_model_id
+from engine.coders.registry import default_model_id
 from engine.llm.registry import test_model_path as gemma_model_path
 from engine.pipeline import PipelineOptions, run_pipeline
 

@@ -11,8 +11,10 @@ import pytest
 from engine.assist.judge import Judge, JudgeConfig
 from engine.assist.pseudo import (decide_pseudo, label_uncoded, pseudo_pairs, pseudo_provenance,
                                   pseudo_review_queue)
-from engine.coders.base import clear_coder_cache
-from engine.coders.training import DEFAULT_PARAMS, DataMix, TrainOptions, leaf_codes_under, train_model
+from engine.coders.registry import clear_coder_cache
+from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
+from engine.coders.data import DataMix
+from engine.classification import leaf_codes_under
 from engine.errors import RealDataError
 from engine.realdata.importing import split_of
 from engine.realdata.uncoded import import_uncoded_texts
@@ -42,7 +44,7 @@ def labelled_project(_nace_template, tmp_path):
     project = Project.open(path)
     codes = leaf_codes_under(project, ["10", "11"])
     params = dataclasses.replace(DEFAULT_PARAMS, bucket=20_000, thread=1)
-    result = train_model(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
+    result = train_fasttext(project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=params))
     yield project, codes, result
     project.close()
     clear_coder_cache()

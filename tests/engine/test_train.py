@@ -8,12 +8,15 @@ import threading
 
 import pytest
 
-from engine.coders.base import default_model_id, load_coder, models_folder
+from engine.coders.registry import default_model_id, load_coder, models_folder
 from engine.errors import Cancelled
 from engine.jobs import CancelToken
 from engine.text import file_sha256
-from engine.coders.training import (DEFAULT_PARAMS, DataMix, TrainOptions, TrainingError, build_training_data, cli_command,
-                          leaf_codes_under, scaled_epochs, train_model)
+from engine.coders.fasttext.training import (DEFAULT_PARAMS, TrainOptions, scaled_epochs, train_fasttext)
+from engine.coders.data import DataMix, build_training_data
+from engine.errors import TrainingError
+from engine.childproc import cli_command
+from engine.classification import leaf_codes_under
 
 FAST = dataclasses.replace(DEFAULT_PARAMS, epoch=5, bucket=20_000)
 
@@ -62,7 +65,7 @@ def test_mix_takes_only_accepted_samples_of_chosen_runs(nace_project):
 def test_child_process_training_registers_the_model(nace_project):
     codes = leaf_codes_under(nace_project, ["10", "11"])
     seen = []
-    result = train_model(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=FAST, name="t"),
+    result = train_fasttext(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=FAST, name="t"),
                          progress=seen.append)
     assert result.path.parent == models_folder(nace_project) and result.path.exists()
     assert file_sha256(result.path) == result.sha256
@@ -79,7 +82,7 @@ def test_child_process_training_registers_the_model(nace_project):
 
 def test_quantized_model_is_an_ftz(nace_project):
     codes = leaf_codes_under(nace_project, ["11"])
-    result = train_model(nace_project, DataMix(notes=1, real=1, codes=codes),
+    result = train_fasttext(nace_project, DataMix(notes=1, real=1, codes=codes),
                          TrainOptions(params=dataclasses.replace(FAST, bucket=2_000), quantize=True))
     assert result.path.suffix == ".ftz" and result.params["quantized"]
     coder, _ = load_coder(nace_project, result.model_id)
@@ -97,7 +100,7 @@ def test_cancel_kills_the_child_and_leaves_the_project_intact(nace_project):
 
     slow = dataclasses.replace(FAST, epoch=2000)
     with pytest.raises(Cancelled):
-        train_model(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=slow),
+        train_fasttext(nace_project, DataMix(notes=1, real=1, codes=codes), TrainOptions(params=slow),
                     progress=on_progress, cancel=token)
     assert started.is_set()
     assert nace_project.conn.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 0
@@ -116,7 +119,7 @@ def test_frozen_bundle_runs_itself_as_the_cli(monkeypatch):
 @pytest.mark.slow
 def test_autotune_on_validation(nace_project):
     codes = leaf_codes_under(nace_project, ["11"])
-    result = train_model(nace_project, DataMix(notes=1, real=1, codes=codes),
+    result = train_fasttext(nace_project, DataMix(notes=1, real=1, codes=codes),
                          TrainOptions(params=dataclasses.replace(FAST, bucket=20_000), autotune_s=3))
     assert result.params["autotune_s"] == 3 and result.validation is not None
 
@@ -128,7 +131,7 @@ def test_orphaned_child_stops_training(tmp_path):
     import subprocess
     import time
 
-    from engine.coders.fasttext.model import write_training_file
+    from engine.coders.fasttext.bindings import write_training_file
 
     train_file = tmp_path / "train.txt"
     write_training_file([("brewing beer", "11.05"), ("making wine", "11.02")] * 200, train_file)
@@ -178,8 +181,8 @@ def test_a_diverging_learning_rate_is_lowered_instead_of_failing(tmp_path):
     import json
     import subprocess
 
-    from engine.coders.fasttext.model import write_training_file
-    from engine.coders.training import RESULT_MARKER
+    from engine.coders.fasttext.bindings import write_training_file
+    from engine.coders.fasttext.child import RESULT_MARKER
 
     write_training_file([("brewing beer", "11.05"), ("making wine", "11.02"), ("cider", "11.03")] * 50,
                         tmp_path / "train.txt")
@@ -223,7 +226,7 @@ def test_a_diverging_autotune_tries_again_then_trains_with_fixed_parameters(monk
 
 
 def test_small_sets_get_fewer_hash_buckets():
-    from engine.coders.training import scaled_buckets
+    from engine.coders.fasttext.training import scaled_buckets
 
     assert scaled_buckets(958, 200_000) == 50_000
     assert scaled_buckets(958, 20_000) == 20_000          # never more than asked for

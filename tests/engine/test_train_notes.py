@@ -2,7 +2,7 @@
 
 from engine.classification import Code, get_code
 from engine.classification.note_lines import code_lines, lines_from_note, notes_pairs
-from engine.coders.training import leaf_codes_under
+from engine.classification import leaf_codes_under
 
 NACE_NOTE = """This class includes:
 - production of dried, salted or smoked meat

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.coders.base import CoderBase
 from engine.errors import ModelError
 from engine.coders.embedding.classifier import LinearModel, nearest_scores, softmax, top_k
 from engine.coders.embedding.model import EmbeddingModel, resolve_embedding_model
@@ -17,7 +18,7 @@ MODES = ("lr", "knn")
 FORMAT = "statcoder-embedding-coder/1"
 
 
-class EmbeddingCoder:
+class EmbeddingCoder(CoderBase):
     """Implements the Coder protocol (engine.coders.base). Probabilities are softmax(scores / temperature)."""
 
     kind = "embedding"
@@ -49,7 +50,7 @@ class EmbeddingCoder:
             return []
         return top_k(self.probabilities(vectors), self.codes, k)
 
-    # the Coder protocol --------------------------------------------------------------------------
+    # the Coder protocol (predict has a one-text fast path) --------------------------------------------------------------------------
     def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
         return self.predict_vectors(self.embedder.embed_one(text)[None, :], k)[0]
 

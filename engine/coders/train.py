@@ -1,0 +1,45 @@
+"""Train a coder of any kind on a data mix: the one entry point the CLI, the GUI and the pipeline call."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from engine.coders.base import TrainedModel
+from engine.coders.data import DataMix
+from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding
+from engine.coders.ensemble import train_ensemble
+from engine.coders.fasttext.training import TrainOptions, train_fasttext
+from engine.errors import TrainingError
+from engine.jobs import CancelToken, ProgressCallback, scaled_progress
+from engine.store.project import Project
+
+# 'knn' is the embedding coder in nearest-neighbour mode (semantic search over the training texts).
+KINDS = ("fasttext", "embedding", "knn", "ensemble")
+
+
+def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
+                fasttext: TrainOptions | None = None, embedding: EmbeddingTrainOptions | None = None,
+                members: Sequence[int] | None = None, progress: ProgressCallback | None = None,
+                cancel: CancelToken | None = None) -> TrainedModel:
+    """Train and register one coder. An ensemble without `members` trains a fastText and an embedding coder first."""
+    if kind not in KINDS:
+        raise TrainingError(f"unknown coder kind '{kind}'; choose one of {', '.join(KINDS)}")
+    ft = dataclasses.replace(fasttext or TrainOptions(), name=name or (fasttext.name if fasttext else ""),
+                             make_default=make_default)
+    emb = dataclasses.replace(embedding or EmbeddingTrainOptions(), name=name or (embedding.name if embedding else ""),
+                              make_default=make_default)
+    if kind == "fasttext":
+        return train_fasttext(project, mix, ft, progress=progress, cancel=cancel)
+    if kind in ("embedding", "knn"):
+        if kind == "knn":
+            emb = dataclasses.replace(emb, mode="knn")
+        return train_embedding(project, mix, emb, progress=progress, cancel=cancel)
+    if members is None:
+        first = train_fasttext(project, mix, dataclasses.replace(ft, make_default=False, name=ft.name and f"{ft.name} (fastText)"),
+                               progress=scaled_progress(progress, 0.0, 0.4, "fastText"), cancel=cancel)
+        second = train_embedding(project, mix, dataclasses.replace(emb, make_default=False,
+                                                                   name=emb.name and f"{emb.name} (embeddings)"),
+                                 progress=scaled_progress(progress, 0.4, 0.95, "embeddings"), cancel=cancel)
+        members = [first.model_id, second.model_id]
+    return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel)
