@@ -4,7 +4,7 @@
     PYTHONPATH=. python bench/anchors.py                     # -> bench/results/anchors-nace-full.json/.md
 
 The project file under bench/work/ keeps the embedding cache, so reruns do not re-embed. C and the
-temperatures are chosen on the validation carve of real-train (engine.coders.training), never on the test half.
+temperatures are chosen on the validation carve of real-train (engine.coders.data), never on the test half.
 """
 
 from __future__ import annotations

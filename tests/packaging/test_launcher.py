@@ -57,7 +57,7 @@ def test_launcher_runs_the_cli_and_modules(tmp_path):
 
 
 def test_the_trainer_command_works_from_either_bundled_program():
-    """engine.coders.training starts its child as `sys.executable -m engine`; the launcher must accept that form."""
+    """engine.coders.fasttext.child starts its child as `sys.executable -m engine`; the launcher must accept that form."""
     from engine.childproc import cli_command
 
     assert cli_command()[1:] == ["-m", "engine"]
