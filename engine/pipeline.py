@@ -150,7 +150,7 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
                         "test_top5": result.top5, "macro_f1": result.macro_f1}
         if model_id == serving and options.report and evaluation_id is not None:
             folder = project.path.parent / f"{project.path.stem}.report"
-            report_path = write_report(result, folder, title=f"statcoder: {record.name}")
+            report_path = write_report(result, folder, title=f"statcoder: {record.name}", project=project)
             set_report_path(project, evaluation_id, str(report_path))
     log("")
     log(f"{'coder':<10} {'validation top-1':>16} {'test top-1':>10} {'test top-5':>10} {'macro-F1':>8}")

@@ -159,7 +159,7 @@ class BatchPanel(QWidget):
         if self.queue is None:
             return None
         out = self.queue.path.with_name(self.queue.path.stem.replace(".coded", "") + ".reviewed.csv")
-        changed = self.ctx.guarded(self.queue.write_reviewed)(out)
+        changed = self.ctx.guarded(self.queue.write_reviewed)(out, project=self.ctx.project)
         if changed is not None:
             self.ctx.notify(f"Wrote {out} with {changed:,} reviewed rows.")
         return out

@@ -320,7 +320,7 @@ class TrainPage(Page):
         project = self.project
 
         def write(progress, cancel):
-            path = write_report(ev.result, folder, title=f"Model {model} on real test texts")
+            path = write_report(ev.result, folder, title=f"Model {model} on real test texts", project=project)
             set_report_path(project, ev.id, str(path))
             return path
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from engine.atomic import atomic_write, check_output_path, safe_cell
+from engine.classification.reading import CsvStream, shown_columns
 from engine.coders.registry import default_model_id, get_model, load_coder
 from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Problem
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
@@ -115,8 +117,8 @@ def _count_rows(path: Path) -> int:
     return max(0, lines - 1)
 
 
-def _chunks(rows: Iterator[dict[str, str]], size: int) -> Iterator[list[dict[str, str]]]:
-    chunk: list[dict[str, str]] = []
+def _chunks(rows: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= size:
@@ -126,34 +128,45 @@ def _chunks(rows: Iterator[dict[str, str]], size: int) -> Iterator[list[dict[str
         yield chunk
 
 
+def review_state_path(coded_path: str | Path) -> Path:
+    """Where the review queue keeps its decisions for a coded file."""
+    coded_path = Path(coded_path)
+    return coded_path.with_name(coded_path.name + ".review.json")
+
+
 def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, *, text_column: str,
                    threshold: float = 0.5, model: int | None = None, encoding: str = "utf-8",
                    progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                    judge: "BatchJudge | None" = None) -> BatchResult:
     """Code every row of a CSV, streaming: rows at or above the threshold are 'auto', the rest 'review'.
 
-    The output keeps the input's columns and adds code, confidence, model_version and status. Only one
-    chunk of rows is in memory at a time, so the file's size does not matter. A cancelled run removes
-    its partial output.
+    The input is read like the importers read (BOM, delimiter sniffing, decode errors naming the row).
+    The output keeps the input's columns and adds code, confidence, model_version and status; cells a
+    spreadsheet would run as formulas get a leading '. Only one chunk of rows is in memory at a time,
+    so the file's size does not matter. The output is written to a temporary file and renamed over
+    OUT at the end, so a cancel, an error or a full disk leaves the old OUT (if any) as it was; a
+    review state left beside an old OUT is removed, since its decisions belong to other rows.
 
     With a `judge` (engine.assist.judge.BatchJudge), rows below the threshold are re-ranked by the LLM judge
     before their status is decided, and a `judge` column says 'changed', 'agreed' or '' (not judged).
     Its verdicts are journalled, so running a cancelled judged batch again does not judge a row twice.
     """
     in_path, out_path = Path(in_path), Path(out_path)
+    if not 0.0 <= threshold <= 1.0:
+        raise StatcoderError(f"the threshold must be between 0 and 1, not {threshold}")
+    check_output_path(out_path, project=project, inputs=(in_path,))
     coder, record = load_coder(project, model)
     version = f"{record.id}:{record.sha256[:12]}"
     meter = ProgressMeter(_count_rows(in_path), progress)
     start = time.perf_counter()
     rows = auto = review = empty = 0
-    tmp = out_path.with_name(out_path.name + ".part")
     try:
-        with open(in_path, newline="", encoding=encoding) as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
-            reader = csv.DictReader(src)
-            columns = list(reader.fieldnames or [])
+        with CsvStream(in_path, encoding) as reader, \
+                atomic_write(out_path, project=project, inputs=(in_path,), newline="") as dst:
+            columns = reader.header
             if text_column not in columns:
                 raise ValidationError([Problem(str(in_path), 1, f"no column '{text_column}'; the columns are: "
-                                               + ", ".join(columns), text_column)])
+                                               + shown_columns(columns), text_column)])
             clash = [c for c in OUTPUT_COLUMNS if c in columns]
             if clash:
                 raise ValidationError([Problem(str(in_path), 1, "the file already has the output column(s) "
@@ -161,47 +174,53 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
             added = list(OUTPUT_COLUMNS) + (["judge"] if judge is not None else [])
             if judge is not None and "judge" in columns:
                 raise ValidationError([Problem(str(in_path), 1, "the file already has a 'judge' column; rename it")])
-            writer = csv.DictWriter(dst, fieldnames=columns + added, extrasaction="ignore")
-            writer.writeheader()
-            for chunk in _chunks(reader, BATCH_CHUNK):
+            text_at = columns.index(text_column)
+            writer = csv.writer(dst)
+            writer.writerow([safe_cell(c) for c in columns + added])
+            for chunk in _chunks(iter(reader), BATCH_CHUNK):
                 if cancel is not None:
                     cancel.check()
-                texts = [clean_text(row.get(text_column) or "") for row in chunk]
+                cells_of: list[list[str]] = []
+                for row_no, values in chunk:
+                    if len(values) > len(columns) and any(v.strip() for v in values[len(columns):]):
+                        raise ValidationError([Problem(str(in_path), row_no, f"{len(values)} cells but the header "
+                                                       f"has {len(columns)}; nothing was written")])
+                    cells_of.append(values[:len(columns)] + [""] * (len(columns) - len(values)))
+                texts = [clean_text(cells[text_at]) for cells in cells_of]
                 filled = [t for t in texts if t]
                 preds = iter(coder.predict_many(filled, judge.k if judge else 1)) if filled else iter(())
-                for row, text in zip(chunk, texts):
+                for cells, text in zip(cells_of, texts):
                     rows += 1
+                    verdict = ""
                     if not text:
                         empty += 1
-                        row.update(code="", confidence="", model_version=version, status="review")
+                        extra = ["", "", version, "review"]
                     else:
                         best = next(preds)
-                        if judge is not None:
-                            verdict = ""
-                            if judge.unsure(best, threshold):
-                                if cancel is not None:
-                                    cancel.check()
-                                first = best[0][0]
-                                best = judge.rerank(rows, text, best)
-                                verdict = "changed" if best[0][0] != first else "agreed"
-                                meter.update(rows, f"judging: {judge.judged} judged, {judge.reused} resumed",
-                                             rows_per_s=rows / max(1e-9, time.perf_counter() - start))
-                            row["judge"] = verdict
+                        if judge is not None and judge.unsure(best, threshold):
+                            if cancel is not None:
+                                cancel.check()
+                            first = best[0][0]
+                            best = judge.rerank(rows, text, best)
+                            verdict = "changed" if best[0][0] != first else "agreed"
+                            meter.update(rows, f"judging: {judge.judged} judged, {judge.reused} resumed",
+                                         rows_per_s=rows / max(1e-9, time.perf_counter() - start))
                         code, prob = best[0] if best else ("", 0.0)
                         status = "auto" if best and prob >= threshold else "review"
                         auto += status == "auto"
                         review += status == "review"
-                        row.update(code=code, confidence=f"{prob:.4f}", model_version=version, status=status)
-                    writer.writerow(row)
+                        extra = [code, f"{prob:.4f}", version, status]
+                    if judge is not None:
+                        extra.append(verdict)
+                    writer.writerow([safe_cell(c) for c in cells + extra])
                 meter.update(rows, "coding", rows_per_s=rows / max(1e-9, time.perf_counter() - start))
-        tmp.replace(out_path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
         if judge is not None:
             judge.close()   # the journal stays: a rerun resumes from it
         raise
     if judge is not None:
         judge.finish()
+    review_state_path(out_path).unlink(missing_ok=True)
     meter.update(rows, "coded", force=True)
     return BatchResult(rows=rows, auto=auto, review=review + empty, empty=empty,
                        seconds=time.perf_counter() - start, model_id=record.id, model_version=version,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic import atomic_write
 from engine.errors import StatcoderError
 
 
@@ -24,6 +26,9 @@ class ReviewQueue:
 
     Decisions live in `<file>.review.json` and are written after each one, so closing the app loses
     nothing; `write_reviewed` produces the final file with the chosen codes and status 'reviewed'.
+    Decisions are matched by row number, so the state records a hash of the file's rows (row number
+    and text): a state saved for other rows (the file was coded again) is discarded, never applied;
+    `discarded` says how many decisions that dropped.
     """
 
     def __init__(self, coded_path: str | Path, *, text_column: str) -> None:
@@ -31,19 +36,33 @@ class ReviewQueue:
         self.text_column = text_column
         self.state_path = self.path.with_name(self.path.name + ".review.json")
         self.items: list[QueueItem] = []
+        digest = hashlib.sha256()
         with open(self.path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if text_column not in (reader.fieldnames or []) or "status" not in (reader.fieldnames or []):
                 raise StatcoderError(f"{self.path} is not a batch-coded file with a '{text_column}' column")
             for row_no, row in enumerate(reader, start=1):
+                digest.update(f"{row_no}\x1f{row.get(text_column) or ''}\x1e".encode("utf-8"))
                 if row.get("status") == "review":
                     conf = row.get("confidence") or ""
                     self.items.append(QueueItem(row_no, row.get(text_column) or "", row.get("code") or "",
                                                 float(conf) if conf else None))
+        self.rows_sha256 = digest.hexdigest()
         self.decisions: dict[int, str] = {}
+        self.discarded = 0
         if self.state_path.exists():
-            saved = json.loads(self.state_path.read_text(encoding="utf-8"))
-            self.decisions = {int(k): v for k, v in saved.get("decisions", {}).items()}
+            try:
+                saved = json.loads(self.state_path.read_text(encoding="utf-8"))
+                decisions = {int(k): str(v) for k, v in saved.get("decisions", {}).items()}
+            except (ValueError, AttributeError, TypeError):
+                saved, decisions = {}, {}
+            if saved.get("rows_sha256") == self.rows_sha256:
+                self.decisions = decisions
+            else:
+                # Saved for other rows (or by a version that did not record them): applying it would
+                # mark other texts 'reviewed' with codes chosen for something else.
+                self.discarded = len(decisions)
+                self.state_path.unlink(missing_ok=True)
 
     @property
     def done(self) -> int:
@@ -59,15 +78,18 @@ class ReviewQueue:
     def decide(self, row: int, code: str) -> None:
         self.decisions[row] = code
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps({"file": str(self.path), "decisions": self.decisions}), encoding="utf-8")
+        tmp.write_text(json.dumps({"file": str(self.path), "rows_sha256": self.rows_sha256,
+                                   "decisions": self.decisions}), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
-    def write_reviewed(self, out_path: str | Path) -> int:
-        """Copy the coded file with the reviewers' codes applied; returns the number of rows changed."""
+    def write_reviewed(self, out_path: str | Path, *, project: object | None = None) -> int:
+        """Copy the coded file with the reviewers' codes applied; returns the number of rows changed.
+
+        Written whole or not at all; `project` (a Project or its path) is never overwritten."""
         out_path = Path(out_path)
         changed = 0
         with open(self.path, newline="", encoding="utf-8") as src, \
-                open(out_path, "w", newline="", encoding="utf-8") as dst:
+                atomic_write(out_path, project=project, newline="") as dst:
             reader = csv.DictReader(src)
             writer = csv.DictWriter(dst, fieldnames=list(reader.fieldnames or []))
             writer.writeheader()

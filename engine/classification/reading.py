@@ -7,13 +7,41 @@ import io
 import itertools
 import json
 from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ClassificationError, Problem, ValidationError
 
 
-def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = ClassificationError) -> str:
+# A header wider than any spreadsheet can hold (Excel: 16,384 columns) is not a table a person made;
+# refusing it before parsing keeps a damaged or hostile file from tying up the importer.
+MAX_COLUMNS = 16_384
+# The largest cell any importer accepts: the csv module's own default limit, applied to JSON fields too.
+MAX_FIELD_CHARS = csv.field_size_limit()
+
+
+def record_of_offset(text: str) -> int:
+    """The 1-based CSV record (row 1 = the header) that the end of `text` falls in.
+
+    A quoted field may span lines, so the physical line number is not the row a user sees in a
+    spreadsheet; counting records with the csv module gives that row."""
+    count = 0
+    # The character at the offset stands in as "x": it starts a new record after a line end outside
+    # quotes, and joins the open field inside them.
+    reader = csv.reader(io.StringIO(text + "x", newline=""))
+    try:
+        for _ in reader:
+            count += 1
+    except csv.Error:
+        # Damage before the offset: fall back to the physical line.
+        return text.count("\n") + 1
+    return max(1, count)
+
+
+def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = ClassificationError,
+              *, csv_records: bool = False) -> str:
+    """The decoded file without a BOM. A decode error names the CSV record (`csv_records`) or the line."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -24,13 +52,42 @@ def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = Clas
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
+        where = f"line {line}"
+        row = line
+        if csv_records:
+            prefix = data[:exc.start].decode(encoding, errors="replace").lstrip("\ufeff")
+            row = record_of_offset(prefix)
+            if row != line:
+                where = f"row {row} (line {line} of the file)"
+            else:
+                where = f"row {row}"
         raise error_cls([Problem(
-            str(path), line,
-            f"undecodable byte 0x{data[exc.start]:02x} at line {line}: the file is not valid {encoding}"
+            str(path), row,
+            f"undecodable byte 0x{data[exc.start]:02x} at {where}: the file is not valid {encoding}"
             + ("; try --encoding cp1252" if encoding.replace("-", "").lower() == "utf8" else ""))]) from None
     except LookupError:
         raise error_cls([Problem(str(path), None, f"unknown encoding '{encoding}'")]) from None
-    return text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff")
+    if "\x00" in text:
+        offset = text.index("\x00")
+        row = record_of_offset(text[:offset]) if csv_records else text.count("\n", 0, offset) + 1
+        raise error_cls([Problem(str(path), row, "the file holds a NUL byte (\\0), which no text has: it is a "
+                                 "binary file or another encoding (UTF-16?); save it as UTF-8 text")])
+    return text
+
+
+def check_header(header_line: str, path: Path, delimiter: str,
+                 error_cls: type[ValidationError] = ClassificationError) -> None:
+    """Refuse a header with more than MAX_COLUMNS columns, before any parsing."""
+    if header_line.count(delimiter) + 1 > MAX_COLUMNS:
+        raise error_cls([Problem(str(path), 1, f"the header has {header_line.count(delimiter) + 1:,} columns; "
+                                 f"at most {MAX_COLUMNS:,} are accepted (is this the right file and delimiter?)")])
+
+
+def shown_columns(header: list[str], limit: int = 30) -> str:
+    """The header's columns for a message, cut short for a wide file."""
+    shown = ", ".join(header[:limit])
+    return shown + (f", ... ({len(header):,} columns)" if len(header) > limit else "")
 
 
 def detect_delimiter(text: str) -> str:
@@ -44,21 +101,24 @@ def read_csv(path: Path, encoding: str, required: list[str],
               error_cls: type[ValidationError] = ClassificationError,
               delimiter: str | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Rows as (row number, {column: value}); row 1 is the header, so data starts at row 2."""
-    text = read_text(path, encoding, error_cls)
+    text = read_text(path, encoding, error_cls, csv_records=True)
     if not text.strip():
         raise error_cls([Problem(str(path), None, "the file is empty")])
     if delimiter is None:
         delimiter = detect_delimiter(text)
+    check_header(text.split("\n", 1)[0], path, delimiter, error_cls)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = [h.strip() for h in next(reader)]
     except csv.Error as exc:
         raise error_cls([Problem(str(path), 1, f"malformed CSV header ({exc})")]) from None
-    missing = [c for c in required if c not in header]
+    present = set(header)
+    missing = [c for c in required if c not in present]
     if missing:
-        raise error_cls([Problem(str(path), 1, f"column '{c}' not found; the header has: {', '.join(header)}", c)
+        raise error_cls([Problem(str(path), 1, f"column '{c}' not found; the header has: {shown_columns(header)}", c)
                          for c in missing])
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    # Counter, not header.count() per column: that was quadratic in the column count.
+    dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)
     if dupes:
         raise error_cls([Problem(str(path), 1, f"column '{d}' appears more than once", d) for d in dupes])
     rows: list[tuple[int, dict[str, str]]] = []
@@ -103,7 +163,14 @@ def read_json_records(path: Path, encoding: str,
         if not isinstance(item, dict):
             problems.append(Problem(str(path), i, f"item {i} is a {type(item).__name__}, not an object"))
             continue
-        records.append((i, {str(k): "" if v is None else v for k, v in item.items()}))
+        record = {str(k): "" if v is None else v for k, v in item.items()}
+        for key, value in record.items():
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                problems.append(Problem(str(path), i, f"field '{key}' holds {len(value):,} characters; at most "
+                                        f"{MAX_FIELD_CHARS:,} are accepted", key))
+            elif isinstance(value, str) and "\x00" in value:
+                problems.append(Problem(str(path), i, f"field '{key}' holds a NUL character (\\u0000)", key))
+        records.append((i, record))
     if problems:
         raise error_cls(problems)
     return records
@@ -141,3 +208,120 @@ def preview_file(path: str | Path, *, encoding: str = "utf-8", limit: int = 20) 
     except csv.Error as exc:
         raise ClassificationError([Problem(str(path), None, f"malformed CSV ({exc})")]) from None
     return FilePreview([h for h in header if h], rows, total)
+
+
+class CsvStream:
+    """A CSV file read row by row, with the importers' rules, for files too big to hold in memory.
+
+    The same as `read_csv` for a user: a BOM is dropped, the delimiter is the most frequent of
+    , ; tab | in the header, an absurd header is refused before parsing, and a decode error, a NUL
+    byte or CSV damage names the row (the record, as a spreadsheet counts it) and stops the read.
+    Use as a context manager; `header` is read on entry, iterate for (row number, cells).
+    """
+
+    HEADER_BYTES = 8 << 20
+
+    def __init__(self, path: str | Path, encoding: str = "utf-8",
+                 error_cls: type[ValidationError] = ValidationError, delimiter: str | None = None):
+        self.path = Path(path)
+        self.encoding = "utf-8-sig" if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig") \
+            else encoding
+        self.shown_encoding = encoding
+        self.error_cls = error_cls
+        self.delimiter = delimiter
+        self.header: list[str] = []
+        self.records = 0          # records handed out so far, the header included
+        self._handle = None
+
+    def _problem(self, row: int | None, text: str) -> ValidationError:
+        return self.error_cls([Problem(str(self.path), row, text)])
+
+    def __enter__(self) -> "CsvStream":
+        import codecs
+
+        try:
+            self._decoder = codecs.getincrementaldecoder(self.encoding)()
+        except LookupError:
+            raise self._problem(None, f"unknown encoding '{self.shown_encoding}'") from None
+        try:
+            self._handle = open(self.path, "rb")
+        except FileNotFoundError:
+            raise self._problem(None, "file not found") from None
+        except OSError as exc:
+            raise self._problem(None, f"cannot read file ({exc.strerror})") from None
+        first = self._handle.readline(self.HEADER_BYTES)
+        self._first = first
+        if not first.strip():
+            self.close()
+            raise self._problem(None, "the file is empty")
+        header_text = first.decode(self.encoding, errors="replace").lstrip("\ufeff")
+        delimiter = self.delimiter or detect_delimiter(header_text)
+        try:
+            check_header(header_text, self.path, delimiter, self.error_cls)
+            if not first.endswith(b"\n") and self._handle.read(1):
+                raise self._problem(1, f"the header line is longer than {self.HEADER_BYTES >> 20} MiB")
+        except BaseException:
+            self.close()
+            raise
+        self.delimiter = delimiter
+        self._reader = csv.reader(self._lines(), delimiter=delimiter, strict=True)
+        try:
+            self.header = [h.strip() for h in self._next()]
+        except StopIteration:
+            self.close()
+            raise self._problem(None, "the file is empty") from None
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _lines(self):
+        yield self._decode(self._first, True, 1)
+        physical = 1
+        for raw in self._handle:
+            physical += 1
+            yield self._decode(raw, False, physical)
+        tail = self._decode(b"", False, physical, final=True)
+        if tail:
+            yield tail
+
+    def _decode(self, raw: bytes, first: bool, physical: int, *, final: bool = False) -> str:
+        try:
+            text = self._decoder.decode(raw, final=final)
+        except UnicodeDecodeError as exc:
+            row = self.records + 1
+            where = f"row {row}" + (f" (line {physical} of the file)" if physical != row else "")
+            bad = exc.object[exc.start] if exc.start < len(exc.object) else 0
+            raise self._problem(row, f"undecodable byte 0x{bad:02x} at {where}: the file is not valid "
+                                f"{self.shown_encoding}" + ("; try --encoding cp1252" if self.encoding == "utf-8-sig"
+                                                            else "")) from None
+        if first:
+            text = text.lstrip("\ufeff")
+        if "\x00" in text:
+            raise self._problem(self.records + 1, "a NUL byte (\\0), which no text has: the file is binary or "
+                                "another encoding (UTF-16?); save it as UTF-8 text")
+        return text
+
+    def _next(self) -> list[str]:
+        try:
+            values = next(self._reader)
+        except csv.Error as exc:
+            raise self._problem(self.records + 1, f"malformed CSV ({exc})") from None
+        self.records += 1
+        return values
+
+    def __iter__(self):
+        while True:
+            try:
+                values = self._next()
+            except StopIteration:
+                return
+            yield self.records, values
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

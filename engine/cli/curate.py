@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from engine.atomic import check_output_path, write_text
 from engine.realdata.augment import OPERATIONS, AugmentOptions, augment_real_train
 from engine.curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
                       clear_user_status, default_label_check, curate, export_curated, flag_counts, list_flags, override_flag,
@@ -201,9 +202,12 @@ def augment(project_path: str, seed: int, per_text: int, ops: str, ops_per_varia
 @json_option
 def quality(project_path: str, runs: tuple[int, ...], all_samples: bool, out: str | None, as_json: bool) -> None:
     """Dataset quality: per code and per run size, distinct-n, self-similarity, flags, label agreement, coverage."""
-    report = quality_report(open_project(project_path), run_ids=_runs(runs), accepted_only=not all_samples)
+    project = open_project(project_path)
     if out:
-        Path(out).write_text(report.markdown(), encoding="utf-8")
+        check_output_path(out, project=project)
+    report = quality_report(project, run_ids=_runs(runs), accepted_only=not all_samples)
+    if out:
+        write_text(out, report.markdown(), project=project)
     if as_json:
         echo_json(report.to_dict())
     else:

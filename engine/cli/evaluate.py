@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from engine.atomic import prepare_output_folder
 from engine.evaluate.metrics import evaluate_model, set_report_path
 from engine.evaluate.report import write_report
 from engine.classification import leaf_codes_under
@@ -22,12 +23,15 @@ def evaluate(project_path: str, model_id: int | None, split: str, subset: str, r
              as_json: bool) -> None:
     """Evaluate a model on real coded texts and store the evaluation in the project."""
     project = open_project(project_path)
+    if report_dir:
+        prepare_output_folder(report_dir, project=project)   # refuse a bad folder before the work
     tops = [s.strip() for s in subset.split(",") if s.strip()]
     codes = leaf_codes_under(project, tops) if tops else None
     result, row_id = evaluate_model(project, model_id, split=split, codes=codes)
     report = None
     if report_dir:
-        report = write_report(result, report_dir, title=f"Model {result.extra['model_id']} on real {split} texts")
+        report = write_report(result, report_dir, title=f"Model {result.extra['model_id']} on real {split} texts",
+                              project=project)
         if row_id is not None:
             set_report_path(project, row_id, str(report))
     if as_json:

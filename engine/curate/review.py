@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from engine.atomic import atomic_write, check_output_path, safe_cell
 from engine.errors import StatcoderError
-from engine.coders.fasttext.bindings import write_training_file
+from engine.coders.fasttext.bindings import LABEL as FASTTEXT_LABEL, preprocess
 from engine.store.project import Project
 from engine.curate.store import STATUSES, refresh_status
 
@@ -152,12 +153,21 @@ def export_curated(project: Project, path: str | Path, *, fmt: str = "fasttext",
                    run_ids: Sequence[int] | None = None, include_rejected: bool = False) -> int:
     """Write the curated samples as fastText training lines or CSV (with status and flags); returns rows."""
     path = Path(path)
+    if fmt not in ("fasttext", "csv"):
+        raise StatcoderError(f"export format must be 'fasttext' or 'csv', not '{fmt}'")
+    check_output_path(path, project=project)
     if fmt == "fasttext":
         if include_rejected:
             raise StatcoderError("the fastText export holds training data: accepted samples only")
-        return write_training_file(accepted_samples(project, run_ids), path)
-    if fmt != "csv":
-        raise StatcoderError(f"export format must be 'fasttext' or 'csv', not '{fmt}'")
+        lines = 0
+        with atomic_write(path, project=project) as handle:
+            # write_training_file's format, written through the atomic helper.
+            for text, code in accepted_samples(project, run_ids):
+                tokens = preprocess(text)
+                if tokens:
+                    handle.write(f"{FASTTEXT_LABEL}{code} {tokens}\n")
+                    lines += 1
+        return lines
     where, args = _run_filter(run_ids)
     if not include_rejected:
         where += " AND s.status = 'accepted'"
@@ -166,10 +176,10 @@ def export_curated(project: Project, path: str | Path, *, fmt: str = "fasttext",
         " (SELECT group_concat(f.rule, ';') FROM sample_flags f"
         "   WHERE f.sample_id = s.id AND f.curation_id = s.curation_id AND NOT f.overridden)"
         f" FROM samples s WHERE 1{where} ORDER BY s.id", args).fetchall()
-    with open(path, "w", encoding="utf-8", newline="") as handle:
+    with atomic_write(path, project=project, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sample_id", "run_id", "code", "generated_code", "text", "strategy", "condition", "status",
                          "status_by", "flags"])
         for row in rows:
-            writer.writerow([*row[:9], row[9] or ""])
+            writer.writerow([safe_cell(v) for v in (*row[:9], row[9] or "")])
     return len(rows)

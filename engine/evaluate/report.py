@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from engine.atomic import atomic_path, prepare_output_folder, write_text
 from engine.evaluate.metrics import EvaluationResult
 
 
@@ -16,7 +17,12 @@ def _threshold(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def _charts(result: EvaluationResult, folder: Path) -> dict[str, str]:
+def plain(text: str) -> str:
+    """User text as a matplotlib label: `$` would start mathtext, which fails or draws maths."""
+    return str(text).replace("$", r"\$")
+
+
+def _charts(result: EvaluationResult, folder: Path, project: object | None) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,13 +31,16 @@ def _charts(result: EvaluationResult, folder: Path) -> dict[str, str]:
     files: dict[str, str] = {}
 
     def save(fig, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(folder / name, dpi=90)
-        plt.close(fig)
+        try:
+            fig.tight_layout()
+            with atomic_path(folder / name, project=project) as tmp:
+                fig.savefig(tmp, dpi=90, format="png")
+        finally:
+            plt.close(fig)
         files[name.removesuffix(".png")] = name
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    names, values = list(result.per_level), list(result.per_level.values())
+    names, values = [plain(n) for n in result.per_level], list(result.per_level.values())
     ax.bar(names, values, color="#4477aa")
     for i, v in enumerate(values):
         ax.text(i, v + 0.01, f"{v:.0%}", ha="center", fontsize=8)
@@ -64,7 +73,7 @@ def _charts(result: EvaluationResult, folder: Path) -> dict[str, str]:
 
     top = result.confused[:15]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))
-    labels = [f"{p.gold} → {p.predicted}{' (siblings)' if p.siblings else ''}" for p in reversed(top)]
+    labels = [plain(f"{p.gold} → {p.predicted}{' (siblings)' if p.siblings else ''}") for p in reversed(top)]
     ax.barh(labels, [p.count for p in reversed(top)], color=["#cc6677" if p.siblings else "#4477aa" for p in reversed(top)])
     ax.set_xlabel("test texts")
     ax.set_title("Most-confused pairs (gold → predicted)")
@@ -83,11 +92,15 @@ def _charts(result: EvaluationResult, folder: Path) -> dict[str, str]:
     return files
 
 
-def write_report(result: EvaluationResult, folder: str | Path, *, title: str = "Evaluation") -> Path:
-    """Write index.html and its PNG charts into folder; returns the HTML file."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    charts = _charts(result, folder)
+def write_report(result: EvaluationResult, folder: str | Path, *, title: str = "Evaluation",
+                 project: object | None = None) -> Path:
+    """Write index.html and its PNG charts into folder; returns the HTML file.
+
+    The folder may not be, or lie inside, the project's models folder (`project`: a Project or its
+    path); each file is written whole or not at all. Codes and titles are user text: they are escaped
+    in the HTML and kept out of matplotlib's mathtext (a code with `$...$` would be parsed as maths)."""
+    folder = prepare_output_folder(folder, project=project)
+    charts = _charts(result, folder, project)
     esc = html.escape
     rows_level = "".join(f"<tr><td>{esc(k)}</td><td>{_pct(v)}</td></tr>" for k, v in result.per_level.items())
     rows_conf = "".join(f"<tr><td>{esc(p.gold)}</td><td>{esc(p.predicted)}</td><td>{p.count}</td>"
@@ -124,6 +137,4 @@ macro-F1 <b>{result.macro_f1:.3f}</b>, ECE {result.ece:.3f}.</p><ul>{extra}</ul>
 <th>training lines</th></tr>{rows_code}</table>
 </body></html>
 """
-    out = folder / "index.html"
-    out.write_text(page, encoding="utf-8")
-    return out
+    return write_text(folder / "index.html", page, project=project)
