@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import importlib
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from engine import __version__
 from engine.coders.fasttext.serve import set_out_of_process
+from engine.store.check import CheckReport, check_project
 from engine.store.project import Project
 
 from .context import AppContext, Page
@@ -42,8 +44,14 @@ def preload_native_libraries() -> None:
 
 
 class MainWindow(QMainWindow):
+    # (project, CheckReport or the exception the check raised), emitted from the check's thread
+    project_checked = Signal(object, object)
+
     def __init__(self) -> None:
         super().__init__()
+        self.last_check: CheckReport | BaseException | None = None
+        self._check_thread: threading.Thread | None = None
+        self.project_checked.connect(self._project_checked)
         self.setWindowTitle(f"statcoder {__version__}")
         self.resize(1280, 820)
         self.settings = app_settings()
@@ -168,12 +176,47 @@ class MainWindow(QMainWindow):
         project = self.ctx.guarded(make)()
         if project is None:
             return None
+        summary = self.ctx.guarded(project.summary)()   # a file too damaged to count is not opened
+        if summary is None:
+            project.close()
+            return None
         self.messages.clear()
         add_recent_project(project.path, self.settings)
         self.ctx.set_project(project)
-        if self.stack.currentIndex() == 0 and project.summary()["codes"] and "classification" in self.pages:
+        self.start_quick_check(project)
+        if project.read_only:
+            self.ctx.notify("This project is read-only: you can look, but nothing can be saved.", "warning")
+        if self.stack.currentIndex() == 0 and summary["codes"] and "classification" in self.pages:
             self.show_page("classification")
         return project
+
+    def start_quick_check(self, project: Project) -> None:
+        """Check the file (structure, references, model files) on a plain thread: a damaged page
+        otherwise goes unnoticed, and reading every page must not stall the event loop."""
+        self.last_check = None
+
+        def work() -> None:
+            try:
+                result: CheckReport | BaseException = check_project(project, quick=True)
+            except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
+                result = exc
+            finally:
+                project.close()   # this thread's connection only
+            self.project_checked.emit(project, result)
+
+        self._check_thread = threading.Thread(target=work, name="statcoder-project-check", daemon=True)
+        self._check_thread.start()
+
+    def _project_checked(self, project: Project, result: object) -> None:
+        self.last_check = result  # type: ignore[assignment]
+        if project is not self.ctx.project:
+            return
+        if isinstance(result, BaseException):
+            self.ctx.notify(f"The project could not be checked: {result}", "warning")
+        elif not result.ok:
+            self.ctx.notify("The project file has problems: " + "; ".join(result.problems[:3])
+                            + ". Run `statcoder check` for the full list and restore the file from a backup.",
+                            "error")
 
     def close_project(self) -> None:
         if self.runner.busy:

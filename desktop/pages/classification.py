@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -71,6 +73,7 @@ class ClassificationPage(Page):
         self.views.addWidget(self.tree)
         self.views.addWidget(self.results)
         self.result_count = QLabel()
+        self.result_count.setTextFormat(Qt.TextFormat.PlainText)   # it quotes the user's query
         left_layout.addWidget(self.search)
         left_layout.addWidget(self.result_count)
         left_layout.addWidget(self.views, 1)
@@ -114,7 +117,8 @@ class ClassificationPage(Page):
         self.import_real_button.setEnabled(has_codes)
         if has_codes:
             name = (info["classification"] or {}).get("name", "?")
-            self.summary.setText(f"<b>{name}</b>: {info['codes']:,} codes, {info['leaf_codes']:,} leaf codes, "
+            # The name comes from the user's file: escaped, so '<h1>' shows as text, not a heading.
+            self.summary.setText(f"<b>{html.escape(str(name))}</b>: {info['codes']:,} codes, {info['leaf_codes']:,} leaf codes, "
                                  f"{info['links']:,} excludes links · real texts: {info['real_train']:,} train, "
                                  f"{info['real_test']:,} test")
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -41,7 +43,7 @@ def backend_settings(project: Project | None, model: ModelInfo | None = None, *,
 def describe_model(info: ModelInfo, n_ctx: int, n_gpu_layers: int) -> str:
     memory = estimate_memory(info, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
     where = f"RAM {human_size(memory.ram_bytes)}" + (f" + VRAM {human_size(memory.vram_bytes)}" if memory.vram_bytes else "")
-    return (f"<b>{info.name}</b><br>{info.path}<br>{info.architecture}, {info.parameter_count / 1e6:,.0f} M parameters, "
+    return (f"<b>{escape(info.name)}</b><br>{escape(str(info.path))}<br>{info.architecture}, {info.parameter_count / 1e6:,.0f} M parameters, "
             f"{info.quantisation}, trained context {info.context_length:,}, "
             f"{'chat template: chat prompts' if info.has_chat_template else 'no chat template: completion prompts'}<br>"
             f"sha256 <tt>{info.sha256}</tt><br>"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 
 import click
 
 from engine import __version__
+from engine.atomic import os_error_message
 from engine.errors import StatcoderError
+from engine.store.project import describe_db_error
 from engine.cli.common import cli
 
 # Each stage registers its commands on `cli` when its module is imported.
@@ -29,7 +33,9 @@ from engine.cli import judge as _judge  # noqa: E402,F401
 def main(argv: list[str] | None = None) -> int:
     """Entry point; also used by the bundled app and the child-process trainer."""
     try:
-        cli.main(args=argv, prog_name="statcoder", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="statcoder", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code   # ctx.exit(n) from a command, e.g. `check` finding a problem
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -42,6 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except sqlite3.DatabaseError as exc:
+        # A write to a read-only, full or damaged project file: the file's state, said in one line.
+        message = describe_db_error(exc)
+        if message is None:
+            raise
+        click.echo(f"Error: {message}", err=True)
+        return 1
+    except OSError as exc:
+        # Disk full or no permission outside the project (an output, a model file): one line too.
+        if exc.errno not in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+            raise
+        if exc.errno == errno.ENOENT:
+            click.echo(f"Error: file not found: {exc.filename}", err=True)
+        else:
+            click.echo(f"Error: {os_error_message(exc, exc.filename or 'a file')}", err=True)
+        return 1
     return 0
 
 

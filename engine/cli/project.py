@@ -7,6 +7,7 @@ import click
 from engine.classification import import_builtin
 from engine.store.project import Project
 from engine.realdata.importing import PRESETS, import_preset
+from engine.store.check import check_project
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 from engine.cli.classification import print_import_result
 
@@ -39,3 +40,22 @@ def info(project_path: str, as_json: bool) -> None:
         if key == "classification" and isinstance(value, dict):
             value = value.get("name")
         click.echo(f"{key.replace('_', ' '):>18}: {value}")
+
+
+@cli.command("check")
+@project_option
+@click.option("--quick", is_flag=True, help="Skip the slower cross-checks of indexes against tables.")
+@json_option
+def check(project_path: str, quick: bool, as_json: bool) -> None:
+    """Check that a project file is whole: SQLite integrity, orphan rows, model files. Only reads.
+
+    Exit status 1 when a problem is found."""
+    report = check_project(open_project(project_path), quick=quick)
+    if as_json:
+        echo_json({"ok": report.ok, "integrity": report.integrity, "orphans": report.orphans,
+                   "models": report.models, "notes": report.notes, "quick": report.quick})
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        click.get_current_context().exit(1)

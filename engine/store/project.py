@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -16,9 +17,45 @@ from engine.errors import ProjectError, SchemaTooNewError
 from engine.store.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
+# SQLite's application id ("STCD"), written in the file header of every project statcoder creates, so
+# that another program's database is never mistaken for a project (and never migrated).
+APPLICATION_ID = 0x53544344
+# The first migration: its record identifies a project made before the application id existed.
+FIRST_MIGRATION = "m001_classification"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def describe_db_error(exc: BaseException, path: Path | str | None = None) -> str | None:
+    """A user-facing line for an SQLite error that is about the file, not a bug; None for others."""
+    text = str(exc).lower()
+    where = f" ({path})" if path else ""
+    if "readonly" in text or "read-only" in text:
+        return f"the project is read-only{where}: open a copy in a folder you can write to, or change its permissions"
+    if "disk is full" in text or "database or disk is full" in text:
+        return f"the disk is full{where}: nothing was saved by this step; free some space and try again"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the project file is damaged{where} ({exc}); run `statcoder check` and restore the file "
+                "from a backup")
+    if "locked" in text or "busy" in text:
+        return f"the project is busy{where}: another program is writing to it; try again in a moment"
+    if "unable to open" in text:
+        return f"cannot open the project{where} ({exc})"
+    if "disk i/o error" in text:
+        return f"the disk failed while using the project{where} ({exc})"
+    return None
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        # A WAL database needs its -shm file; where none exists and none can be made (a read-only
+        # folder), `immutable` reads the file as it is. Nothing can write there meanwhile anyway.
+        shm = path.with_name(path.name + "-shm")
+        immutable = not os.access(path.parent, os.W_OK) and not shm.exists()
+        uri = path.as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=True)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -28,18 +65,53 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _is_writable(path: Path) -> bool:
+    """Whether statcoder may write the project: the file and (for WAL's side files) its folder."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def identify(path: Path) -> str:
+    """What a file is, read without changing a byte of it: 'empty', 'statcoder' or 'foreign'.
+
+    'empty': nothing in it yet (a zero-byte file, or an SQLite file with no tables): it may become a
+    project. 'statcoder': it carries statcoder's application id, or (a project from before the id)
+    statcoder's migration record. Anything else is 'foreign' and must not be touched.
+    """
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        return "empty"
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+    if not head.startswith(b"SQLite format 3\x00"):
+        return "foreign"
+    shm = path.with_name(path.name + "-shm")
+    # Read-only and, where the side files are absent, immutable: the probe creates no -wal or -shm.
+    immutable = not shm.exists() and not wal.exists()
+    uri = path.as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+    probe = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        app_id = probe.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return "statcoder"
+        if app_id != 0:
+            return "foreign"
+        tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return "empty"
+        if "_migrations" in tables and probe.execute(
+                "SELECT 1 FROM _migrations WHERE name = ?", (FIRST_MIGRATION,)).fetchone():
+            return "statcoder"
+        return "foreign"
+    finally:
+        probe.close()
+
+
 def _apply_migrations(conn: sqlite3.Connection, path: Path) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL, app_version TEXT)"
     )
     applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-    known = {name for name, _ in MIGRATIONS}
-    unknown = sorted(applied - known)
-    if unknown:
-        raise SchemaTooNewError(
-            f"{path} was written by a newer statcoder (schema step {unknown[-1]} is unknown to "
-            f"statcoder {__version__}); upgrade statcoder to open it"
-        )
+    _check_not_too_new(applied, path)
     done: list[str] = []
     for name, fn in MIGRATIONS:
         if name in applied:
@@ -52,16 +124,51 @@ def _apply_migrations(conn: sqlite3.Connection, path: Path) -> list[str]:
                 (name, __version__),
             )
             conn.execute(f"PRAGMA user_version = {len(applied) + len(done) + 1}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         done.append(name)
+    if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")   # a project from before the id
     return done
 
 
+def _check_not_too_new(applied: set[str], path: Path) -> None:
+    known = {name for name, _ in MIGRATIONS}
+    unknown = sorted(applied - known)
+    if unknown:
+        raise SchemaTooNewError(
+            f"{path} was written by a newer statcoder (schema step {unknown[-1]} is unknown to "
+            f"statcoder {__version__}); upgrade statcoder to open it"
+        )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open. After SQLITE_FULL or an I/O error SQLite may have rolled
+    back already, and a second ROLLBACK ('no transaction is active') would hide the real error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _as_project_error(exc: sqlite3.DatabaseError, path: Path) -> BaseException:
+    """The SQLite error as a ProjectError when it is about the file (full, read-only, damaged, busy);
+    integrity errors and other SQL errors are the caller's to handle and pass through unchanged."""
+    message = describe_db_error(exc, path)
+    return ProjectError(message) if message else exc
+
+
 class Project:
-    """An open project file. Connections are per thread; each thread gets its own on first use."""
+    """An open project file. Connections are per thread; each thread gets its own on first use.
+
+    Only an empty file or a statcoder project is ever opened (and migrated); another program's
+    database is refused without a byte changed. A project that cannot be written (a read-only file
+    or folder) opens read-only: reads work, and writes fail with "the project is read-only".
+    """
 
     SUFFIX = ".statcoder"
 
@@ -71,15 +178,46 @@ class Project:
             raise ProjectError(f"project file not found: {self.path}")
         if create and self.path.exists():
             raise ProjectError(f"a file already exists at {self.path}; choose another name")
+        if self.path.is_dir():
+            raise ProjectError(f"{self.path} is a folder, not a statcoder project file")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.read_only = False
+        if not create:
+            try:
+                kind = identify(self.path)
+            except sqlite3.DatabaseError as exc:
+                raise ProjectError(f"{self.path} is not a statcoder project file ({exc})") from exc
+            except OSError as exc:
+                raise ProjectError(f"cannot read {self.path} ({exc.strerror or exc})") from exc
+            if kind == "foreign":
+                raise ProjectError(f"{self.path} is not a statcoder project file: it is another kind of file or "
+                                   "another program's database (it was left as it is)")
+            self.read_only = not _is_writable(self.path)
+            if self.read_only and kind == "empty":
+                raise ProjectError(f"{self.path} is empty and read-only: it cannot become a project")
         try:
             conn = self.conn
-            _apply_migrations(conn, self.path)
+            if self.read_only:
+                self._check_read_only_schema(conn)
+            else:
+                _apply_migrations(conn, self.path)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise ProjectError(f"{self.path} is not a statcoder project file ({exc})") from exc
+            message = describe_db_error(exc, self.path)
+            raise ProjectError(message or f"{self.path} is not a statcoder project file ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_read_only_schema(self, conn: sqlite3.Connection) -> None:
+        applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+        _check_not_too_new(applied, self.path)
+        missing = [name for name, _ in MIGRATIONS if name not in applied]
+        if missing:
+            raise ProjectError(f"{self.path} is read-only and was made by an older statcoder: it needs an "
+                               "upgrade that cannot be written; open it once where it can be written")
 
     @classmethod
     def create(cls, path: str | Path) -> "Project":
@@ -93,7 +231,7 @@ class Project:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = _connect(self.path, read_only=self.read_only)
             self._local.conn = conn
         return conn
 
@@ -109,13 +247,25 @@ class Project:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; it takes the write lock at once so it cannot deadlock midway."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        if self.read_only:
+            raise ProjectError(describe_db_error(sqlite3.OperationalError("readonly"), self.path))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise _as_project_error(exc, self.path) from exc
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)
+            raise _as_project_error(exc, self.path) from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)
+            raise _as_project_error(exc, self.path) from exc
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -147,6 +297,12 @@ class Project:
 
     def summary(self) -> dict[str, Any]:
         """Counts of what the project holds, for the CLI `info` and the GUI project page."""
+        try:
+            return self._summary()
+        except sqlite3.DatabaseError as exc:
+            raise _as_project_error(exc, self.path) from exc
+
+    def _summary(self) -> dict[str, Any]:
         count = lambda sql: self.conn.execute(sql).fetchone()[0]  # noqa: E731
         return {
             "path": str(self.path),

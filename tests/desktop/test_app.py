@@ -120,3 +120,39 @@ def test_closing_during_a_job_asks_then_cancels(window, qtbot, answer):
     assert not window.isVisible()
     assert job.done and job.cancelled
     assert "result" not in outcome and "closed" in outcome["cancelled"]
+
+
+def test_opening_a_project_checks_it_off_the_gui_thread(window, qtbot, tmp_path, _nace_template, monkeypatch):
+    """Issue 12: a damaged page went unnoticed; the window checks the file on a worker thread."""
+    import os
+    import shutil
+    import threading
+
+    import engine.store.check as check
+
+    healthy = tmp_path / "healthy.statcoder"
+    shutil.copy(_nace_template, healthy)
+    threads: list[str] = []
+    real = check.check_project
+
+    def spy(project, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(project, **kwargs)
+
+    import desktop.main_window
+    monkeypatch.setattr(desktop.main_window, "check_project", spy)
+    window.open_project(healthy)
+    qtbot.waitUntil(lambda: window.last_check is not None, timeout=20_000)
+    assert window.last_check.ok and threads and threads[0] != threading.main_thread().name
+
+    damaged = tmp_path / "damaged.statcoder"
+    shutil.copy(_nace_template, damaged)
+    size = damaged.stat().st_size
+    with open(damaged, "r+b") as handle:
+        for offset in range(size // 3, size // 3 + 40 * 4096, 4096):
+            handle.seek(offset)
+            handle.write(os.urandom(4096))
+    if window.open_project(damaged) is not None:
+        qtbot.waitUntil(lambda: window.last_check is not None, timeout=20_000)
+        assert not getattr(window.last_check, "ok", False)
+    assert window.messages.level in ("error", "warning") and window.messages.isVisible()

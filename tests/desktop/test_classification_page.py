@@ -106,3 +106,22 @@ def test_import_real_texts_preset_through_the_dialog(window, qtbot, tmp_path):
     assert summary["real_train"] + summary["real_test"] == 15957
     assert "imported 15957" in window.messages.text
     assert "15,957" not in page.summary.text() and f"{summary['real_train']:,} train" in page.summary.text()
+
+
+def test_user_text_is_shown_as_text_not_markup(window, qtbot, tmp_path):
+    """Issue 12: a classification named '<h1>…' showed as a red heading; messages quote user text too."""
+    from engine.classification import ColumnMapping, import_parsed, parse_generic
+    from engine.store.project import Project
+
+    path = tmp_path / "evil.statcoder"
+    source = tmp_path / "evil.csv"
+    source.write_text("code,title\nA,<h1 style='color:red'>Alpha</h1>\nA1,Alpha one\n", encoding="utf-8")
+    with Project.create(path) as project:
+        import_parsed(project, parse_generic(source, ColumnMapping(), name="<h1 style='color:red'>Big</h1>"))
+    window.open_project(path)
+    page = window.pages["classification"]
+    window.show_page("classification")
+    assert "&lt;h1" in page.summary.text() and "<h1" not in page.summary.text()
+    assert page.result_count.textFormat() == Qt.TextFormat.PlainText
+    window.ctx.notify("<h1>not a heading</h1>")
+    assert window.messages.label.textFormat() == Qt.TextFormat.PlainText
