@@ -128,6 +128,10 @@ def status_cmd(project_path: str, run_id: int, as_json: bool) -> None:
     click.echo(f"  per strategy: {json.dumps(status.per_strategy)}")
     if status.shortfall:
         click.echo(f"  short: {status.shortfall}")
+    if status.owner:
+        click.echo(f"  run by {status.owner}")
+    elif status.status == "interrupted":
+        click.echo("  its runner stopped without finishing (killed or crashed): `statcoder generate run` resumes it")
     if status.error:
         click.echo(f"  note: {status.error}")
 

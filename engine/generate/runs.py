@@ -86,6 +86,7 @@ class RunStatus:
     error: str | None
     created: str
     finished: str | None
+    owner: str | None = None      # the live runner of a 'running' run ('interrupted': its runner died)
 
     @property
     def shortfall(self) -> dict[str, int]:
@@ -192,8 +193,18 @@ def run_status(project: Project, run_id: int) -> RunStatus:
         "SELECT COUNT(*), COALESCE(SUM(1 - parse_ok), 0), COALESCE(SUM(prompt_tokens), 0),"
         " COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(seconds), 0)"
         " FROM generation_units WHERE run_id = ?", (run_id,)).fetchone()
+    status = row["status"]
+    owner = None
+    if status == "running":
+        from engine.generate.lease import Lease, is_stale
+
+        held = Lease(row.get("lease_owner"), row.get("lease_pid"), row.get("lease_host"), row.get("lease_heartbeat"))
+        if is_stale(held):
+            status = "interrupted"   # its runner died (killed, crashed): `generate run` resumes it
+        else:
+            owner = held.describe()
     return RunStatus(
-        run_id=run_id, name=row["name"], status=row["status"], codes=codes, strategies=json.loads(row["strategies"]),
+        run_id=run_id, name=row["name"], status=status, owner=owner, codes=codes, strategies=json.loads(row["strategies"]),
         quota=row["quota"], seed=row["seed"], model_name=row["model_name"] or "", model_sha256=row["model_sha256"] or "",
         backend=row["backend"] or "", device=row["device"], total=row["quota"] * len(codes),
         done=sum(per_code.values()), per_code=per_code, per_strategy=per_strategy, units=units[0],
@@ -228,10 +239,24 @@ def run_generation(project: Project, run_id: int, *, progress: ProgressCallback 
     the run 'cancelled' and raises Cancelled; calling this again resumes. Pass an open `backend` to
     reuse a loaded model across runs; it must be the run's model.
     """
-    from engine.generate.writer import RunWriter
+    from engine.generate import lease
 
     row = _run_row(project, run_id)
     settings, params = run_settings(project, run_id)
+    token = lease.acquire(project, run_id)   # refuses while another live runner holds the run
+    try:
+        return _run_leased(project, run_id, row, settings, params, token, progress=progress, cancel=cancel,
+                           backend=backend)
+    finally:
+        lease.release(project, run_id, token)
+
+
+def _run_leased(project: Project, run_id: int, row: dict[str, Any], settings: BackendSettings,
+                params: GenerationParams, token: str, *, progress: ProgressCallback | None,
+                cancel: CancelToken | None, backend: Backend | None) -> RunResult:
+    from engine.generate.lease import LeaseLostError
+    from engine.generate.writer import RunWriter
+
     project.conn.execute("UPDATE generation_runs SET cancel_requested = 0 WHERE id = ?", (run_id,))
     owned = backend is None
     try:
@@ -245,8 +270,11 @@ def run_generation(project: Project, run_id: int, *, progress: ProgressCallback 
                              f"has {backend.model_sha256[:12]}...; resume it with the same model file")
         _set_status(project, run_id, "running", device=backend.device)
         writer = RunWriter(project, run_id, row, params, backend)
+        writer.lease_token = token
         try:
             writer.run(progress=progress, cancel=cancel)
+        except LeaseLostError:
+            raise   # the run is another runner's now: its status is theirs to set
         except Cancelled:
             _set_status(project, run_id, "cancelled")
             raise

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from engine.errors import Cancelled
+from engine.generate.lease import renew as renew_lease
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import Backend, Completion
 from engine.store.project import Project
@@ -37,6 +38,7 @@ class RunWriter:
         self.written = self.units = self.parse_failures = 0
         self.prompt_tokens = self.cached_tokens = self.completion_tokens = 0
         self.seconds = 0.0
+        self.lease_token: str | None = None   # set by run_generation: the run's lease, renewed per unit
 
     # state from the project file --------------------------------------------------------------
     def _done_units(self) -> set[str]:
@@ -136,6 +138,8 @@ class RunWriter:
                  completion.completion_tokens, completion.logprob) for phrase, key in fresh]
         try:
             with self.project.transaction() as conn:
+                if self.lease_token is not None:
+                    renew_lease(conn, self.run_id, self.lease_token)   # stops a runner whose lease was taken
                 conn.execute(
                     "INSERT INTO generation_units (run_id, unit, code, strategy, accepted, parsed, parse_ok,"
                     " prompt_tokens, cached_tokens, completion_tokens, seconds, raw_output)"

@@ -333,3 +333,17 @@ def m075_uncoded_texts(conn: sqlite3.Connection) -> None:
         CREATE INDEX pseudo_labels_status ON pseudo_labels(status);
         """
     )
+
+
+@migration
+def m085_generation_lease(conn: sqlite3.Connection) -> None:
+    """Who is running a generation run now: one runner per run (two overshoot the quota), and a
+    runner that died (kill -9, a crash) is recognised by its dead pid or its silent heartbeat."""
+    _script(conn,
+        """
+        ALTER TABLE generation_runs ADD COLUMN lease_owner TEXT;      -- random token of the runner
+        ALTER TABLE generation_runs ADD COLUMN lease_pid INTEGER;
+        ALTER TABLE generation_runs ADD COLUMN lease_host TEXT;
+        ALTER TABLE generation_runs ADD COLUMN lease_heartbeat REAL;  -- unix seconds of its last sign of life
+        """
+    )
