@@ -17,6 +17,8 @@ from engine.classification.excludes import parse_item, split_items
 from engine.classification.model import ParsedClassification, RawCode, RawLink
 from engine.classification.reading import read_csv, read_json_records
 
+# Deeper than any official classification (ISCO, NACE, NAICS, ISIC have 4-6 levels), with room to spare.
+MAX_LEVEL = 20
 _TOKEN = re.compile(r"[A-Za-z]?\d[\w.\-]*\w|\b[A-Z]\b")
 
 
@@ -94,10 +96,16 @@ def parse_generic(path: str | Path, mapping: ColumnMapping, *, encoding: str = "
         get = lambda field: (rec.get(columns[field], "") if field in columns else "").strip()  # noqa: E731
         level = None
         if "level" in columns:
+            raw_level = get("level")
             try:
-                level = int(get("level"))
+                level = int(raw_level) if len(raw_level) <= 6 else None
             except ValueError:
-                problems.append(Problem(str(path), row, f"level '{get('level')}' is not a whole number", columns["level"]))
+                problems.append(Problem(str(path), row, f"level '{raw_level[:40]}' is not a whole number",
+                                        columns["level"]))
+                continue
+            if level is None or not 1 <= level <= MAX_LEVEL:
+                problems.append(Problem(str(path), row, f"level '{raw_level[:40]}' must be between 1 (the top) "
+                                        f"and {MAX_LEVEL}", columns["level"]))
                 continue
         codes.append(RawCode(code=get("code"), title=get("title"), row=row,
                              parent=(get("parent") or None) if "parent" in columns else None, level=level,

@@ -197,10 +197,12 @@ def preview_file(path: str | Path, *, encoding: str = "utf-8", limit: int = 20) 
         return FilePreview(columns, rows, len(records))
     # Only the first rows are parsed into a table (the GUI calls this on its own thread); the rest are
     # counted with the C csv reader. The importer validates every row before anything is written.
-    text = read_text(path, encoding, ClassificationError)
+    text = read_text(path, encoding, ClassificationError, csv_records=True)
     if not text.strip():
         raise ClassificationError([Problem(str(path), None, "the file is empty")])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=detect_delimiter(text))
+    delimiter = detect_delimiter(text)
+    check_header(text.split("\n", 1)[0], path, delimiter, ClassificationError)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
         rows = [dict(zip(header, values)) for values in itertools.islice(reader, limit)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
@@ -61,19 +62,30 @@ class QualityReport:
         out += ["\n## Per code\n", head.format("code")] + [_row(g) for g in self.per_code]
         if self.conditions:
             out.append("\n## Coverage (samples per code and generation condition)\n")
-            out.append("| code | " + " | ".join(self.conditions) + " |\n")
+            out.append("| code | " + " | ".join(md_cell(c) for c in self.conditions) + " |\n")
             out.append("|---|" + "---|" * len(self.conditions) + "\n")
             for code, cells in self.coverage.items():
-                out.append(f"| {code} | " + " | ".join(str(cells.get(c, 0)) for c in self.conditions) + " |\n")
+                out.append(f"| {md_cell(code)} | " + " | ".join(str(cells.get(c, 0)) for c in self.conditions) + " |\n")
         return "".join(out)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def md_cell(value: object) -> str:
+    """User text (codes, run names, grid conditions) as one markdown table cell, shown literally:
+    markdown and HTML characters escaped, line breaks and table pipes neutralised."""
+    text = " ".join(str(value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _row(g: GroupQuality) -> str:
     pct = lambda x: "" if x is None else f"{100 * x:.1f} %"  # noqa: E731
-    flags = ", ".join(f"{rule} {100 * share:.0f} %" for rule, share in sorted(g.flagged.items(), key=lambda kv: -kv[1]))
+    flags = ", ".join(f"{md_cell(rule)} {100 * share:.0f} %" for rule, share in sorted(g.flagged.items(), key=lambda kv: -kv[1]))
     t = g.text
     sim = "" if t.self_similarity is None else f"{t.self_similarity:.2f}"
-    return (f"| {g.key} | {g.judged} | {t.samples} | {t.distinct_1:.2f} | {t.distinct_2:.2f} | {t.vocabulary} | "
+    return (f"| {md_cell(g.key)} | {g.judged} | {t.samples} | {t.distinct_1:.2f} | {t.distinct_2:.2f} | {t.vocabulary} | "
             f"{sim} | {pct(g.label_agreement)} | {flags} |\n")
 
 

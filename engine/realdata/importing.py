@@ -16,6 +16,7 @@ from engine.store.project import Project
 from engine.text import clean_text, file_sha256, normalise_key
 
 SPLIT_BUCKETS = 10_000
+MAX_CODE_DIGITS = 32
 
 
 def split_of(text_key: str, test_share: float = 0.5) -> str:
@@ -96,6 +97,9 @@ def import_real_texts(project: Project, path: str | Path, *, text_column: str, c
     path = Path(path)
     if not 0 <= test_share < 1:
         raise RealDataError([Problem(str(path), None, f"test share {test_share} must be in [0, 1)")])
+    if code_digits is not None and not 1 <= code_digits <= MAX_CODE_DIGITS:
+        raise RealDataError([Problem(str(path), None, f"--code-digits {code_digits} must be between 1 and "
+                                     f"{MAX_CODE_DIGITS} (how many leading characters of the code to keep)")])
     if project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0:
         raise ProjectError("import a classification into this project before importing coded texts")
     _, rows = read_csv(path, encoding, [text_column, code_column], error_cls=RealDataError)
@@ -139,6 +143,8 @@ def _plan_and_insert(conn, path: Path, rows: list[tuple[int, dict[str, str]]], r
               "duplicates": len(result.duplicates), "conflicts": len(result.conflicts),
               "empty_rows": len(result.empty_rows), "text_column": text_column, "code_column": code_column,
               "code_digits": code_digits, "test_share": test_share}
+    if not to_insert:
+        return result   # nothing imported: no `imports` row claims an import happened
     cur = conn.execute(
         "INSERT INTO imports (kind, format, source, sha256, rows, report) VALUES ('realdata', 'csv', ?, ?, ?, ?)",
         (str(path), file_sha256(path), len(to_insert), json.dumps(report)))

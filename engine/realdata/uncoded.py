@@ -68,11 +68,12 @@ def import_uncoded_texts(project: Project, path: str | Path, *, text_column: str
             to_insert.append((text, key, row_no))
         report = {"text_column": text_column, "duplicates": len(result.duplicates),
                   "already_coded": len(result.already_coded), "empty_rows": len(result.empty_rows)}
-        cur = conn.execute(
-            "INSERT INTO imports (kind, format, source, sha256, rows, report) VALUES ('uncoded', 'csv', ?, ?, ?, ?)",
-            (str(path), file_sha256(path), len(to_insert), json.dumps(report)))
-        conn.executemany("INSERT INTO uncoded_texts (text, text_key, import_id, source_row) VALUES (?, ?, ?, ?)",
-                         [(t, k, cur.lastrowid, r) for t, k, r in to_insert])
+        if to_insert:   # nothing imported: no `imports` row claims an import happened
+            cur = conn.execute(
+                "INSERT INTO imports (kind, format, source, sha256, rows, report) VALUES ('uncoded', 'csv', ?, ?, ?, ?)",
+                (str(path), file_sha256(path), len(to_insert), json.dumps(report)))
+            conn.executemany("INSERT INTO uncoded_texts (text, text_key, import_id, source_row) VALUES (?, ?, ?, ?)",
+                             [(t, k, cur.lastrowid, r) for t, k, r in to_insert])
         result.imported = len(to_insert)
     return result
 
