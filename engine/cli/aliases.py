@@ -40,7 +40,7 @@ MIX_KEYS = ("w_notes", "w_synthetic", "w_real", "w_augmented", "run_ids", "subse
 @json_option
 def train_run(project_path: str, name: str, no_default: bool, as_json: bool, **options) -> None:
     """Old spelling of `statcoder coders train --kind fasttext`."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in MIX_KEYS})
     report_trained(train_coder(project, mix, kind="fasttext", name=name, make_default=not no_default,
                                fasttext=fasttext_train_options(**options),
@@ -58,7 +58,7 @@ def train_run(project_path: str, name: str, no_default: bool, as_json: bool, **o
 def embed_train(project_path: str, mode: str, model_path: str | None, name: str, no_default: bool, as_json: bool,
                 **options) -> None:
     """Old spelling of `statcoder coders train --kind embedding|knn`."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     mix = build_mix(project, **options)
     report_trained(train_coder(project, mix, kind="knn" if mode == "knn" else "embedding", name=name,
                                make_default=not no_default, embedding=EmbeddingTrainOptions(model_path=model_path),
@@ -76,7 +76,7 @@ def embed_train(project_path: str, mode: str, model_path: str | None, name: str,
 def embed_ensemble(project_path: str, fasttext_id: int | None, embedding_id: int | None, name: str,
                    no_default: bool, as_json: bool, **options) -> None:
     """Old spelling of `statcoder coders train --kind ensemble`."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     mix = build_mix(project, **options)
     members = [fasttext_id, embedding_id] if fasttext_id and embedding_id else None
     report_trained(train_coder(project, mix, kind="ensemble", name=name, make_default=not no_default,

@@ -55,7 +55,7 @@ def import_classification(project_path: str, file: str | None, builtin: str | No
                           mapping: tuple[str, ...], encoding: str | None, name: str | None,
                           lenient_links: bool) -> None:
     """Import a classification from FILE, or a built-in one with --builtin. Validates before writing."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     if bool(file) == bool(builtin):
         raise click.UsageError("give either FILE or --builtin NAME")
     if builtin:

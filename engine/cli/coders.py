@@ -117,7 +117,7 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
 def coders_train(project_path: str, kind: str, embedding_model: str | None, members: tuple[int, ...], name: str,
                  no_default: bool, as_json: bool, **options) -> None:
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
                                                              "run_ids", "subset", "validation_share")})
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from engine import __version__
+from engine.errors import ProjectError
 from engine.jobs import ProgressInfo
 from engine.store.project import Project
 
@@ -25,8 +26,15 @@ project_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
-def open_project(path: str) -> Project:
-    return Project.open(path)
+def open_project(path: str, *, write: bool = False) -> Project:
+    """The project at PATH. `write`: the command writes, so a read-only project is refused before any
+    work (a training would otherwise run for minutes and fail only when it saves its model)."""
+    project = Project.open(path)
+    if write and project.read_only:
+        project.close()
+        raise ProjectError(f"the project is read-only ({project.path}): open a copy in a folder you can write "
+                           "to, or change its permissions")
+    return project
 
 
 def echo_json(data: Any) -> None:

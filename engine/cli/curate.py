@@ -63,7 +63,7 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
                relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
                checker: str, check_mode: str | None, quota: int | None, cap: int | None, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     if checker == "auto":
         check = default_label_check(project)
     else:
@@ -185,7 +185,7 @@ def augment(project_path: str, seed: int, per_text: int, ops: str, ops_per_varia
     options = AugmentOptions(seed=seed, per_text=per_text, operations=[o.strip() for o in ops.split(",") if o.strip()],
                              ops_per_variant=ops_per_variant,
                              codes=[c.strip() for c in codes.split(",")] if codes else None)
-    result = augment_real_train(open_project(project_path), options)
+    result = augment_real_train(open_project(project_path, write=True), options)
     if as_json:
         echo_json(result.__dict__)
         return

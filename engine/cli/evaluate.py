@@ -22,7 +22,7 @@ from engine.cli.common import cli, echo_json, json_option, open_project, project
 def evaluate(project_path: str, model_id: int | None, split: str, subset: str, report_dir: str | None,
              as_json: bool) -> None:
     """Evaluate a model on real coded texts and store the evaluation in the project."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     if report_dir:
         prepare_output_folder(report_dir, project=project)   # refuse a bad folder before the work
     tops = [s.strip() for s in subset.split(",") if s.strip()]

@@ -48,7 +48,7 @@ def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...]
                gpu_layers: int, per_request: int, language: str, temperature: float, weights: tuple[str, ...],
                name: str | None, as_json: bool) -> None:
     """Define a run; prints its id. Run it with `statcoder generate run ID`."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     chosen = list(codes) + (leaf_codes_under(project, list(under)) if under else [])
     if not chosen:
         raise click.UsageError("give --code or --under")
@@ -85,7 +85,7 @@ def _progress_printer(info: ProgressInfo) -> None:
 @json_option
 def run_cmd(project_path: str, run_id: int, quiet: bool, as_json: bool) -> None:
     """Run RUN_ID until every code has its quota. Running it again after a crash or cancel resumes it."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     result = run_generation(project, run_id, progress=None if quiet else _progress_printer)
     if as_json:
         echo_json({**result.__dict__, "samples_per_s": result.samples_per_s, "tokens_per_s": result.tokens_per_s})

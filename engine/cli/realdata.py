@@ -26,7 +26,7 @@ def real() -> None:
 def import_real(project_path: str, file: str | None, preset: str | None, text_column: str | None,
                 code_column: str | None, code_digits: int | None, encoding: str, test_share: float) -> None:
     """Import coded texts from a CSV FILE (or a --preset). Unknown codes and duplicates are reported."""
-    project = open_project(project_path)
+    project = open_project(project_path, write=True)
     if bool(file) == bool(preset):
         raise click.UsageError("give either FILE or --preset NAME")
     if preset:

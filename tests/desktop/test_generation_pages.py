@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.desktop.conftest import wait_jobs
-from tests.desktop.test_responsiveness import MAX_GAP_MS, GapMeter
+from tests.desktop.test_responsiveness import GapMeter
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,27 @@ def test_models_page_registers_and_reports_the_device(window, qtbot, registered,
     assert "cpu" in page.device_label.text()
 
 
-def test_generation_shows_progress_and_samples_without_stalling(window, qtbot, registered):
+def test_generation_shows_progress_and_samples_without_stalling(window, qtbot, registered, monkeypatch):
+    """The generation runs on a worker, and the event loop keeps ticking through it.
+
+    Checked as a mechanism and a same-run ratio, not an absolute limit: with two CPU-bound processes
+    beside it on a 2-core machine the longest gap the app caused was 64 ms against the old 50 ms
+    limit (issue 12). Every unit is written off the GUI thread, and no gap exceeds 10x the timer's
+    median gap in the same run: scheduling noise passes, a model load or a blocking call on the GUI
+    thread (hundreds of ms) does not."""
+    import statistics
+    import threading
+
+    from engine.generate.writer import RunWriter
+
+    unit_threads: list[str] = []
+    write_unit = RunWriter._write_unit
+
+    def spy(self, *args, **kwargs):
+        unit_threads.append(threading.current_thread().name)
+        return write_unit(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunWriter, "_write_unit", spy)
     window.show_page("generate")
     page = window.pages["generate"]
     page.subtree_codes.setText("10.7")
@@ -75,7 +95,10 @@ def test_generation_shows_progress_and_samples_without_stalling(window, qtbot, r
     assert "finished: 6 samples" in window.messages.text and "cpu" in window.messages.text
     samples = window.ctx.project.conn.execute("SELECT code FROM samples").fetchall()
     assert sorted({c for (c,) in samples}) == ["10.71", "10.72", "10.73"]
-    assert meter.longest <= MAX_GAP_MS, f"event loop stalled {meter.longest:.0f} ms: {meter.report()}"
+    assert unit_threads and threading.main_thread().name not in unit_threads
+    median = statistics.median(meter.gaps)
+    assert len(meter.gaps) > 20
+    assert meter.longest <= 10 * median, f"event loop stalled {meter.longest:.0f} ms: {meter.report()}"
 
 
 def test_pause_then_resume_ends_at_the_quota(window, qtbot, registered):

@@ -132,6 +132,11 @@ def test_a_read_only_project_reads_and_refuses_writes_in_one_line(_nace_template
     assert code == 0 and "10.71" in out, err
     code, _, err = run_cli(capsys, "code", "decide", "-p", path, "baking bread", "10.71")
     assert code == 1 and "the project is read-only" in err and "Traceback" not in err
+    # A training is refused before it starts: it used to train, then fail to register, each try
+    # leaving a model file behind.
+    code, _, err = run_cli(capsys, "train", "run", "-p", path, "--real", "1", "--subset", "10")
+    assert code == 1 and "the project is read-only" in err
+    assert not (path.parent / f"{path.stem}.models").exists()
     assert file_hash(path) == before
 
 
