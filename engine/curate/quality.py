@@ -82,7 +82,7 @@ def md_cell(value: object) -> str:
 
 def _row(g: GroupQuality) -> str:
     pct = lambda x: "" if x is None else f"{100 * x:.1f} %"  # noqa: E731
-    flags = ", ".join(f"{md_cell(rule)} {100 * share:.0f} %" for rule, share in sorted(g.flagged.items(), key=lambda kv: -kv[1]))
+    flags = ", ".join(f"{rule} {100 * share:.0f} %" for rule, share in sorted(g.flagged.items(), key=lambda kv: -kv[1]))
     t = g.text
     sim = "" if t.self_similarity is None else f"{t.self_similarity:.2f}"
     return (f"| {md_cell(g.key)} | {g.judged} | {t.samples} | {t.distinct_1:.2f} | {t.distinct_2:.2f} | {t.vocabulary} | "

@@ -35,9 +35,9 @@ class FakeCoder:
 
 def register_fake_model(project, monkeypatch) -> int:
     """A 'test-fake' model whose file (with its true sha256) sits in the project's models folder."""
-    from engine.coders import base as coders
+    from engine.coders import registry
 
-    monkeypatch.setitem(coders.CODER_LOADERS, FakeCoder.kind, FakeCoder.load)
+    monkeypatch.setitem(registry.LOADERS, FakeCoder.kind, f"{__name__}:FakeCoder.load")
     codes = [c for (c,) in project.conn.execute("SELECT code FROM codes WHERE is_leaf ORDER BY ord LIMIT 3")]
     folder = project.path.parent / f"{project.path.stem}.models"
     folder.mkdir(exist_ok=True)
@@ -48,7 +48,7 @@ def register_fake_model(project, monkeypatch) -> int:
         model_id = int(conn.execute(
             "INSERT INTO models (name, kind, path, sha256, params, data) VALUES ('fake', ?, ?, ?, '{}', '{}')",
             (FakeCoder.kind, str(path), sha)).lastrowid)
-    coders.clear_coder_cache()
+    registry.clear_coder_cache()
     return model_id
 
 

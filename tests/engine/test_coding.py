@@ -55,14 +55,14 @@ def test_suggest_loads_the_model_and_the_titles_once(coded, monkeypatch):
     not here: on a shared machine another job's load would decide a time limit): repeated suggestions
     reuse the loaded coder and the titles read once per project."""
     import engine.assist.coding as coding
-    import engine.coders.base as base
+    import engine.coders.registry as registry
 
     project, _, _ = coded
     phrases = [t for (t,) in project.conn.execute("SELECT text FROM real_texts WHERE split = 'train' LIMIT 300")]
     suggest(project, "warm up")
     loads, title_reads = [], []
-    real_loader = base.CODER_LOADERS["fasttext"]
-    monkeypatch.setitem(base.CODER_LOADERS, "fasttext", lambda path: loads.append(path) or real_loader(path))
+    real_loader_for = registry.loader_for
+    monkeypatch.setattr(registry, "loader_for", lambda kind: loads.append(kind) or real_loader_for(kind))
     real_init = coding._Titles.__init__
     monkeypatch.setattr(coding._Titles, "__init__", lambda self, p: title_reads.append(p) or real_init(self, p))
     for text in phrases:
