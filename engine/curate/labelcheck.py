@@ -45,12 +45,18 @@ class LabelCheckOptions:
     seed: int = 0
     checker: Checker | None = None
     params: FastTextParams = field(default_factory=fold_params)
+    # A second reader of the flags: (sample, checker prediction, hit) -> the hit to keep, or None to drop
+    # it (engine.curate.judgecheck.JudgeConfirm: the LLM judge keeps only flags it is confident about).
+    confirm: Callable[[Sample, Prediction, Hit], Hit | None] | None = None
 
     def describe(self) -> dict:
         return {"folds": self.folds, "top_k": self.top_k, "confident": self.confident, "mode": self.mode,
                 "seed": self.seed,
                 "checker": getattr(self.checker, "__name__", "custom") if self.checker else "fasttext",
-                "params": None if self.checker else self.params.as_kwargs()}
+                "params": None if self.checker else self.params.as_kwargs(),
+                **({"confirm": {"name": getattr(self.confirm, "__name__", "custom"),
+                                **(self.confirm.describe() if hasattr(self.confirm, "describe") else {})}}
+                   if self.confirm else {})}
 
 
 @dataclass(frozen=True)
@@ -109,17 +115,28 @@ def label_check(samples: Sequence[Sample], *, reference: Sequence[tuple[str, str
         raise ValueError(f"label check mode must be 'kfold' or 'notes', not {options.mode!r}")
     meter = ProgressMeter(len(groups), progress)
     checks: list[Check] = []
+    predictions: dict[int, Prediction] = {}
     for done, (train, held) in enumerate(groups):
         if cancel:
             cancel.check()
         if len({code for _, code in train}) < 2:
             continue  # a one-code classifier says nothing about labels
-        predictions = checker(train, [s.text for s in held])
-        for sample, prediction in zip(held, predictions):
+        for sample, prediction in zip(held, checker(train, [s.text for s in held])):
             checks.append(_check(sample, prediction))
+            predictions[sample.id] = prediction
         meter.update(done + 1, f"label check: fold {done + 1} of {len(groups)}")
     by_id = {s.id: s for s in samples}
     hits = [hit for check in checks if (hit := _hit(by_id[check.sample_id], check, options)) is not None]
+    if options.confirm is not None:
+        confirmed = []
+        for n, hit in enumerate(hits):
+            if cancel:
+                cancel.check()
+            kept = options.confirm(by_id[hit.sample_id], predictions[hit.sample_id], hit)
+            if kept is not None:
+                confirmed.append(kept)
+            meter.update(len(groups), f"label check: second reader, flag {n + 1} of {len(hits)}")
+        hits = confirmed
     return checks, hits
 
 

@@ -1,0 +1,71 @@
+"""The LLM judge as the label check's second reader: a flagged sample is relabelled or rejected only when
+the judge is confident it belongs to another code.
+
+The statistical checker (embeddings or fastText, engine.curate.labelcheck) reads every sample and flags
+the doubtful ones; on all of NACE it is right only about half the time, so acting on each flag moves as
+many good labels as bad ones. `JudgeConfirm` is the label check's `confirm` hook: for each flag it shows
+the local LLM the sample and the checker's candidates (plus the sample's own code), and keeps the flag
+only where the judge prefers another code with probability at least `min_confidence`; the flag's
+suggested code becomes the judge's choice. Only flagged samples are judged, so the cost is seconds per
+flag, not per sample.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from engine.assist.judge import candidates_for, stored_config
+from engine.curate.rules import Hit, Sample
+from engine.jobs import CancelToken
+from engine.llm.judge import JudgeOptions, judge_candidates
+from engine.store.project import Project
+
+
+class JudgeConfirm:
+    """Callable (sample, checker prediction, hit) -> hit or None; counts what it did."""
+
+    __name__ = "judge"
+
+    def __init__(self, project: Project, backend, *, k: int = 5, orders: int = 2, max_lines: int = 2,
+                 min_confidence: float = 0.5, cancel: CancelToken | None = None):
+        self.project, self.backend = project, backend
+        self.k, self.min_confidence, self.cancel = k, min_confidence, cancel
+        classification = (project.get_setting("classification", {}) or {}).get("name") or "the classification"
+        self.options = JudgeOptions(orders=orders, max_lines=max_lines, classification=classification)
+        config = stored_config(project)
+        # The position prior fitted by `statcoder judge fit` applies when it was fitted for this LLM and k.
+        self.prior = (config.prior if config is not None and config.prior and len(config.prior) == k
+                      and config.judge_model_sha256 == backend.model_sha256 else None)
+        self.judged = self.confirmed = self.dismissed = 0
+        self.seconds = 0.0
+
+    def describe(self) -> dict:
+        return {"judge_model_sha256": self.backend.model_sha256, "k": self.k, "orders": self.options.orders,
+                "min_confidence": self.min_confidence, "prior": self.prior}
+
+    def __call__(self, sample: Sample, prediction: Sequence[tuple[str, float]], hit: Hit) -> Hit | None:
+        if self.cancel is not None:
+            self.cancel.check()
+        codes = [c for c, _ in prediction[: self.k]]
+        if sample.code not in codes:
+            codes = codes[: self.k - 1] + [sample.code]
+        if len(codes) < 2:
+            return hit
+        started = time.perf_counter()
+        verdict = judge_candidates(self.backend, sample.text, candidates_for(self.project, codes),
+                                   options=self.options, prior=self.prior)
+        self.seconds += time.perf_counter() - started
+        self.judged += 1
+        best, p = verdict.best
+        own = verdict.as_dict().get(sample.code, 0.0)
+        if best == sample.code or p < self.min_confidence:
+            self.dismissed += 1
+            return None
+        self.confirmed += 1
+        return Hit(hit.sample_id, hit.rule, f"{hit.reason}; the LLM judge prefers {best} ({p:.2f}, own code {own:.2f})",
+                   best)
+
+    def summary(self) -> dict:
+        return {"judged": self.judged, "confirmed": self.confirmed, "dismissed": self.dismissed,
+                "seconds_per_judged": round(self.seconds / self.judged, 3) if self.judged else None}
