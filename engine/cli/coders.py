@@ -35,6 +35,8 @@ def mix_options(fn):
         click.option("--synthetic", "w_synthetic", type=int, default=0, show_default=True, help="Weight of accepted synthetic samples."),
         click.option("--real", "w_real", type=int, default=0, show_default=True, help="Weight of real-train texts."),
         click.option("--augmented", "w_augmented", type=int, default=0, show_default=True, help="Weight of augmented texts."),
+        click.option("--pseudo", "w_pseudo", type=int, default=0, show_default=True,
+                     help="Weight of pseudo-labelled uncoded texts (`statcoder label`)."),
         click.option("--run-id", "run_ids", type=int, multiple=True, help="Synthetic samples from these generation runs only."),
         click.option("--subset", default="", help="Only leaf codes under these codes, e.g. 10,11."),
         click.option("--validation-share", type=float, default=0.1, show_default=True,
@@ -63,9 +65,9 @@ def fasttext_options(fn):
 
 
 def build_mix(project: Project, *, w_notes: int, w_synthetic: int, w_real: int, w_augmented: int,
-              run_ids: tuple[int, ...], subset: str, validation_share: float) -> DataMix:
+              run_ids: tuple[int, ...], subset: str, validation_share: float, w_pseudo: int = 0) -> DataMix:
     tops = [s.strip() for s in subset.split(",") if s.strip()]
-    return DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented,
+    return DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented, pseudo=w_pseudo,
                    run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
                    validation_share=validation_share)
 
@@ -119,7 +121,7 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
-                                                             "run_ids", "subset", "validation_share")})
+                                                             "w_pseudo", "run_ids", "subset", "validation_share")})
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),
                          embedding=EmbeddingTrainOptions(model_path=embedding_model),

@@ -17,7 +17,7 @@ from engine.store.project import Project
 from engine.text import normalise_key
 
 VALIDATION_SHARE = 0.1
-SOURCES = ("notes", "synthetic", "real", "augmented")
+SOURCES = ("notes", "synthetic", "real", "augmented", "pseudo")
 Pairs = Sequence[tuple[str, str]]
 
 
@@ -29,6 +29,7 @@ class DataMix:
     synthetic: int = 0
     real: int = 0
     augmented: int = 0
+    pseudo: int = 0                           # uncoded texts labelled by coder + judge (engine.assist.pseudo)
     run_ids: list[int] | None = None          # synthetic samples from these generation runs only
     codes: list[str] | None = None            # restrict to these leaf codes (subset runs)
     validation_share: float = VALIDATION_SHARE
@@ -92,9 +93,27 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
             "SELECT a.text, a.code, r.text_key FROM augmented_texts a JOIN real_texts r ON r.id = a.real_id"
             f" WHERE r.split = 'train'{where.replace('code', 'a.code')} ORDER BY a.id", args).fetchall()
         by_source["augmented"] = [(t, c) for t, c, k in rows if not in_validation(k, real_share)]
+    pseudo_provenance: list[dict] = []
+    if mix.pseudo:
+        # Confident labels of uncoded texts. Never a test text nor a text of the real validation carve (also
+        # if its coded twin came later), and never used to validate: they are the coder's own output.
+        rows = project.conn.execute(
+            "SELECT u.text, p.code, u.text_key, p.coder_sha256, p.judge_model_sha256 FROM pseudo_labels p"
+            " JOIN uncoded_texts u ON u.id = p.uncoded_id WHERE p.status = 'pseudo'"
+            " AND u.text_key NOT IN (SELECT text_key FROM real_texts WHERE split = 'test')"
+            f"{where.replace('code', 'p.code')} ORDER BY u.id", args).fetchall()
+        carved = {k for _, k, _ in real if in_validation(k, real_share)}
+        by_source["pseudo"] = [(t, c) for t, c, k, _, _ in rows if k not in carved]
+        origins: dict[tuple, int] = {}
+        for *_, coder_sha, judge_sha in rows:
+            origins[(coder_sha, judge_sha)] = origins.get((coder_sha, judge_sha), 0) + 1
+        pseudo_provenance = [{"coder_sha256": c, "judge_model_sha256": j, "labels": n}
+                             for (c, j), n in sorted(origins.items(), key=lambda kv: str(kv[0]))]
     if not real_share and mix.validation_share > 0:
         # No real texts to validate on: carve the validation set out of the training pairs themselves.
         for source, pairs in by_source.items():
+            if source == "pseudo":
+                continue
             validation += [p for p in pairs if in_validation(normalise_key(p[0]), mix.validation_share)]
             by_source[source] = [p for p in pairs if not in_validation(normalise_key(p[0]), mix.validation_share)]
     train: list[tuple[str, str]] = []
@@ -108,6 +127,7 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
         "train_lines": len(train), "validation": len(validation),
         "validation_from": "real-train" if real_share else "training data",
         "codes_trained": len({c for _, c in train}),
+        **({"pseudo_provenance": pseudo_provenance} if mix.pseudo else {}),
     }
     return TrainingData(train, validation, composition)
 

@@ -135,3 +135,45 @@ def test_judge_labels_carry_the_judge_model_sha256(labelled_project, gemma_path,
     assert result.judged == 4 and result.judge_model_sha256 == sha
     rows = project.conn.execute("SELECT judge_model_sha256, judged, coder_code FROM pseudo_labels").fetchall()
     assert len(rows) == 4 and all(r[0] == sha and r[1] == 1 and r[2] for r in rows)
+
+
+def test_pseudo_labels_are_a_weighted_training_source_without_test_texts(labelled_project, tmp_path):
+    from engine.coders.data import build_training_data
+    from engine.realdata.importing import import_real_texts
+
+    project, codes, trained = labelled_project
+    test_text = _a_test_text()
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS + [test_text]), text_column="answer")
+    label_uncoded(project, threshold=0.0, review=0)
+    # The coded twin of one labelled text arrives in the test split after labelling.
+    _write(tmp_path / "coded.csv", [f"{test_text},10.89"], header="text,code")
+    import_real_texts(project, tmp_path / "coded.csv", text_column="text", code_column="code")
+    without = build_training_data(project, DataMix(notes=1, real=1, codes=codes))
+    twice = build_training_data(project, DataMix(notes=1, real=1, pseudo=2, codes=codes))
+    assert twice.composition["counts"]["pseudo"] == len(TEXTS) and without.composition["counts"]["pseudo"] == 0
+    assert twice.composition["train_lines"] == without.composition["train_lines"] + 2 * len(TEXTS)
+    assert test_text not in {t for t, _ in twice.train}
+    assert twice.composition["pseudo_provenance"] == [{"coder_sha256": trained.sha256, "judge_model_sha256": None,
+                                                       "labels": len(TEXTS)}]
+    # No real text: the validation carve comes from the mix, never from the pseudo-labels.
+    zero = build_training_data(project, DataMix(notes=1, pseudo=1, codes=codes, validation_from="training"))
+    assert not {t for t, _ in zero.validation} & set(TEXTS)
+
+
+def test_cli_import_uncoded_label_and_train_on_pseudo_labels(labelled_project, tmp_path, capsys):
+    import json
+
+    from engine.cli import main
+
+    project, _, _ = labelled_project
+    path = str(project.path)
+    assert main(["import-uncoded", "-p", path, str(_write(tmp_path / "u.csv", TEXTS)), "--text-column", "answer"]) == 0
+    assert "imported 10 uncoded texts" in capsys.readouterr().out
+    assert main(["label", "-p", path, "--no-judge", "--threshold", "0", "--review", "0", "--json"]) == 0
+    labelled = json.loads(capsys.readouterr().out)
+    assert labelled["labelled"] == 10 and labelled["pseudo"] == 10 and labelled["judge_model_sha256"] is None
+    assert main(["coders", "train", "-p", path, "--kind", "fasttext", "--notes", "1", "--pseudo", "1",
+                 "--subset", "10,11", "--threads", "1", "--bucket", "20000", "--no-default", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["composition"]["counts"]["pseudo"] == 10 and out["composition"]["weights"]["pseudo"] == 1
+    assert out["composition"]["pseudo_provenance"][0]["labels"] == 10
