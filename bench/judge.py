@@ -1,0 +1,334 @@
+"""The LLM judge on all of NACE: a development probe on the real-train half, then the test half read once.
+
+    STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge dev --n 120
+    STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge test --n 150
+
+The coder is the notes-only embedding kNN (semantic search over the note lines, the best zero-real
+figure in bench/results/anchors-nace-full.md), its temperature chosen on a carve of its own training
+lines (no real text). The judge is the default LLM (Qwen2.5-Coder 1.5B Q4_K_M), one thread, shown the
+coder's k best candidates (code, title, two note lines), only for texts whose coder probability is
+below the auto-code threshold.
+
+`dev`: a seeded sample of real-train texts (never test); every verdict keeps both candidate orders, so
+one pass compares one order vs two, with and without the fitted position prior. Each variant's combined
+top-1 is cross-fitted (combination fitted on one half of the dev texts, scored on the other, and back).
+`test`: only when dev shows a gain; a fixed seeded sample of test ids (written to
+bench/results/judge-test-ids-nace-full.json), the settings fitted on the whole dev sample, the unjudged
+coder scored on the same sample and on the whole test half.
+Verdicts are cached in bench/work/, so an interrupted run continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command_line, machine, now  # noqa: E402
+from engine.assist.judge import candidates_for  # noqa: E402
+from engine.coders.registry import load_coder  # noqa: E402
+from engine.coders.embedding import EmbeddingTrainOptions, embed_cached, train_embedding_model  # noqa: E402
+from engine.coders.data import DataMix  # noqa: E402
+from engine.llm.backends import BackendSettings, HardwareSettings, open_backend  # noqa: E402
+from engine.llm.judge import (Combination, JudgeOptions, JudgeVerdict, combine, fit_combination,  # noqa: E402
+                              fit_position_prior, judge_candidates, recalibrate)
+from engine.llm.registry import get_default_model  # noqa: E402
+from engine.store.project import Project  # noqa: E402
+
+WORK = ROOT / "bench" / "work"
+RESULTS = ROOT / "bench" / "results"
+SOURCE_PROJECT = ROOT / "bench" / "projects" / "nace-full.statcoder"
+TEST_IDS = RESULTS / "judge-test-ids-nace-full.json"
+K = 5
+THRESHOLD = 0.5
+ORDERS = 2
+
+
+def open_project() -> Project:
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / "judge-nace-full.statcoder"
+    if not path.exists():
+        shutil.copy(SOURCE_PROJECT, path)
+    return Project.open(path)
+
+
+def coder_for(project: Project):
+    """The notes-only kNN coder, trained once per work project (model name marks it)."""
+    name = "bench judge: notes-only embedding knn"
+    row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
+    if row is None:
+        mix = DataMix(notes=1, validation_share=0.1, validation_from="training")
+        result = train_embedding_model(project, mix, EmbeddingTrainOptions(mode="knn", name=name, make_default=False))
+        model_id = result.model_id
+    else:
+        model_id = row[0]
+    coder, record = load_coder(project, model_id)
+    return coder, record
+
+
+def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
+    vectors = embed_cached(project, coder.embedder, texts)
+    return coder.predict_vectors(vectors, k)
+
+
+def cache_path(kind: str) -> Path:
+    return WORK / f"judge-verdicts-{kind}.jsonl"
+
+
+def load_cache(kind: str) -> dict[int, JudgeVerdict]:
+    path = cache_path(kind)
+    out: dict[int, JudgeVerdict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            out[int(entry["id"])] = JudgeVerdict.from_json(entry["verdict"])
+    return out
+
+
+def judge_all(project: Project, backend, rows, preds, kind: str, orders: int) -> tuple[dict[int, JudgeVerdict], float]:
+    """Verdicts (uncalibrated) for the unsure rows, from the cache where there; seconds per new verdict."""
+    cache = load_cache(kind)
+    options = JudgeOptions(orders=orders, classification="NACE Rev. 2")
+    seconds, fresh = 0.0, 0
+    with open(cache_path(kind), "a", encoding="utf-8") as handle:
+        todo = [(rid, text, pred) for (rid, text, _), pred in zip(rows, preds) if pred[0][1] < THRESHOLD]
+        for n, (rid, text, pred) in enumerate(todo):
+            if rid in cache:
+                continue
+            started = time.perf_counter()
+            verdict = judge_candidates(backend, text, candidates_for(project, [c for c, _ in pred[:K]]),
+                                       options=options)
+            seconds += time.perf_counter() - started
+            fresh += 1
+            cache[rid] = verdict
+            handle.write(json.dumps({"id": rid, "verdict": verdict.to_json()}) + "\n")
+            handle.flush()
+            print(f"[{now()}] {kind} {n + 1}/{len(todo)} {seconds / fresh:.1f} s/text", file=sys.stderr, flush=True)
+    return cache, (seconds / fresh if fresh else None)
+
+
+def first_order(verdict: JudgeVerdict) -> JudgeVerdict:
+    return JudgeVerdict(verdict.codes, verdict.probs, verdict.raw[:1], verdict.orders[:1], verdict.seconds,
+                        verdict.prompt_tokens)
+
+
+def variant(verdicts: dict[int, JudgeVerdict], orders: int, prior) -> dict[int, JudgeVerdict]:
+    picked = {i: (first_order(v) if orders == 1 else v) for i, v in verdicts.items()}
+    return {i: recalibrate(v, prior) for i, v in picked.items()}
+
+
+def top(preds, gold) -> tuple[float, float]:
+    n = max(1, len(gold))
+    return (sum(p[0][0] == g for p, g in zip(preds, gold)) / n,
+            sum(g in [c for c, _ in p[:5]] for p, g in zip(preds, gold)) / n)
+
+
+def cross_fitted(ids, preds, verdicts, gold) -> dict:
+    """Combined top-1 with the combination fitted on the other half of the dev texts."""
+    half = {i: n % 2 for n, i in enumerate(ids)}
+    out_preds = {}
+    fits = []
+    for fold in (0, 1):
+        fit_ids = [i for i in ids if half[i] != fold]
+        fit = fit_combination([preds[i] for i in fit_ids], [verdicts.get(i) for i in fit_ids],
+                              [gold[i] for i in fit_ids])
+        fits.append(fit.combination.to_dict())
+        for i in ids:
+            if half[i] == fold:
+                out_preds[i] = combine(preds[i], verdicts.get(i), fit.combination)
+    t1, t5 = top([out_preds[i] for i in ids], [gold[i] for i in ids])
+    return {"top1": round(t1, 4), "top5": round(t5, 4), "fold_combinations": fits}
+
+
+def cmd_dev(args) -> dict:
+    project = open_project()
+    coder, record = coder_for(project)
+    rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'train' ORDER BY id").fetchall()
+    rng = random.Random(f"judge-dev:{args.seed}")
+    rows = sorted(rng.sample(rows, args.n))
+    preds_list = predict(project, coder, [t for _, t, _ in rows], max(K, 5))
+    ids = [r[0] for r in rows]
+    preds = dict(zip(ids, preds_list))
+    gold = {r[0]: r[2] for r in rows}
+    backend = open_backend(judge_settings(args.threads))
+    raw, s_per = judge_all(project, backend, rows, preds_list, "dev", ORDERS)
+    raw = {i: v for i, v in raw.items() if i in preds}
+    unsure = [i for i in ids if preds[i][0][1] < THRESHOLD]
+    coder_t1, coder_t5 = top([preds[i] for i in ids], [gold[i] for i in ids])
+    present = [i for i in unsure if gold[i] in raw[i].codes]
+    report = {"coder_top1": round(coder_t1, 4), "coder_top5": round(coder_t5, 4), "n": len(ids),
+              "unsure": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
+              "gold_among_candidates_when_judged": round(len(present) / max(1, len(unsure)), 4),
+              "seconds_per_judged_text": s_per, "variants": {}}
+    for orders in (1, 2):
+        for use_prior in (False, True):
+            base = variant(raw, orders, None)
+            prior = fit_position_prior(base.values(), K) if use_prior else None
+            verdicts = variant(raw, orders, prior)
+            alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
+            alone_present = sum(verdicts[i].best[0] == gold[i] for i in present) / max(1, len(present))
+            answered = Counter(verdicts[i].raw[0].index(max(verdicts[i].raw[0])) for i in unsure)
+            name = f"orders={orders}, prior={'fitted' if use_prior else 'none'}"
+            report["variants"][name] = {
+                "judge_alone_top1_on_judged": round(alone, 4), "judge_alone_top1_when_gold_present": round(alone_present, 4),
+                "first_order_argmax_positions": {"ABCDE"[p]: c for p, c in sorted(answered.items())},
+                "prior": [round(p, 4) for p in prior] if prior else None,
+                "combined_cross_fitted": cross_fitted(ids, preds, verdicts, gold)}
+    best = max(report["variants"].items(), key=lambda kv: (kv[1]["combined_cross_fitted"]["top1"],
+                                                           -int(kv[0].split(",")[0][-1])))
+    report["chosen"] = best[0]
+    report["gain_on_dev"] = round(best[1]["combined_cross_fitted"]["top1"] - coder_t1, 4)
+    backend.close()
+    return {"coder": coder_facts(record), "judge": judge_facts(backend), "dev": report}
+
+
+def judge_settings(threads: int) -> BackendSettings:
+    info = get_default_model()
+    if info is None:
+        raise SystemExit("no default LLM registered: set STATCODER_DATA_DIR to where it is installed")
+    return BackendSettings(model_path=info.path, hardware=HardwareSettings(threads=threads, n_ctx=2048))
+
+
+def coder_facts(record) -> dict:
+    return {"model_id": record.id, "name": record.name, "kind": record.kind, "sha256": record.sha256,
+            "mode": record.params.get("mode"), "data": {k: record.data.get(k) for k in ("counts", "validation_from")}}
+
+
+def judge_facts(backend) -> dict:
+    return {"model": backend.model_name, "sha256": backend.model_sha256, "k": K, "threshold": THRESHOLD,
+            "threads": backend.settings.hardware.threads, "device": backend.device}
+
+
+def cmd_test(args, dev_result: dict) -> dict:
+    dev = dev_result["dev"]
+    orders = int(dev["chosen"].split(",")[0][-1])
+    use_prior = dev["chosen"].endswith("fitted")
+    project = open_project()
+    coder, record = coder_for(project)
+    # Fit the chosen variant on the whole dev sample.
+    rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'train' ORDER BY id").fetchall()
+    dev_rows = sorted(random.Random(f"judge-dev:{args.seed}").sample(rows, dev["n"]))
+    dev_preds = dict(zip([r[0] for r in dev_rows], predict(project, coder, [t for _, t, _ in dev_rows], 5)))
+    dev_gold = {r[0]: r[2] for r in dev_rows}
+    dev_raw = {i: v for i, v in load_cache("dev").items() if i in dev_preds}
+    prior = fit_position_prior(variant(dev_raw, orders, None).values(), K) if use_prior else None
+    dev_verdicts = variant(dev_raw, orders, prior)
+    dev_ids = [r[0] for r in dev_rows]
+    fit = fit_combination([dev_preds[i] for i in dev_ids], [dev_verdicts.get(i) for i in dev_ids],
+                          [dev_gold[i] for i in dev_ids])
+    # The fixed test sample (ids committed), then the whole test half for the coder alone.
+    test_rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
+    if TEST_IDS.exists():
+        wanted = set(json.loads(TEST_IDS.read_text(encoding="utf-8"))["ids"])
+    else:
+        wanted = set(sorted(random.Random(f"judge-test:{args.seed}").sample([r[0] for r in test_rows], args.n)))
+        TEST_IDS.write_text(json.dumps({"seed": args.seed, "n": len(wanted), "ids": sorted(wanted)}) + "\n",
+                            encoding="utf-8")
+    all_preds = predict(project, coder, [t for _, t, _ in test_rows], 5)
+    full_t1, full_t5 = top(all_preds, [c for _, _, c in test_rows])
+    sample = [(r, p) for r, p in zip(test_rows, all_preds) if r[0] in wanted]
+    rows_s = [r for r, _ in sample]
+    preds = {r[0]: p for r, p in sample}
+    gold = {r[0]: r[2] for r in rows_s}
+    backend = open_backend(judge_settings(args.threads))
+    raw, s_per = judge_all(project, backend, rows_s, [p for _, p in sample], f"test-orders{orders}", orders)
+    backend.close()
+    verdicts = {i: recalibrate(v, prior) for i, v in raw.items() if i in preds}
+    ids = [r[0] for r in rows_s]
+    combined = [combine(preds[i], verdicts.get(i), fit.combination) for i in ids]
+    c1, c5 = top([preds[i] for i in ids], [gold[i] for i in ids])
+    j1, j5 = top(combined, [gold[i] for i in ids])
+    unsure = [i for i in ids if i in verdicts]
+    alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
+    return {"variant": dev["chosen"], "combination": fit.combination.to_dict(),
+            "prior": [round(p, 4) for p in prior] if prior else None,
+            "n": len(ids), "judged": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
+            "seconds_per_judged_text": s_per,
+            "coder_on_sample": {"top1": round(c1, 4), "top5": round(c5, 4)},
+            "coder_plus_judge_on_sample": {"top1": round(j1, 4), "top5": round(j5, 4)},
+            "judge_alone_top1_on_judged": round(alone, 4),
+            "coder_full_test": {"top1": round(full_t1, 4), "top5": round(full_t5, 4), "n": len(test_rows)}}
+
+
+def write(result: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "judge-nace-full.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    dev = result["dev"]
+    lines = ["# LLM judge, all of NACE (UK SIC index)", "",
+             "Commands: " + "; ".join(f"`{c}`" for c in result["commands"]), "",
+             f"Created {result['created']}. {result['machine']['note']}.", "",
+             f"Coder: {result['coder']['name']} (model sha256 `{result['coder']['sha256'][:12]}`). Judge: "
+             f"{result['judge']['model']} (`{result['judge']['sha256'][:12]}`), k = {K} candidates, only texts with "
+             f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread.", "",
+             f"## Development probe: {dev['n']} seeded real-train texts (never test)", "",
+             f"Coder alone: top-1 {dev['coder_top1']:.1%}, top-5 {dev['coder_top5']:.1%}. Judged: {dev['unsure']} "
+             f"({dev['share_judged']:.0%}); right code among the candidates of judged texts: "
+             f"{dev['gold_among_candidates_when_judged']:.0%}; "
+             + (f"{dev['seconds_per_judged_text']:.1f} s per judged text (both orders)." if dev['seconds_per_judged_text']
+                else "verdicts from the cache."), "",
+             "| variant | judge alone (judged texts) | judge alone, right code present | coder + judge top-1 (cross-fitted) | top-5 | first-order answers by position |",
+             "|---|---|---|---|---|---|"]
+    for name, v in dev["variants"].items():
+        c = v["combined_cross_fitted"]
+        lines.append(f"| {name} | {v['judge_alone_top1_on_judged']:.1%} | {v['judge_alone_top1_when_gold_present']:.1%} | "
+                     f"{c['top1']:.1%} | {c['top5']:.1%} | {v['first_order_argmax_positions']} |")
+    lines += ["", f"Chosen on dev: {dev['chosen']} (gain over the coder on dev: {dev['gain_on_dev'] * 100:+.1f} points).", ""]
+    test = result.get("test")
+    if test:
+        lines += [f"## Test half, read once: fixed sample of {test['n']} test ids (`{TEST_IDS.relative_to(ROOT)}`)", "",
+                  "| arm | top-1 | top-5 | n |", "|---|---|---|---|",
+                  f"| zero-real (notes kNN), whole test half | {test['coder_full_test']['top1']:.1%} | "
+                  f"{test['coder_full_test']['top5']:.1%} | {test['coder_full_test']['n']} |",
+                  f"| zero-real (notes kNN), same sample | {test['coder_on_sample']['top1']:.1%} | "
+                  f"{test['coder_on_sample']['top5']:.1%} | {test['n']} |",
+                  f"| zero-real + judge, same sample | {test['coder_plus_judge_on_sample']['top1']:.1%} | "
+                  f"{test['coder_plus_judge_on_sample']['top5']:.1%} | {test['n']} |", "",
+                  f"Judged {test['judged']} of {test['n']} ({test['share_judged']:.0%}); judge alone on them "
+                  f"{test['judge_alone_top1_on_judged']:.1%}; "
+                  + (f"{test['seconds_per_judged_text']:.1f} s per judged text." if test['seconds_per_judged_text'] else "")
+                  + f" Combination fitted on dev: {test['combination']}.", ""]
+    else:
+        lines += ["The test half was not read" + (": no gain on dev." if dev["gain_on_dev"] <= 0 else "."), ""]
+    (RESULTS / "judge-nace-full.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.judge", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["dev", "test"])
+    parser.add_argument("--n", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    path = RESULTS / "judge-nace-full.json"
+    result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
+    command = command_line("bench.judge", argv)
+    result["commands"] = [c for c in result.get("commands", []) if c != command] + [command]
+    result.update(created=now(), machine=machine())
+    if args.step == "dev":
+        result.update(cmd_dev(args))
+        result.pop("test", None)
+    else:
+        if "dev" not in result:
+            raise SystemExit("run the dev step first")
+        if result["dev"]["gain_on_dev"] <= 0 and not TEST_IDS.exists():
+            print("no gain on dev: the test half stays unread", file=sys.stderr)
+        else:
+            result["test"] = cmd_test(args, result)
+    write(result)
+    print(f"wrote {path} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
