@@ -7,6 +7,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from engine.changes import Changes, NAMES, changes_of
 from engine.jobs import ProgressInfo
 from engine.store.project import Project
 
@@ -18,14 +19,36 @@ class AppContext(QObject):
     """Pages talk to each other only through these signals, never by reaching into each other."""
 
     project_changed = Signal(object)   # Project | None
-    data_changed = Signal(str)         # what changed: classification, realdata, samples, models, corrections
+    changed = Signal(object)           # engine.changes.Changes: what an operation changed; pages refresh from it
+    # The older per-name announcement, kept for pages not yet converted to `changed`: every Changes is
+    # also announced here name by name, and a name emitted here reaches `changed` as a Changes.
+    data_changed = Signal(str)
     show_code = Signal(str)            # ask the classification page to show a code
+    show_page = Signal(str)            # ask the main window to switch to a page (by its key)
 
     def __init__(self, runner: JobRunner, messages: MessageBar, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.messages = messages
         self.project: Project | None = None
+        self._announcing = False
+        self.data_changed.connect(self._legacy_changed)
+
+    def apply_changes(self, changes: Changes | None) -> None:
+        """Tell every page what an operation changed: one `changed` signal (nothing if nothing changed)."""
+        if not changes:
+            return
+        self.changed.emit(changes)
+        self._announcing = True
+        try:
+            for name in changes.names():
+                self.data_changed.emit(name)
+        finally:
+            self._announcing = False
+
+    def _legacy_changed(self, what: str) -> None:
+        if not self._announcing and what in NAMES:
+            self.changed.emit(Changes.of(what))
 
     def set_project(self, project: Project | None) -> None:
         old = self.project
@@ -57,7 +80,11 @@ class AppContext(QObject):
             on_failure: Callable[[BaseException], None] | None = None,
             on_cancel: Callable[[str], None] | None = None,
             on_finish: Callable[[], None] | None = None) -> Job:
-        """Run an engine call on a worker; failures go to the message bar unless on_failure takes them."""
+        """Run an engine call on a worker; failures go to the message bar unless on_failure takes them.
+
+        A result with a `changes` attribute (engine.changes.Changes) is announced on `changed` once it
+        has been handed to on_success.
+        """
 
         def failed(exc: BaseException) -> None:
             self.report(exc)
@@ -69,8 +96,14 @@ class AppContext(QObject):
             if on_cancel is not None:
                 on_cancel(reason)
 
+        def succeeded(result: Any) -> None:
+            # The result says what the operation changed: the pages hear it once, after on_success ran.
+            if on_success is not None:
+                on_success(result)
+            self.apply_changes(changes_of(result))
+
         projects = (self.project,) if self.project is not None else ()
-        return self.runner.start(name, fn, projects=projects, on_success=on_success, on_progress=on_progress,
+        return self.runner.start(name, fn, projects=projects, on_success=succeeded, on_progress=on_progress,
                                  on_failure=failed, on_cancel=cancelled, on_finish=on_finish)
 
 

@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.runner.job_finished.connect(self._jobs_changed)
         self.ctx.project_changed.connect(self._project_changed)
         self.ctx.show_code.connect(lambda _code: self.show_page("classification"))
+        self.ctx.show_page.connect(self.show_page)
 
         self._build_menus()
         self._restore_state()
@@ -147,7 +148,8 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
 
     def show_page(self, key: str) -> None:
-        self.sidebar.setCurrentRow(self.stack.indexOf(self.pages[key]))
+        if key in self.pages:
+            self.sidebar.setCurrentRow(self.stack.indexOf(self.pages[key]))
 
     # projects -------------------------------------------------------------------------------
     def new_project_dialog(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -11,8 +10,11 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtGui import QColor
 
+from engine.changes import Changes
+from engine.classification import leaf_codes
 from engine.curate import balance_report
-from engine.generate import (DEFAULT_GRID, DEFAULT_STRATEGIES, STRATEGIES, GenerationParams, create_run, list_runs, run_generation, run_settings)
+from engine.generate import (DEFAULT_GRID, DEFAULT_STRATEGIES, PAUSED, STRATEGIES, GenerationParams, create_run,
+                             list_runs, run_generation, run_settings)
 from engine.classification import leaf_codes_under
 from engine.llm import get_default_model
 from engine.store.project import Project
@@ -98,7 +100,7 @@ class GeneratePage(Page):
         self.resume_button.clicked.connect(self.resume_selected)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Stop after the current request; the run resumes exactly where it stopped")
-        self.pause_button.clicked.connect(lambda: self.stop("paused"))
+        self.pause_button.clicked.connect(self.pause)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.stop("cancelled by the user"))
         for widget in (self.start_button, QLabel("  Runs:"), self.runs, self.resume_button, self.pause_button,
@@ -106,7 +108,7 @@ class GeneratePage(Page):
             controls.addWidget(widget)
         controls.addStretch(1)
         layout.addLayout(controls)
-        self.progress = JobProgress(cancel_text="Pause")
+        self.progress = JobProgress(cancel_text="Pause", cancel_reason=PAUSED, cancelling_text="Pausing…")
         layout.addWidget(self.progress)
 
         splitter = QSplitter()
@@ -134,10 +136,17 @@ class GeneratePage(Page):
         self.last_sample_id = 0
         self.last_result = None
         self._poll = QTimer(self, interval=POLL_MS, timeout=self.poll)
-        ctx.data_changed.connect(lambda what: self._describe_model() if what == "llm" else None)
+        self._succeeded = False
+        ctx.changed.connect(self._changed)
         self._update_buttons()
 
     # setup --------------------------------------------------------------------------------------
+    def _changed(self, changes: Changes) -> None:
+        if changes.touches("llm"):
+            self._describe_model()
+        if changes.touches("runs") and self.job is None:
+            self.refresh_runs()
+
     def on_project_changed(self, project: Project | None) -> None:
         self.refresh_runs()
         self._describe_model()
@@ -168,7 +177,7 @@ class GeneratePage(Page):
     def chosen_codes(self) -> list[str]:
         project = self.project
         if self.all_codes.isChecked():
-            return [c for (c,) in project.conn.execute("SELECT code FROM codes WHERE is_leaf ORDER BY ord")]
+            return [code.code for code in leaf_codes(project)]
         if self.under_quota.isChecked():
             return sorted(balance_report(project, quota=self.quota.value()).under_quota)
         tops = [s.strip() for s in self.subtree_codes.text().replace(";", ",").split(",") if s.strip()]
@@ -216,6 +225,7 @@ class GeneratePage(Page):
         project = self.project
         self.run_id = run_id
         self.last_sample_id = 0
+        self._succeeded = False
         self.stream.clear()
         self.job = self.ctx.run(f"Generation run {run_id}", lambda progress, cancel: run_generation(
             project, run_id, progress=progress, cancel=cancel), on_success=self._finished,
@@ -229,7 +239,18 @@ class GeneratePage(Page):
         if self.job is not None:
             self.job.cancel(reason)
 
+    def pause(self) -> None:
+        """Stop within the current request; the button says so until the run has stopped, listed as paused."""
+        if self.job is None:
+            return
+        self.stop(PAUSED)
+        self.pause_button.setText("Pausing…")
+        self.pause_button.setEnabled(False)
+        self.cancel_button.setEnabled(False)
+        self.progress.show_stopping()
+
     def _finished(self, result) -> None:
+        self._succeeded = True
         self.last_result = result
         self.ctx.notify(f"Run {result.run_id} finished: {result.samples:,} samples ({result.written:,} new) in "
                         f"{result.seconds:.0f} s, {result.samples_per_s:.2f} samples/s, "
@@ -241,7 +262,9 @@ class GeneratePage(Page):
         self.job = None
         self.poll()
         self.refresh_runs()
-        self.ctx.data_changed.emit("samples")
+        self.pause_button.setText("Pause")
+        if not self._succeeded:  # a finished run's result announced its changes already
+            self.ctx.apply_changes(Changes(runs=True, samples=True))
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -41,8 +41,12 @@ class JobProgress(QWidget):
 
     cancel_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None, *, cancel_text: str = "Cancel") -> None:
+    def __init__(self, parent: QWidget | None = None, *, cancel_text: str = "Cancel",
+                 cancel_reason: str | None = None, cancelling_text: str = "cancelling…") -> None:
         super().__init__(parent)
+        self.cancel_text = cancel_text
+        self.cancel_reason = cancel_reason      # what the job's Cancelled says (e.g. "paused")
+        self.cancelling_text = cancelling_text  # shown from the click until the job stops
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.bar = QProgressBar()
@@ -62,6 +66,7 @@ class JobProgress(QWidget):
         self.last_info = None
         self.bar.setRange(0, 0)  # busy until the first report
         self.label.setText(title or job.name)
+        self.cancel_button.setText(self.cancel_text)
         self.cancel_button.setEnabled(True)
         job.signals.progress.connect(self.update_progress)
         job.signals.finished.connect(self._finished)
@@ -72,15 +77,28 @@ class JobProgress(QWidget):
         if info.total:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(1000 * min(1.0, info.fraction)))
-        self.label.setText(describe_progress(info))
+        text = describe_progress(info)
+        if self.stopping:
+            text = f"{self.cancelling_text} {text}"
+        self.label.setText(text)
+
+    @property
+    def stopping(self) -> bool:
+        return self.job is not None and self.job.cancelled
+
+    def show_stopping(self) -> None:
+        """Say at once that the job was asked to stop: the button and the label, until it has."""
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText(self.cancelling_text)
+        self.label.setText(self.cancelling_text)
 
     def _cancel(self) -> None:
         if self.job is not None:
-            self.cancel_button.setEnabled(False)
-            self.label.setText("cancelling…")
-            self.job.cancel()
+            self.job.cancel(self.cancel_reason)
+            self.show_stopping()
         self.cancel_requested.emit()
 
     def _finished(self) -> None:
         self.job = None
+        self.cancel_button.setText(self.cancel_text)
         self.hide()

@@ -103,10 +103,20 @@ generate.add_command(run_cmd, "resume")
 @generate.command("cancel")
 @project_option
 @click.argument("run_id", type=int)
-def cancel_cmd(project_path: str, run_id: int) -> None:
+@click.option("--pause", is_flag=True, help="List the run as paused, not cancelled (it resumes the same way).")
+def cancel_cmd(project_path: str, run_id: int, pause: bool) -> None:
     """Ask a running RUN_ID to stop after its current request."""
-    cancel_run(open_project(project_path), run_id)
-    click.echo(f"cancel requested for run {run_id}")
+    cancel_run(open_project(project_path), run_id, pause=pause)
+    click.echo(f"{'pause' if pause else 'cancel'} requested for run {run_id}")
+
+
+@generate.command("pause")
+@project_option
+@click.argument("run_id", type=int)
+def pause_cmd(project_path: str, run_id: int) -> None:
+    """Ask a running RUN_ID to stop after its current request and list it as paused."""
+    cancel_run(open_project(project_path), run_id, pause=True)
+    click.echo(f"pause requested for run {run_id}")
 
 
 @generate.command("status")

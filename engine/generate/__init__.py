@@ -6,10 +6,11 @@
 """
 
 from engine.generate.prompts import DEFAULT_GRID
-from engine.generate.runs import (GenerationParams, RunResult, RunStatus, cancel_run, create_run, list_runs, resume, run_generation, run_settings, run_status)
+from engine.generate.runs import (PAUSED, GenerationParams, RunResult, RunStatus, cancel_run, create_run, is_pause,
+                                  list_runs, resume, run_generation, run_settings, run_status)
 from engine.generate.strategies import DEFAULT_STRATEGIES, STRATEGIES
 
 __all__ = [
-    "DEFAULT_GRID", "DEFAULT_STRATEGIES", "GenerationParams", "RunResult", "RunStatus", "STRATEGIES", "cancel_run",
-    "create_run", "list_runs", "resume", "run_generation", "run_settings", "run_status",
+    "DEFAULT_GRID", "DEFAULT_STRATEGIES", "PAUSED", "GenerationParams", "RunResult", "RunStatus", "STRATEGIES",
+    "cancel_run", "create_run", "is_pause", "list_runs", "resume", "run_generation", "run_settings", "run_status",
 ]

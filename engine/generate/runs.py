@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.changes import Changes
 from engine.classification import get_code
 from engine.errors import Cancelled, ModelError, StatcoderError
 from engine.jobs import CancelToken, ProgressCallback
@@ -27,6 +28,12 @@ from engine.generate.prompts import DEFAULT_GRID, STRATEGY_VERSIONS, SYSTEM_VERS
 from engine.generate.strategies import STRATEGIES, StrategyContext, applies, grid_cells, shares
 
 log = logging.getLogger(__name__)
+
+# The reason a paused run's cancel token carries: the run stops like a cancelled one, but is listed as
+# "paused" (it was meant to resume), not "cancelled".
+PAUSED = "paused"
+# generation_runs.cancel_requested: 1 asks another process's run to stop as cancelled, 2 as paused.
+CANCEL_REQUEST, PAUSE_REQUEST = 1, 2
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,10 @@ class RunResult:
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def changes(self) -> Changes:
+        return Changes(runs=True, samples=True)
 
 
 def create_run(project: Project, *, codes: list[str], quota: int, strategies: list[str] | None = None,
@@ -216,14 +227,24 @@ def list_runs(project: Project) -> list[RunStatus]:
     return [run_status(project, r[0]) for r in project.conn.execute("SELECT id FROM generation_runs ORDER BY id")]
 
 
-def cancel_run(project: Project, run_id: int) -> None:
-    """Ask a run to stop after its current request (works from another process, e.g. the CLI)."""
+def cancel_run(project: Project, run_id: int, *, pause: bool = False) -> None:
+    """Ask a run to stop after its current request (works from another process, e.g. the CLI).
+
+    With `pause` it is listed as "paused" afterwards instead of "cancelled"; either way it resumes.
+    """
     _run_row(project, run_id)
-    project.conn.execute("UPDATE generation_runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+    project.conn.execute("UPDATE generation_runs SET cancel_requested = ? WHERE id = ?",
+                         (PAUSE_REQUEST if pause else CANCEL_REQUEST, run_id))
+
+
+def is_pause(exc: BaseException) -> bool:
+    """Whether a Cancelled came from a pause (the GUI's Pause button, `cancel_run(pause=True)`)."""
+    return isinstance(exc, Cancelled) and str(exc) == PAUSED
 
 
 def _set_status(project: Project, run_id: int, status: str, *, error: str | None = None,
                 device: str | None = None) -> None:
+    # A paused run is not finished: it is meant to be resumed.
     finished = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')" if status in ("done", "failed", "cancelled") else "NULL"
     project.conn.execute(
         f"UPDATE generation_runs SET status = ?, error = ?, device = COALESCE(?, device), finished = {finished}"
@@ -235,9 +256,10 @@ def run_generation(project: Project, run_id: int, *, progress: ProgressCallback 
     """Run (or resume) a run until every code has its quota. Returns what this call did.
 
     Progress reports done/total accepted samples with rates `samples_per_s`, `tokens_per_s` and an
-    ETA. Cancelling (the token, or `cancel_run` from elsewhere) stops after the current request, marks
-    the run 'cancelled' and raises Cancelled; calling this again resumes. Pass an open `backend` to
-    reuse a loaded model across runs; it must be the run's model.
+    ETA. Cancelling (the token, or `cancel_run` from elsewhere) stops after the current request (an
+    in-process llama.cpp request is interrupted at its next token and redone on resume), marks the run
+    'cancelled' (or 'paused' when the token's reason is PAUSED) and raises Cancelled; calling this
+    again resumes. Pass an open `backend` to reuse a loaded model across runs; it must be the run's model.
     """
     from engine.generate import lease
 
@@ -271,16 +293,24 @@ def _run_leased(project: Project, run_id: int, row: dict[str, Any], settings: Ba
         _set_status(project, run_id, "running", device=backend.device)
         writer = RunWriter(project, run_id, row, params, backend)
         writer.lease_token = token
+        # A backend that can stop mid-request (llama.cpp in this process) asks the token at every token,
+        # so a pause takes effect within one request instead of after it.
+        interruptible = cancel is not None and hasattr(backend, "interrupt")
+        if interruptible:
+            backend.interrupt = cancel.check
         try:
             writer.run(progress=progress, cancel=cancel)
         except LeaseLostError:
             raise   # the run is another runner's now: its status is theirs to set
-        except Cancelled:
-            _set_status(project, run_id, "cancelled")
+        except Cancelled as exc:
+            _set_status(project, run_id, PAUSED if is_pause(exc) else "cancelled")
             raise
         except Exception as exc:
             _set_status(project, run_id, "failed", error=str(exc))
             raise
+        finally:
+            if interruptible:
+                backend.interrupt = None
         status = run_status(project, run_id)
         _set_status(project, run_id, "done",
                     error=(f"short of the quota for {len(status.shortfall)} codes" if status.shortfall else None))

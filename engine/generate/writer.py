@@ -13,7 +13,8 @@ from engine.generate.lease import renew as renew_lease
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import Backend, Completion
 from engine.store.project import Project
-from engine.generate.runs import (GenerationParams, grammar_for, key_of, make_request, max_units, parse_output, plan_for_code, prompt_version)
+from engine.generate.runs import (PAUSE_REQUEST, PAUSED, GenerationParams, grammar_for, key_of, make_request,
+                                  max_units, parse_output, plan_for_code, prompt_version)
 from engine.generate.strategies import make_task, unit_seed
 
 log = logging.getLogger("engine.generate")
@@ -54,10 +55,14 @@ class RunWriter:
             keys.add(key)
         return counts, keys
 
-    def _cancel_requested(self) -> bool:
+    def _check_stop(self, cancel: CancelToken | None) -> None:
+        """Raise Cancelled if this process's token or another process (`cancel_run`) asks the run to stop."""
+        if cancel is not None:
+            cancel.check()
         row = self.project.conn.execute("SELECT cancel_requested FROM generation_runs WHERE id = ?",
                                         (self.run_id,)).fetchone()
-        return bool(row and row[0])
+        if row and row[0]:
+            raise Cancelled(PAUSED if row[0] == PAUSE_REQUEST else "the run was cancelled")
 
     # the loop ---------------------------------------------------------------------------------
     def run(self, *, progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
@@ -81,10 +86,7 @@ class RunWriter:
                 index = 0
                 limit = max_units(max(target, 1), self.params)
                 while counts.get(strategy, 0) < target and index < limit:
-                    if cancel is not None:
-                        cancel.check()
-                    if self._cancel_requested():
-                        raise Cancelled("the run was cancelled")
+                    self._check_stop(cancel)
                     need = target - counts.get(strategy, 0)
                     wanted = min(batch_size, -(-need // self.params.per_request))
                     batch: list[tuple[str, int, Any]] = []
@@ -110,6 +112,10 @@ class RunWriter:
                         meter.update(done, f"{code} {strategy}",
                                      samples_per_s=self.written / self.seconds if self.seconds else 0.0,
                                      tokens_per_s=self.completion_tokens / self.seconds if self.seconds else 0.0)
+                        # Stop after the request that was running when Pause was pressed (its samples
+                        # are kept), even if it was the run's last: the user asked for a pause.
+                        if cancel is not None:
+                            cancel.check()
             if sum(counts.values()) < self.quota:
                 log.warning("run %s: code %s ended %d short of its quota of %d", self.run_id, code,
                             self.quota - sum(counts.values()), self.quota)

@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -52,6 +52,10 @@ class LlamaCppBackend:
     """A GGUF model loaded with llama-cpp-python. Thread-safe by a lock: one request at a time."""
 
     name = "llama-cpp"
+    # Set by a generation run while it runs (its cancel token's check): called before every token, it
+    # raises Cancelled to stop the request, so a pause takes effect within one token instead of after a
+    # request that can take a minute on a large model.
+    interrupt: Callable[[], None] | None = None
 
     def __init__(self, settings: BackendSettings):
         import llama_cpp
@@ -200,6 +204,8 @@ class LlamaCppBackend:
                     out.append(token)
                     if len(out) >= request.max_tokens:
                         break
+                    if self.interrupt is not None:
+                        self.interrupt()
                     llm.eval([token])
             end = time.perf_counter()
             text = llm.detokenize(out).decode("utf-8", errors="replace")

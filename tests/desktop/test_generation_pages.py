@@ -112,11 +112,16 @@ def test_pause_then_resume_ends_at_the_quota(window, qtbot, registered):
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.stream.count() > 0, timeout=120_000)
     qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    # Feedback at once: the button says so until the run has stopped.
+    assert page.pause_button.text() == "Pausing…" and not page.pause_button.isEnabled()
+    assert page.progress.cancel_button.text() == "Pausing…"
     wait_jobs(qtbot, window, timeout=120_000)
     assert "paused" in window.messages.text
     run = window.ctx.project.conn.execute("SELECT id, status FROM generation_runs").fetchone()
-    assert run[1] == "cancelled"
-    assert page.resume_button.isEnabled()
+    assert run[1] == "paused"
+    assert page.runs.count() == 1 and ": paused," in page.runs.itemText(0)
+    assert window.ctx.project.conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] < 6
+    assert page.pause_button.text() == "Pause" and page.resume_button.isEnabled()
     qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=300_000)
     counts = dict(window.ctx.project.conn.execute("SELECT code, COUNT(*) FROM samples GROUP BY code").fetchall())

@@ -100,3 +100,42 @@ def test_kill_9_mid_run_resumes_to_the_exact_quota_and_matches_an_unbroken_run(n
         twin_run = create_run(twin, **definition)
         run_generation(twin, twin_run)
         assert [r[:3] for r in _samples(twin, twin_run)] == [r[:3] for r in rows]
+
+
+def test_a_pause_interrupts_the_request_in_flight_and_resume_gives_the_same_samples(nace_project, gemma_path,
+                                                                                   tmp_path):
+    """Pause stops llama.cpp mid-request (at the next token), writes nothing of that request, lists the run
+    as paused, and the resumed run ends with exactly the samples of a run that was never paused."""
+    from engine.errors import Cancelled
+    from engine.generate import PAUSED
+    from engine.jobs import CancelToken
+
+    class PauseAfterTokens(CancelToken):
+        """Pause pressed while the second request decodes (checked once per token)."""
+
+        def __init__(self, tokens: int):
+            super().__init__()
+            self.checks, self.tokens = 0, tokens
+
+        def check(self) -> None:
+            self.checks += 1
+            if self.checks == self.tokens:
+                self.cancel(PAUSED)
+            super().check()
+
+    shutil.copy(nace_project.path, tmp_path / "copy.statcoder")
+    copy = Project.open(tmp_path / "copy.statcoder")
+    runs = []
+    for project in (nace_project, copy):
+        runs.append(create_run(project, codes=["10.71"], quota=6, seed=5, model=str(gemma_path),
+                               backend=gemma_settings(gemma_path), strategies=["notes"], params=PARAMS))
+    token = PauseAfterTokens(tokens=30)
+    with pytest.raises(Cancelled, match="paused"):
+        run_generation(nace_project, runs[0], cancel=token)
+    paused = run_status(nace_project, runs[0])
+    assert paused.status == "paused" and paused.units < 2 and paused.done < 6
+    run_generation(nace_project, runs[0])
+    run_generation(copy, runs[1])
+    texts = [r[2] for r in _samples(nace_project, runs[0])]
+    assert texts == [r[2] for r in _samples(copy, runs[1])] and len(texts) == 6
+    copy.close()

@@ -118,3 +118,69 @@ def test_run_definition_errors(nace_project):
         create_run(nace_project, codes=["10.71"], quota=3, backend=SCRIPTED, strategies=["magic"])
     with pytest.raises(StatcoderError, match="no generation run"):
         run_status(nace_project, 42)
+
+
+def three_phrases(request):
+    return json.dumps([f"phrase {request.seed} {i}" for i in range(3)])
+
+
+def test_pause_stops_after_the_request_in_flight_and_lists_the_run_as_paused(nace_project):
+    """Pause pressed while the run's last request is in flight: the run stops there, listed as paused."""
+    from engine.generate import PAUSED
+
+    token = CancelToken()
+    backend = ScriptedBackend(three_phrases)
+    answer = backend.answer
+
+    def pause_during_request(request):
+        if len(backend.requests) == 3:  # the third request of four is running when Pause is pressed
+            token.cancel(PAUSED)
+        return answer(request)
+
+    backend.answer = pause_during_request
+    run_id = create_run(nace_project, codes=["10.71", "10.72"], quota=6, seed=2, backend=SCRIPTED,
+                        strategies=["notes"], params=GenerationParams(per_request=3))
+    with pytest.raises(Cancelled, match="paused"):
+        run_generation(nace_project, run_id, backend=backend, cancel=token)
+    assert len(backend.requests) == 3, "no request may start after Pause"
+    paused = run_status(nace_project, run_id)
+    assert paused.status == "paused" and paused.finished is None and paused.done == 9
+    run_generation(nace_project, run_id, backend=ScriptedBackend())
+    assert run_status(nace_project, run_id).status == "done"
+
+
+def test_pause_from_another_process_lists_the_run_as_paused(nace_project):
+    backend = ScriptedBackend(three_phrases)
+    answer = backend.answer
+    run_id = create_run(nace_project, codes=["10.71"], quota=6, seed=2, backend=SCRIPTED, strategies=["notes"],
+                        params=GenerationParams(per_request=3))
+
+    def pause_from_cli(request):
+        cancel_run(nace_project, run_id, pause=True)   # as `statcoder generate pause` does
+        return answer(request)
+
+    backend.answer = pause_from_cli
+    with pytest.raises(Cancelled):
+        run_generation(nace_project, run_id, backend=backend)
+    assert run_status(nace_project, run_id).status == "paused"
+
+
+def test_pausing_the_last_request_of_a_run_does_not_finish_it(nace_project):
+    """The issue's case: Pause pressed while the request that would reach the quota runs."""
+    from engine.generate import PAUSED
+
+    token = CancelToken()
+    backend = ScriptedBackend(three_phrases)
+    answer = backend.answer
+
+    def pause_last(request):
+        if len(backend.requests) == 2:
+            token.cancel(PAUSED)
+        return answer(request)
+
+    backend.answer = pause_last
+    run_id = create_run(nace_project, codes=["10.71"], quota=6, seed=2, backend=SCRIPTED, strategies=["notes"],
+                        params=GenerationParams(per_request=3))
+    with pytest.raises(Cancelled):
+        run_generation(nace_project, run_id, backend=backend, cancel=token)
+    assert run_status(nace_project, run_id).status == "paused"
