@@ -168,7 +168,8 @@ class ClassificationPage(Page):
             item.setData(Qt.ItemDataRole.UserRole, code.code)
             self.results.addItem(item)
         more = "+" if len(hits) == SEARCH_LIMIT else ""
-        self.result_count.setText(f"{len(hits)}{more} codes match “{query}”")
+        noun = "code matches" if len(hits) == 1 and not more else "codes match"
+        self.result_count.setText(f"{len(hits)}{more} {noun} “{query}”")
         self.views.setCurrentWidget(self.results)
         if hits:
             self.results.setCurrentRow(0)

@@ -293,16 +293,8 @@ def level_names(project: Project) -> list[str]:
 
 def search_codes(project: Project, query: str, *, limit: int = 50, in_notes: bool = True,
                  leaves_only: bool = False) -> list[Code]:
-    """Codes whose code, title (or notes) contain every word of the query; code and title hits first."""
-    words = [w for w in query.casefold().split() if w]
-    if not words:
-        return []
-    fields = "code || ' ' || title" + (" || ' ' || includes || ' ' || also_includes || ' ' || notes" if in_notes else "")
-    where = " AND ".join([f"instr(lower({fields}), ?) > 0"] * len(words))
-    if leaves_only:
-        where += " AND is_leaf"
-    title_hit = " AND ".join(["instr(lower(code || ' ' || title), ?) > 0"] * len(words))
-    sql = (f"SELECT {_COLUMNS} FROM codes WHERE {where} "
-           f"ORDER BY (CASE WHEN code = ? THEN 0 WHEN {title_hit} THEN 1 ELSE 2 END), ord LIMIT ?")
-    params: Iterable = [*words, query.strip(), *words, limit]
-    return [_code(r) for r in project.conn.execute(sql, list(params))]
+    """Codes matching what was typed: a code prefix, stemmed words of titles and notes (FTS5), ranked;
+    words with typos fall back to the closest indexed words (rapidfuzz). See classification/search.py."""
+    from .search import search
+
+    return search(project, query, limit=limit, in_notes=in_notes, leaves_only=leaves_only)

@@ -347,3 +347,30 @@ def m085_generation_lease(conn: sqlite3.Connection) -> None:
         ALTER TABLE generation_runs ADD COLUMN lease_heartbeat REAL;  -- unix seconds of its last sign of life
         """
     )
+
+
+@migration
+def m090_code_search(conn: sqlite3.Connection) -> None:
+    """A full-text index of codes, titles and notes with the Porter stemmer (SQLite's FTS5, built in), so
+    "dairy" finds "Operation of dairies". Triggers keep it in step with `codes` whoever writes them
+    (an import in this process or another); the notes column holds includes, also-includes and notes,
+    not the excludes, which name what a code is not."""
+    _script(conn,
+        """
+        CREATE VIRTUAL TABLE code_search USING fts5(code, title, notes, tokenize = 'porter unicode61');
+        INSERT INTO code_search (rowid, code, title, notes)
+            SELECT rowid, code, title, includes || ' ' || also_includes || ' ' || notes FROM codes;
+        CREATE TRIGGER codes_search_insert AFTER INSERT ON codes BEGIN
+            INSERT INTO code_search (rowid, code, title, notes)
+            VALUES (new.rowid, new.code, new.title, new.includes || ' ' || new.also_includes || ' ' || new.notes);
+        END;
+        CREATE TRIGGER codes_search_delete AFTER DELETE ON codes BEGIN
+            DELETE FROM code_search WHERE rowid = old.rowid;
+        END;
+        CREATE TRIGGER codes_search_update AFTER UPDATE ON codes BEGIN
+            DELETE FROM code_search WHERE rowid = old.rowid;
+            INSERT INTO code_search (rowid, code, title, notes)
+            VALUES (new.rowid, new.code, new.title, new.includes || ' ' || new.also_includes || ' ' || new.notes);
+        END;
+        """
+    )

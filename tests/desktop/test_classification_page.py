@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QUrl
 
-from engine.classification import children
+from engine.classification import children, search_codes
 from tests.conftest import snapshot
 from tests.desktop.conftest import wait_jobs
 
@@ -42,7 +42,7 @@ def test_search_as_you_type_and_follow_an_excludes_link(window, qtbot, nace_path
     # search over notes too: a word that appears only in the includes of some codes
     page.search.clear()
     qtbot.keyClicks(page.search, "rusks")
-    qtbot.waitUntil(lambda: page.results.count() > 0, timeout=2000)
+    qtbot.waitUntil(lambda: "rusks" in page.result_count.text(), timeout=2000)
     assert page.results.item(0).data(Qt.ItemDataRole.UserRole).startswith("10.7")
 
     page.reveal("10.71")
@@ -125,3 +125,26 @@ def test_user_text_is_shown_as_text_not_markup(window, qtbot, tmp_path):
     assert page.result_count.textFormat() == Qt.TextFormat.PlainText
     window.ctx.notify("<h1>not a heading</h1>")
     assert window.messages.label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_search_finds_stemmed_words_on_the_page_and_in_the_code_picker(window, qtbot, nace_path):
+    from desktop.widgets.code_picker import CodePicker
+
+    window.open_project(nace_path)
+    page = window.pages["classification"]
+    window.show_page("classification")
+    qtbot.keyClicks(page.search, "dairy")
+    qtbot.waitUntil(lambda: page.views.currentWidget() is page.results, timeout=2000)
+    codes = [page.results.item(i).data(Qt.ItemDataRole.UserRole) for i in range(page.results.count())]
+    assert "10.51" in codes                            # "Operation of dairies and cheese making"
+    page.search.setText("1051")
+    page.run_search()
+    assert page.results.count() == 1 and page.result_count.text() == "1 code matches “1051”"
+    picker = CodePicker(window.ctx.project, window, query="dairy")
+    qtbot.addWidget(picker)
+    found = [picker.results.item(i).data(Qt.ItemDataRole.UserRole) for i in range(picker.results.count())]
+    assert "10.51" in found and all(len(code) == 5 for code in found)   # leaves only
+    picker.search.setText("bakry")                     # a typo
+    picker.run_search()
+    assert picker.results.count() > 0 and picker.chosen == search_codes(window.ctx.project, "bakery",
+                                                                        leaves_only=True)[0].code
