@@ -295,6 +295,6 @@ def search_codes(project: Project, query: str, *, limit: int = 50, in_notes: boo
                  leaves_only: bool = False) -> list[Code]:
     """Codes matching what was typed: a code prefix, stemmed words of titles and notes (FTS5), ranked;
     words with typos fall back to the closest indexed words (rapidfuzz). See classification/search.py."""
-    from .search import search
+    from engine.classification.search import search
 
     return search(project, query, limit=limit, in_notes=in_notes, leaves_only=leaves_only)

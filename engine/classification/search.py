@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
-    from ..project import Project
-    from .model import Code
+    from engine.store.project import Project
+    from engine.classification.model import Code
 
 # BM25 weights of the index's columns (code, title, notes): a title word says more than a notes word.
 WEIGHTS = (4.0, 10.0, 1.0)
@@ -138,7 +138,7 @@ def search_code_ids(project: "Project", query: str, *, limit: int = 50, in_notes
 
 def search(project: "Project", query: str, *, limit: int = 50, in_notes: bool = True,
            leaves_only: bool = False) -> list["Code"]:
-    from .model import get_code
+    from engine.classification.model import get_code
 
     return [get_code(project, code) for code in search_code_ids(project, query, limit=limit, in_notes=in_notes,
                                                                 leaves_only=leaves_only)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.classification import ColumnMapping, import_parsed, parse_generic, search_codes
-from engine.project import Project
+from engine.store.project import Project
 
 
 def codes(project, query, **kw):
