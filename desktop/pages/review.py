@@ -11,13 +11,19 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout,
 )
 
+from engine.changes import Changes
 from engine.curate import clear_user_status, flag_counts, set_sample_status
+from engine.curate.samples import (SampleFilter, SampleRow, count_samples, edit_sample, filter_choices, list_samples,
+                                   sample_ids)
+from engine.curate.settings import CurationSettings, run_curation
+from engine.generate import list_runs
 from engine.store.project import Project
-from engine.curate.samples import SampleFilter, SampleRow, count_samples, edit_sample, filter_choices, list_samples, sample_ids
 
 from ..context import AppContext, Page
 from ..messages import ask_yes_no
 from ..widgets.code_picker import CodePicker
+from ..widgets.curation_form import CurationDialog
+from ..widgets.progress import JobProgress
 
 PAGE_ROWS = 1000
 ALL = "(all)"
@@ -53,6 +59,11 @@ class ReviewPage(Page):
             combo.currentIndexChanged.connect(lambda _i: self._reload_timer.start())
 
         bar = QHBoxLayout()
+        self.curate_button = QPushButton("Run curation…")
+        self.curate_button.setToolTip("Flag junk, duplicates and mislabelled samples with a reason; reject or "
+                                      "relabel them (the options of `statcoder curate run`)")
+        self.curate_button.clicked.connect(self.open_curation_dialog)
+        bar.addWidget(self.curate_button)
         self.count_label = QLabel()
         bar.addWidget(self.count_label, 1)
         self.bulk_accept = QPushButton("Accept all matching")
@@ -62,6 +73,13 @@ class ReviewPage(Page):
         bar.addWidget(self.bulk_accept)
         bar.addWidget(self.bulk_reject)
         layout.addLayout(bar)
+        self.curation_progress = JobProgress()
+        layout.addWidget(self.curation_progress)
+        self.curation_summary = QLabel()
+        self.curation_summary.setWordWrap(True)
+        self.curation_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.curation_summary.hide()
+        layout.addWidget(self.curation_summary)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -83,11 +101,63 @@ class ReviewPage(Page):
             shortcut = QShortcut(QKeySequence(key), self.table, activated=action)
             shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
         self.rows: list[SampleRow] = []
-        ctx.data_changed.connect(lambda what: self.refresh_filters() if what == "samples" else None)
+        self.curation_job = None
+        self.last_curation = None
+        ctx.changed.connect(lambda changes: self.refresh_filters() if changes.touches("samples", "curation") else None)
 
     # loading ------------------------------------------------------------------------------------
     def on_project_changed(self, project: Project | None) -> None:
+        self.curation_summary.hide()
+        self.last_curation = None
         self.refresh_filters()
+
+    # curation -----------------------------------------------------------------------------------
+    def open_curation_dialog(self) -> CurationDialog | None:
+        """The options of `statcoder curate run`; Run starts curation on a worker."""
+        if self.project is None:
+            return None
+        runs = [(s.run_id, f"run {s.run_id}: {s.name} ({s.done:,} samples, {s.status})")
+                for s in list_runs(self.project)]
+        dialog = CurationDialog(runs, self)
+        dialog.accepted.connect(lambda: self.run_curation(dialog.settings()))
+        self.open_dialog_hook(dialog)
+        dialog.open()
+        return dialog
+
+    # Tests replace this to fill in the dialog; by default it does nothing.
+    open_dialog_hook = staticmethod(lambda dialog: None)
+
+    def run_curation(self, settings: CurationSettings | None = None) -> None:
+        project = self.project
+        if project is None or self.curation_job is not None:
+            return
+        settings = settings or CurationSettings()
+        self.curate_button.setEnabled(False)
+        self.curation_job = self.ctx.run(
+            "Curation", lambda progress, cancel: run_curation(project, settings, progress=progress, cancel=cancel),
+            on_success=self._curated, on_finish=self._curation_stopped)
+        self.curation_progress.attach(self.curation_job, "Curation: reading the samples…")
+
+    def _curated(self, result) -> None:
+        self.last_curation = result
+        flags = ", ".join(f"{rule} {n:,}" for rule, n in sorted(result.flags.items(), key=lambda kv: -kv[1]))
+        self.curation_summary.setText(
+            f"<b>Curation {result.curation_id}</b>: {result.samples:,} samples, {result.accepted:,} accepted "
+            f"({result.relabeled:,} relabelled), {result.rejected:,} rejected in {result.seconds:.1f} s. "
+            f"Flags set: {flags or 'none'}. {' '.join(result.balance.lines(limit=10))}")
+        self.curation_summary.show()
+        self.ctx.notify(f"Curation {result.curation_id}: {result.rejected:,} of {result.samples:,} samples rejected, "
+                        f"{result.relabeled:,} relabelled. The flagged samples are listed below.")
+        # Show what it flagged: the "any flag" filter, set before the refresh the result's changes cause.
+        self.flag_filter.blockSignals(True)
+        if self.flag_filter.findText("any flag") < 0:
+            self.flag_filter.addItem("any flag")
+        self.flag_filter.setCurrentText("any flag")
+        self.flag_filter.blockSignals(False)
+
+    def _curation_stopped(self) -> None:
+        self.curation_job = None
+        self.curate_button.setEnabled(self.project is not None)
 
     def refresh_filters(self) -> None:
         project = self.project
@@ -171,8 +241,9 @@ class ReviewPage(Page):
         row = self.table.currentRow()
         if self.ctx.guarded(action)() is None:
             return
-        self.ctx.data_changed.emit("samples")
-        self.reload(keep_row=row + 1 if len(self.selected_ids()) <= 1 else row)
+        keep = row + 1 if len(self.selected_ids()) <= 1 else row
+        self.ctx.apply_changes(Changes(samples=True))   # reloads this page's filters and rows too
+        self.reload(keep_row=keep)
 
     def set_status(self, status: str) -> None:
         ids = self.selected_ids()

@@ -18,6 +18,8 @@ from engine.coders.data import DataMix
 from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions
 from engine.coders.registry import default_model_id, list_models, set_default_model
 from engine.coders.train import train_coder
+from engine.curate import uncurated_samples
+from engine.errors import StatcoderError
 from engine.evaluate.metrics import EvaluationResult, evaluate_model, set_report_path
 from engine.evaluate.report import write_report
 from engine.evaluate.history import StoredEvaluation, latest_evaluations
@@ -89,6 +91,16 @@ class TrainPage(Page):
         buttons.addStretch(1)
         form.addLayout(buttons)
         layout.addWidget(train_box)
+        # Said before training, not after: synthetic samples no curation has judged are trained on as the
+        # model wrote them, junk such as "Manufacture of bakery, bakery, bakery" included.
+        self.uncurated_label = QLabel()
+        self.uncurated_label.setWordWrap(True)
+        self.uncurated_label.setStyleSheet("color:#663c00; background:#fff4e5; padding:4px; border-radius:4px;")
+        self.uncurated_label.linkActivated.connect(lambda _link: self.ctx.show_page.emit("review"))
+        self.uncurated_label.hide()
+        layout.addWidget(self.uncurated_label)
+        self.weights["synthetic"].valueChanged.connect(lambda _v: self.update_uncurated_warning())
+        self.scope.editingFinished.connect(self.update_uncurated_warning)
         self.progress = JobProgress()
         layout.addWidget(self.progress)
 
@@ -153,7 +165,28 @@ class TrainPage(Page):
     def on_project_changed(self, project: Project | None) -> None:
         self.refresh()
 
+    def uncurated_count(self) -> int:
+        """Accepted synthetic samples the current form would train on that no curation has judged."""
+        if self.project is None or not self.weights["synthetic"].value():
+            return 0
+        try:
+            mix = self.data_mix()
+        except StatcoderError:   # a code being typed in "Only codes under" that does not exist (yet)
+            return 0
+        return uncurated_samples(self.project, run_ids=mix.run_ids, codes=mix.codes)
+
+    def update_uncurated_warning(self) -> int:
+        n = self.uncurated_count()
+        self.uncurated_label.setVisible(n > 0)
+        if n:
+            self.uncurated_label.setText(
+                f"⚠ {n:,} synthetic sample{'s' if n != 1 else ''} in this mix {'were' if n != 1 else 'was'} never "
+                "curated: training would use them as generated, junk included. "
+                "<a href='review'>Run curation on the Review page</a> first, or set synthetic × to 0.")
+        return n
+
     def refresh(self) -> None:
+        self.update_uncurated_warning()
         project = self.project
         self.table.clear()
         self.model_ids = []
@@ -275,6 +308,10 @@ class TrainPage(Page):
                            progress=scaled_progress(progress, 0.85, 1.0), cancel=cancel)
             return trained
 
+        uncurated = self.update_uncurated_warning()
+        if uncurated:
+            self.ctx.notify(f"Training with {uncurated:,} synthetic samples that were never curated; run curation "
+                            "on the Review page to flag and reject the junk among them.", "warning")
         self.train_button.setEnabled(False)
         job = self.ctx.run("Training", train_and_evaluate, on_success=self._trained,
                            on_finish=lambda: self.train_button.setEnabled(True))

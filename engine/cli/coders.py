@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from engine.classification import leaf_codes_under
-from engine.cli.common import cli, echo_json, json_option, open_project, progress_printer, project_option
+from engine.cli.common import (cli, echo_json, json_option, open_project, progress_printer, project_option,
+                               warn_uncurated)
 from engine.coders.base import TrainedModel
 from engine.coders.data import DataMix
 from engine.coders.embedding.training import EmbeddingTrainOptions
@@ -67,9 +68,11 @@ def fasttext_options(fn):
 def build_mix(project: Project, *, w_notes: int, w_synthetic: int, w_real: int, w_augmented: int,
               run_ids: tuple[int, ...], subset: str, validation_share: float, w_pseudo: int = 0) -> DataMix:
     tops = [s.strip() for s in subset.split(",") if s.strip()]
-    return DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented, pseudo=w_pseudo,
-                   run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
-                   validation_share=validation_share)
+    mix = DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented, pseudo=w_pseudo,
+                  run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
+                  validation_share=validation_share)
+    warn_uncurated(project, mix)
+    return mix
 
 
 def fasttext_train_options(*, epoch: int, lr: float, dim: int, word_ngrams: int, bucket: int | None, threads: int,

@@ -47,3 +47,16 @@ def progress_printer():
         eta = f", ETA {info.eta_s:.0f}s" if info.eta_s is not None else ""
         click.echo(f"\r{info.message}: {info.fraction:6.1%}{eta}   ", nl=False, err=True)
     return report
+
+
+def warn_uncurated(project: Project, mix: Any) -> None:
+    """Say on stderr when a data mix would train on synthetic samples that no curation has judged."""
+    if not getattr(mix, "synthetic", 0):
+        return
+    from engine.curate import uncurated_samples
+
+    n = uncurated_samples(project, run_ids=mix.run_ids, codes=mix.codes)
+    if n:
+        click.echo(f"warning: {n:,} accepted synthetic sample{'s' if n != 1 else ''} in this mix were never curated "
+                   "and will be trained on as generated, junk included; run `statcoder curate run` first",
+                   err=True)

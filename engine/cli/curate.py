@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from pathlib import Path
 
 import click
 
 from engine.atomic import check_output_path, write_text
 from engine.realdata.augment import OPERATIONS, AugmentOptions, augment_real_train
-from engine.curate import (ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, LabelCheckOptions, balance_report,
-                      clear_user_status, default_label_check, curate, export_curated, flag_counts, list_flags, override_flag,
-                      set_sample_status, status_counts)
+from engine.curate import (ALL_RULES, balance_report, clear_user_status, export_curated, flag_counts, list_flags,
+                           override_flag, set_sample_status, status_counts)
+from engine.curate.settings import CurationSettings, parse_rules, run_curation
 from engine.curate.quality import quality_report
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
@@ -22,10 +20,6 @@ run_option = click.option("--run", "runs", type=int, multiple=True,
 
 def _runs(runs: tuple[int, ...]) -> list[int] | None:
     return list(runs) or None
-
-
-def _rules(value: str | None, default: frozenset[str]) -> frozenset[str]:
-    return default if value is None else frozenset(r.strip() for r in value.split(",") if r.strip())
 
 
 @cli.group("curate")
@@ -64,28 +58,17 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
                checker: str, check_mode: str | None, quota: int | None, cap: int | None, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
     project = open_project(project_path, write=True)
-    if checker == "auto":
-        check = default_label_check(project)
-    else:
-        check = LabelCheckOptions(mode="notes" if checker == "embedding" else "kfold",
-                                  checker=_embedding_checker() if checker == "embedding" else None)
-    check = dataclasses.replace(check, folds=folds, top_k=top_k, confident=confident, mode=check_mode or check.mode)
-    options = CurationOptions(
-        near_threshold=threshold, rules=_rules(rules, frozenset(ALL_RULES)), reject=_rules(reject, DEFAULT_REJECT),
-        relabel=frozenset() if relabel == "none" else _rules(relabel, DEFAULT_RELABEL),
-        label_check=None if no_label_check else check, use_real_train=not no_real_train, quota=quota, cap=cap)
-    result = curate(project, run_ids=_runs(runs), options=options)
+    settings = CurationSettings(run_ids=_runs(runs), threshold=threshold, rules=parse_rules(rules),
+                                reject=parse_rules(reject), relabel=parse_rules(relabel),
+                                label_check=not no_label_check, folds=folds, top_k=top_k, confident=confident,
+                                use_real_train=not no_real_train, checker=checker, check_mode=check_mode,
+                                quota=quota, cap=cap)
+    result = run_curation(project, settings)
     if as_json:
         echo_json(result.to_dict())
         return
     for line in result.lines():
         click.echo(line)
-
-
-def _embedding_checker():
-    from engine.coders.embedding.checker import embedding_checker
-
-    return embedding_checker()
 
 
 @curate_group.command("flags")

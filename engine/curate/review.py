@@ -149,6 +149,18 @@ def accepted_samples(project: Project, run_ids: Sequence[int] | None = None,
         f"SELECT s.text, {LABEL} FROM samples s WHERE s.status = 'accepted'{where} ORDER BY s.id", args)]
 
 
+def uncurated_samples(project: Project, *, run_ids: Sequence[int] | None = None,
+                      codes: Sequence[str] | None = None) -> int:
+    """Accepted samples that no curation has judged and no reviewer decided on: training would take them
+    as they came out of the model, junk included ("Manufacture of bakery, bakery, bakery")."""
+    where, args = _run_filter(run_ids)
+    if codes is not None:
+        where, args = where + f" AND {LABEL} IN ({_marks(codes) or 'NULL'})", args + list(codes)
+    return project.conn.execute(
+        f"SELECT COUNT(*) FROM samples s WHERE s.status = 'accepted' AND s.curation_id IS NULL"
+        f" AND s.status_by != 'user'{where}", args).fetchone()[0]
+
+
 def export_curated(project: Project, path: str | Path, *, fmt: str = "fasttext",
                    run_ids: Sequence[int] | None = None, include_rejected: bool = False) -> int:
     """Write the curated samples as fastText training lines or CSV (with status and flags); returns rows."""

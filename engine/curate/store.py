@@ -16,8 +16,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
+from engine.changes import Changes
 from engine.errors import StatcoderError
-from engine.jobs import CancelToken, ProgressCallback
+from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.classification.note_lines import notes_pairs
 from engine.store.project import Project
 from engine.curate.labelcheck import Check, LabelCheckOptions, label_check
@@ -99,6 +100,10 @@ class CurationResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def changes(self) -> Changes:
+        return Changes(samples=True, curation=True)
+
     def lines(self) -> list[str]:
         out = [f"curation {self.curation_id}: {self.samples} samples from runs "
                f"{', '.join(map(str, self.run_ids)) or '-'}: {self.accepted} accepted "
@@ -170,11 +175,20 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
     limits = options.garbage or GarbageLimits(language=_language(project))
     enabled = options.rules
 
+    def stage(message: str) -> None:
+        # The rules are quick next to the label check; they report a stage, and each is a point to cancel.
+        if cancel is not None:
+            cancel.check()
+        if progress is not None:
+            progress(ProgressInfo(0, 0, message))
+
     hits: list[Hit] = []
+    stage(f"{len(samples):,} samples: garbage rules")
     if enabled & set(GARBAGE_RULES):
         hits += [h for h in garbage(samples, limits=limits) if h.rule in enabled]
     junk = {h.sample_id for h in hits} | {sid for sid, st in user_status.items() if st == "rejected"}
     clean = [s for s in samples if s.id not in junk]
+    stage("duplicates and conflicts")
     if enabled & {"duplicate", "near_duplicate"}:
         hits += [h for h in duplicates(clean, threshold=options.near_threshold) if h.rule in enabled]
     if "label_conflict" in enabled:
@@ -184,6 +198,7 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
     if "excludes_conflict" in enabled:
         hits += excludes_conflicts(clean, links)
     checks: list[Check] = []
+    stage("label check")
     if options.label_check is not None and "label_check" in enabled:
         # The note lines the `notes` training arm uses, so the checker knows what the notes say.
         reference = list(real) + (list(notes_pairs(project, sorted(codes))) if options.use_notes else [])
@@ -205,6 +220,7 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
     relabeled = sum(1 for _, curated in decided.values() if curated)
 
     quota = options.quota if options.quota is not None else _runs_quota(project, runs)
+    stage("storing flags and statuses")
     with project.transaction() as conn:
         cur = conn.execute("INSERT INTO curation_runs (params) VALUES (?)",
                            (json.dumps({**params, "run_ids": runs}),))
