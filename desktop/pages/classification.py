@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QStackedWidget, QTreeView, QVBoxLayout, QWidget,
 )
 
+from engine.changes import Changes
 from engine.classification import BUILTINS, import_builtin, search_codes
 from engine.store.project import Project
 
@@ -85,7 +86,7 @@ class ClassificationPage(Page):
         splitter.addWidget(self.details)
         splitter.setSizes([460, 700])
         layout.addWidget(splitter, 1)
-        ctx.data_changed.connect(self._data_changed)
+        ctx.changed.connect(self._changed)
         ctx.show_code.connect(self.reveal)
 
     # project and data -------------------------------------------------------------------------
@@ -96,13 +97,12 @@ class ClassificationPage(Page):
         self.details.show_code(None, None)
         self._update_summary()
 
-    def _data_changed(self, what: str) -> None:
-        if what == "classification":
+    def _changed(self, changes: Changes) -> None:
+        if changes.classification:
             self.tree_model.set_project(self.project)
-            self._update_summary()
-        elif self.details.code:
-            self.details.show_code(self.project, self.details.code)
-        if what == "realdata":
+        elif self.details.code and changes.touches("realdata", "samples", "corrections"):
+            self.details.show_code(self.project, self.details.code)   # its counts of texts changed
+        if changes.touches("classification", "realdata"):
             self._update_summary()
 
     def _update_summary(self) -> None:
@@ -138,7 +138,6 @@ class ClassificationPage(Page):
         levels = " / ".join(str(n) for n in result.per_level.values())
         self.ctx.notify(f"Imported {result.name}: {result.codes:,} codes ({result.leaf_codes:,} leaf codes; "
                         f"per level {levels}), {result.links:,} links from the excludes.")
-        self.ctx.data_changed.emit("classification")
 
     def open_import_dialog(self) -> ClassificationImportDialog:
         dialog = ClassificationImportDialog(self.ctx, self)

@@ -25,7 +25,7 @@ FIELD_GUESSES = {
     "code": ["code", "id", "key"], "title": ["title", "name", "label", "description"],
     "parent": ["parent", "parent_code"], "level": ["level", "depth"], "includes": ["includes", "include"],
     "also_includes": ["also_includes", "also includes", "includes_also"],
-    "excludes": ["excludes", "exclude"], "notes": ["notes", "note", "explanatory_note"],
+    "excludes": ["excludes", "exclude", "excluded occupations", "excluded", "exclusions"], "notes": ["notes", "note", "explanatory_note"],
     "text": ["text", "activity", "description", "answer"],
 }
 
@@ -100,10 +100,20 @@ class ClassificationImportDialog(QDialog):
         self.name = QLineEdit()
         self.name.setPlaceholderText("defaults to the file name")
         self.lenient = QCheckBox("Report links to unknown codes instead of refusing the file")
+        self.excludes_pattern = QLineEdit()
+        self.excludes_pattern.setPlaceholderText(
+            "optional: a regular expression for references to other codes, e.g. \\[(\\d{4})\\]")
+        self.excludes_pattern.setToolTip(
+            "Links to other codes are found in the excludes (and under a notes' \"classified elsewhere:\" "
+            "header) when they read \"see 01.12\", \"(see 2221)\", \"→ 2221\", \"classified in 2221\" or, "
+            "as in ISCO-08, \"- Medical physicist - 2111\". For any other form, give a regular expression "
+            "whose group (?P<code>…), or only group, is the code.")
+        self.excludes_pattern.textChanged.connect(lambda _t: self._mapping_changed())
         form.addRow("File", self.file)
         form.addRow("Encoding", self.encoding)
         form.addRow("Name", self.name)
         form.addRow("", self.lenient)
+        form.addRow("Excludes pattern", self.excludes_pattern)
         layout.addLayout(form)
 
         mapping_box = QGroupBox("Column mapping (code and title are required)")
@@ -182,9 +192,11 @@ class ClassificationImportDialog(QDialog):
         """Parse and validate on a worker: nothing is written."""
         path, mapping, encoding = self.file.path, self.column_mapping(), self.encoding.currentText()
         name, strict = self.name.text().strip() or None, not self.lenient.isChecked()
+        pattern = self.excludes_pattern.text().strip() or None
 
         def parse_and_validate(progress, cancel) -> CheckedFile:
-            parsed = parse_generic(path, mapping, encoding=encoding, name=name, strict_links=strict)
+            parsed = parse_generic(path, mapping, encoding=encoding, name=name, strict_links=strict,
+                                   excludes_pattern=pattern)
             problems, warnings, links = validate(parsed)
             return CheckedFile(parsed, problems, warnings, len(links))
 
@@ -204,9 +216,14 @@ class ClassificationImportDialog(QDialog):
         if result.problems:
             self._show_problems([str(p) for p in result.problems],
                                 f"{len(result.problems)} problem(s); fix the file or the mapping:")
-        else:
+        elif result.links:
             self._show_problems(result.warnings, f"OK: {len(result.parsed.codes):,} codes and {result.links:,} "
-                                                 "links from the excludes. Press Import to write them.")
+                                                 f"link{'s' if result.links != 1 else ''} to other codes found in "
+                                                 "the excludes. Press Import to write them.")
+        else:
+            self._show_problems(result.warnings, f"{len(result.parsed.codes):,} codes, but no links to other codes "
+                                                 "were found in the excludes: check the excludes column, or give an "
+                                                 "excludes pattern. Press Import to write them as they are.")
         self._update_buttons()
 
     def do_import(self) -> None:
@@ -221,8 +238,7 @@ class ClassificationImportDialog(QDialog):
         self.import_result = result
         self.ctx.notify(f"Imported {result.name}: {result.codes:,} codes ({result.leaf_codes:,} leaf codes), "
                         f"{result.links:,} links.")
-        self.ctx.data_changed.emit("classification")
-        self.accept()
+        self.accept()   # the result's changes reach the pages once this returns
 
 
 class RealTextsImportDialog(QDialog):
@@ -317,5 +333,4 @@ class RealTextsImportDialog(QDialog):
     def _imported(self, result) -> None:
         self.result = result
         self.ctx.notify("Coded texts: " + "\n".join(result.lines()))
-        self.ctx.data_changed.emit("realdata")
-        self.accept()
+        self.accept()   # the result's changes reach the pages once this returns

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.errors import ClassificationError, Problem
-from engine.classification.excludes import parse_item, split_items
+from engine.classification.excludes import (code_at_end, compile_pattern, custom_links, elsewhere_section, parse_item,
+                                            split_items)
 from engine.classification.model import ParsedClassification, RawCode, RawLink
 from engine.classification.reading import read_csv, read_json_records
 
@@ -72,9 +73,19 @@ def derive_parents(codes: list[RawCode]) -> None:
 
 def parse_generic(path: str | Path, mapping: ColumnMapping, *, encoding: str = "utf-8",
                   name: str | None = None, level_names: list[str] | None = None,
-                  language: str = "en", strict_links: bool = True) -> ParsedClassification:
+                  language: str = "en", strict_links: bool = True,
+                  excludes_pattern: str | None = None) -> ParsedClassification:
+    """Read a classification file through a column mapping; links come from the excludes (see _links).
+
+    `excludes_pattern`: a regular expression for references the built-in forms miss; its group `code`
+    (or its only group, or the whole match) is the code a line of the excludes points to.
+    """
     path = Path(path)
     columns = mapping.columns()
+    try:
+        pattern = compile_pattern(excludes_pattern) if excludes_pattern else None
+    except ValueError as exc:
+        raise ClassificationError([Problem(str(path), 0, str(exc), "excludes pattern")]) from None
     if path.suffix.lower() == ".json":
         records = read_json_records(path, encoding)
         if records:
@@ -115,21 +126,35 @@ def parse_generic(path: str | Path, mapping: ColumnMapping, *, encoding: str = "
         raise ClassificationError(problems)
     if "parent" not in columns:
         derive_parents(codes)
-    links = _links(codes, path)
+    links = _links(codes, path, pattern)
     return ParsedClassification(name=name or path.stem, format="generic-" + path.suffix.lower().lstrip("."),
                                 files=[path], codes=codes, links=links, level_names=level_names or [],
                                 language=language, unresolved_links_are_errors=strict_links)
 
 
-def _links(codes: list[RawCode], path: Path) -> list[RawLink]:
-    """A reference is any code-like token after 'see' / 'classified in'; unknown ones fail validation."""
+def _links(codes: list[RawCode], path: Path, pattern: re.Pattern[str] | None = None) -> list[RawLink]:
+    """A reference is any code-like token after 'see' / 'classified in' / an arrow, the code that ends an
+    ISCO-style line ("- Medical physicist - 2111"), or a match of the user's pattern. It is looked for in
+    the excludes and in the lines under a notes text's "... classified elsewhere:" header. Unknown codes
+    fail validation (or are reported, with lenient links)."""
     links: list[RawLink] = []
     for raw in codes:
-        for item in split_items(raw.excludes):
+        found: list[tuple[str, str]] = []
+        text = "\n".join(t for t in (raw.excludes, elsewhere_section(raw.notes)) if t.strip())
+        rest: list[str] = []
+        for line in text.splitlines():
+            if pattern is not None and (matched := custom_links(line, pattern)):
+                found += matched
+            elif (isco := code_at_end(line)) is not None:
+                found.append(isco)
+            else:
+                rest.append(line)
+        for item in split_items("\n".join(rest)):
             parsed = parse_item(item)
             if parsed is None:
                 continue
-            targets = [t.rstrip(".") for t in _TOKEN.findall(parsed.references)]
-            for target in dict.fromkeys(targets):
-                links.append(RawLink(raw.code, target, parsed.text, raw.row, str(path)))
+            found += [(parsed.text, t.rstrip(".")) for t in _TOKEN.findall(parsed.references)]
+        for item_text, target in dict.fromkeys(found):
+            if target != raw.code:
+                links.append(RawLink(raw.code, target, item_text, raw.row, str(path)))
     return links

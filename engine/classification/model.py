@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from engine.changes import Changes
 from engine.errors import ClassificationError, Problem, ProjectError, UnknownCodeError
 from engine.store.project import Project
 from engine.text import file_sha256
@@ -85,6 +86,10 @@ class ImportResult:
     links: int
     unresolved_links: list[str]
     warnings: list[str]
+
+    @property
+    def changes(self) -> Changes:
+        return Changes(classification=True)
 
 
 def validate(parsed: ParsedClassification) -> tuple[list[Problem], list[str], list[RawLink]]:

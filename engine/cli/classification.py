@@ -10,6 +10,7 @@ from engine.classification import (
     BUILTINS, ColumnMapping, ImportResult, ancestors, children, get_code, import_builtin, import_parsed,
     level_names, links_from, links_to, parse_generic, parse_nace_ramon, parse_naics, search_codes, siblings,
 )
+from engine.classification.model import validate
 from engine.errors import StatcoderError
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
@@ -18,6 +19,9 @@ def print_import_result(result: ImportResult) -> None:
     levels = " / ".join(str(n) for n in result.per_level.values())
     click.echo(f"imported {result.name}: {result.codes} codes ({result.leaf_codes} leaf codes), "
                f"per level {levels}, {result.links} links from the excludes")
+    if not result.links:
+        click.echo("warning: no links were found in the excludes; if the notes name other codes another way, "
+                   "re-import into a new project with --excludes-pattern")
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
     for item in result.unresolved_links[:10]:
@@ -51,9 +55,15 @@ def builtins() -> None:
 @click.option("--encoding", default=None, help="File encoding (utf-8; NAICS files are cp1252).")
 @click.option("--name", help="A name for the classification.")
 @click.option("--lenient-links", is_flag=True, help="Report links to unknown codes instead of refusing the file.")
+@click.option("--excludes-pattern", metavar="REGEX",
+              help="Generic files: a regular expression for references to other codes the built-in forms miss "
+                   "('see 01.12', '(see 2221)', '→ 2221', 'classified in 2221', ISCO's '- Medical physicist - "
+                   "2111'); its group 'code' (or only group) is the code, e.g. '\\[(\\d{4})\\]'.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Read and validate the file and say how many codes and links it has; write nothing.")
 def import_classification(project_path: str, file: str | None, builtin: str | None, fmt: str, xref: str | None,
                           mapping: tuple[str, ...], encoding: str | None, name: str | None,
-                          lenient_links: bool) -> None:
+                          lenient_links: bool, excludes_pattern: str | None, check_only: bool) -> None:
     """Import a classification from FILE, or a built-in one with --builtin. Validates before writing."""
     project = open_project(project_path, write=True)
     if bool(file) == bool(builtin):
@@ -62,6 +72,8 @@ def import_classification(project_path: str, file: str | None, builtin: str | No
         print_import_result(import_builtin(project, builtin))
         return
     path = Path(file)  # type: ignore[arg-type]
+    if excludes_pattern and fmt != "generic":
+        raise click.UsageError("--excludes-pattern applies to generic files only")
     if fmt == "nace-ramon":
         parsed = parse_nace_ramon(path, encoding=encoding or "utf-8", **({"name": name} if name else {}))
     elif fmt == "naics":
@@ -72,7 +84,19 @@ def import_classification(project_path: str, file: str | None, builtin: str | No
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--map") from None
         parsed = parse_generic(path, column_mapping, encoding=encoding or "utf-8", name=name,
-                               strict_links=not lenient_links)
+                               strict_links=not lenient_links, excludes_pattern=excludes_pattern)
+    if check_only:
+        problems, warnings, links = validate(parsed)
+        for problem in problems:
+            click.echo(f"problem: {problem}", err=True)
+        for warning in warnings:
+            click.echo(f"warning: {warning}")
+        click.echo(f"{parsed.name}: {len(parsed.codes)} codes, {len(links)} links from the excludes"
+                   + (" (none found: if the notes name other codes another way, give --excludes-pattern)"
+                      if not links else "") + "; nothing written")
+        if problems:
+            raise SystemExit(1)
+        return
     print_import_result(import_parsed(project, parsed))
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.changes import Changes
 from engine.classification.reading import read_csv
 from engine.errors import Problem, ProjectError, RealDataError
 from engine.paths import assets_dir
@@ -54,6 +55,10 @@ class RealImportResult:
     duplicates: list[int] = field(default_factory=list)                # rows skipped as exact duplicates
     conflicts: list[tuple[int, str, str]] = field(default_factory=list)  # (row, code, other code)
     empty_rows: list[int] = field(default_factory=list)
+
+    @property
+    def changes(self) -> Changes:
+        return Changes(realdata=True)
 
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read} rows; imported {self.imported} (train {self.train}, test {self.test})"]

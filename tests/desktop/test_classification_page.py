@@ -82,7 +82,7 @@ def test_generic_import_previews_and_refuses_a_bad_file(window, qtbot, tmp_path)
     qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window)
     assert dialog.import_button.isEnabled()
-    assert "OK: 3 codes" in dialog.status.text()
+    assert "3 codes, but no links to other codes were found" in dialog.status.text()
     qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window)
     assert project.summary()["codes"] == 3
@@ -148,3 +148,29 @@ def test_search_finds_stemmed_words_on_the_page_and_in_the_code_picker(window, q
     picker.run_search()
     assert picker.results.count() > 0 and picker.chosen == search_codes(window.ctx.project, "bakery",
                                                                         leaves_only=True)[0].code
+
+
+def test_import_dialog_says_how_many_links_before_writing_and_takes_an_excludes_pattern(window, qtbot, tmp_path):
+    project = window.new_project(tmp_path / "isco.statcoder")
+    before = snapshot(project)
+    path = tmp_path / "isco.csv"
+    path.write_text('ISCO 08 Code,Title EN,Excluded occupations\n2,Professionals,\n21,Science professionals,\n'
+                    '2111,Physicists,"Some related occupations classified elsewhere:\n- Geologist - 2114"\n'
+                    '2114,Geologists,Mining engineers [2146]\n2146,Mining engineers,\n', encoding="utf-8")
+    dialog = window.pages["classification"].open_import_dialog()
+    qtbot.addWidget(dialog)
+    dialog.file.edit.setText(str(path))
+    dialog.file.edit.editingFinished.emit()
+    assert dialog.mapping["excludes"].currentText() == "Excluded occupations"
+    qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    assert "5 codes and 1 link to other codes found" in dialog.status.text()
+    assert snapshot(project) == before                 # the preview wrote nothing
+    dialog.excludes_pattern.setText(r"\[(\d{4})\]")
+    assert not dialog.import_button.isEnabled()        # a changed pattern must be checked again
+    qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    assert "5 codes and 2 links to other codes found" in dialog.status.text()
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
+    assert project.summary()["links"] == 2
