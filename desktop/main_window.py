@@ -20,6 +20,7 @@ from engine.store.check import CheckReport, check_project
 from engine.store.project import Project
 
 from .context import AppContext, Page
+from .help import HelpDialog
 from .jobs import Job, JobRunner
 from .messages import MessageBar, ask_yes_no
 from .pages import available_pages
@@ -128,6 +129,9 @@ class MainWindow(QMainWindow):
         jobs_menu = self.menuBar().addMenu("&Jobs")
         self._action(jobs_menu, "Cancel all jobs", "Ctrl+Shift+X", lambda: self.runner.cancel_all("cancelled by the user"))
         self._action(jobs_menu, "Dismiss message", "Esc", self.messages.clear)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Help for this page", "F1", self.show_help)
+        self.help_dialog: HelpDialog | None = None
 
     def _action(self, menu, text: str, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -146,6 +150,19 @@ class MainWindow(QMainWindow):
         for path in paths:
             action = self.recent_menu.addAction(str(path))
             action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
+
+    @property
+    def current_page_key(self) -> str:
+        page = self.stack.currentWidget()
+        return getattr(page, "key", "project")
+
+    def show_help(self) -> HelpDialog:
+        """F1: the offline help of the page on screen (its paragraph, terms and keys)."""
+        if self.help_dialog is not None:
+            self.help_dialog.close()
+        self.help_dialog = HelpDialog(self.current_page_key, self)
+        self.help_dialog.open()
+        return self.help_dialog
 
     def show_page(self, key: str) -> None:
         if key in self.pages:

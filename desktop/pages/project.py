@@ -1,4 +1,4 @@
-"""Project page: new, open and recent projects; where the file is, its size and contents at a glance."""
+"""Project page: new, open and recent projects; the workflow as a checklist with the next step; the file at a glance."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
+    QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
 )
 
+from engine.changes import Changes
 from engine.store.project import Project
+from engine.workflow import WorkflowStep, next_step, workflow_steps
 
 from ..context import AppContext, Page
 from ..settings import recent_projects
@@ -61,6 +63,23 @@ class ProjectPage(Page):
         buttons.addStretch(1)
         layout.addLayout(buttons)
 
+        self.workflow_box = QGroupBox("Workflow")
+        workflow = QVBoxLayout(self.workflow_box)
+        self.steps_grid = QGridLayout()
+        self.steps_grid.setColumnStretch(2, 1)
+        workflow.addLayout(self.steps_grid)
+        next_row = QHBoxLayout()
+        self.next_button = QPushButton()
+        self.next_button.setStyleSheet("font-weight: bold; padding: 6px 14px;")
+        self.next_button.clicked.connect(self._go_next)
+        next_row.addWidget(self.next_button)
+        next_row.addStretch(1)
+        workflow.addLayout(next_row)
+        layout.addWidget(self.workflow_box)
+        self.steps: list[WorkflowStep] = []
+        self.next: WorkflowStep | None = None
+        self.step_rows: dict[str, tuple[QLabel, QLabel, QLabel, QPushButton]] = {}
+
         body = QHBoxLayout()
         recent_box = QGroupBox("Recent projects (Enter or double-click to open)")
         recent_layout = QVBoxLayout(recent_box)
@@ -83,7 +102,11 @@ class ProjectPage(Page):
             form.addRow(label, self.values[key])
         body.addWidget(self.summary_box, 1)
         layout.addLayout(body, 1)
-        ctx.data_changed.connect(lambda _what: self.refresh())
+        ctx.changed.connect(self._changed)
+
+    def _changed(self, _changes: Changes) -> None:
+        if self.isVisible():    # counted again when the page is shown, not after every decision elsewhere
+            self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.refresh()
@@ -101,6 +124,7 @@ class ProjectPage(Page):
             self.recent.addItem(item)
         project = self.project
         self.summary_box.setEnabled(project is not None)
+        self.refresh_workflow()
         if project is None:
             self.path_label.setText("no project open: create one or open a recent one")
             self.size_label.clear()
@@ -119,6 +143,49 @@ class ProjectPage(Page):
             else:
                 text = f"{value:,}" if isinstance(value, int) else str(value)
             self.values[key].setText(text)
+
+    # the workflow checklist ---------------------------------------------------------------------
+    def refresh_workflow(self) -> None:
+        project = self.project
+        self.workflow_box.setVisible(project is not None)
+        if project is None:
+            self.steps, self.next = [], None
+            return
+        steps = self.ctx.guarded(workflow_steps)(project)
+        if steps is None:
+            return
+        self.steps, self.next = steps, next_step(steps)
+        for number, step in enumerate(steps, start=1):
+            if step.key not in self.step_rows:
+                mark, title, detail = QLabel(), QLabel(), QLabel()
+                detail.setWordWrap(True)
+                go = QPushButton("Open")
+                go.setFlat(True)
+                go.clicked.connect(lambda _c=False, key=step.key: self._go(key))
+                for col, widget in enumerate((mark, title, detail, go)):
+                    self.steps_grid.addWidget(widget, number - 1, col)
+                self.step_rows[step.key] = (mark, title, detail, go)
+            mark, title, detail, go = self.step_rows[step.key]
+            mark.setText("✔" if step.done else ("➜" if step is self.next else "○"))
+            mark.setStyleSheet("color:#2e7d32; font-size:13pt;" if step.done else "color:#888; font-size:13pt;")
+            optional = " <span style='color:gray'>(optional)</span>" if step.optional else ""
+            bold = step is self.next
+            title.setText(f"{number}. {'<b>' if bold else ''}{step.title}{'</b>' if bold else ''}{optional}")
+            detail.setText(step.detail)
+            go.setToolTip(f"{step.action}: open the {step.page.replace('train', 'Train & evaluate')} page")
+        if self.next is None:
+            self.next_button.setText("Everything is set up: code texts  →")
+        else:
+            self.next_button.setText(f"Next: {self.next.action}  →")
+
+    def step(self, key: str) -> WorkflowStep:
+        return next(step for step in self.steps if step.key == key)
+
+    def _go(self, key: str) -> None:
+        self.ctx.show_page.emit(self.step(key).page)
+
+    def _go_next(self) -> None:
+        self.ctx.show_page.emit(self.next.page if self.next is not None else "code")
 
     def _open_recent(self, item: QListWidgetItem) -> None:
         self.window().open_project(Path(item.data(Qt.ItemDataRole.UserRole)))

@@ -27,6 +27,7 @@ from engine.jobs import scaled_progress
 from engine.store.project import Project
 
 from ..context import AppContext, Page
+from ..help import term_tooltip
 from ..widgets.charts import AutoCodingChart, ConfusionChart, LevelAccuracyChart
 from ..widgets.progress import JobProgress
 
@@ -36,6 +37,9 @@ CODER_KINDS = [
     ("sentence embeddings, nearest neighbour", "embedding-knn"),
     ("ensemble of fastText and embeddings", "ensemble"),
 ]
+# The glossary term (desktop/help.py) explaining each row of the side-by-side table.
+METRIC_TERMS = {"top1": "top-1", "top5": "top-5", "macro_f1": "macro-F1", "ece": "ECE", "auto5": "auto-coding",
+                "validation": "validation"}
 METRIC_ROWS = [("n", "test texts"), ("top1", "top-1"), ("top5", "top-5"), ("macro_f1", "macro-F1"), ("ece", "ECE")]
 
 
@@ -206,6 +210,10 @@ class TrainPage(Page):
         self.table.setRowCount(len(rows))
         self.table.setColumnCount(len(models))
         self.table.setVerticalHeaderLabels([label for _, label in rows])
+        for r, (key, _label) in enumerate(rows):   # what ECE, macro-F1 … mean, where they are shown
+            tip = term_tooltip(METRIC_TERMS.get(key.split(":")[0], ""))
+            if tip and self.table.verticalHeaderItem(r) is not None:
+                self.table.verticalHeaderItem(r).setToolTip(tip)
         self.table.setHorizontalHeaderLabels([f"{'★ ' if m.id == default else ''}#{m.id} {m.name}" for m in models])
         for col, model in enumerate(models):
             ev = self.evaluations.get(model.id)
