@@ -54,7 +54,7 @@ class AppContext(QObject):
         old = self.project
         self.project = project
         if old is not None and old is not project:
-            old.close()
+            old.close_all()   # every thread's connection (the suggestion thread's too): no handle outlives it
         self.project_changed.emit(project)
 
     def report(self, exc: BaseException) -> None:

@@ -7,7 +7,7 @@ import importlib
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEventLoop, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
@@ -278,7 +278,10 @@ class MainWindow(QMainWindow):
                 return
             self.runner.cancel_all()
             self.runner.wait()
-            QApplication.processEvents()  # deliver the jobs' last signals before the widgets go
+            # Deliver the jobs' last signals before the widgets go. A local event loop, not the static
+            # QApplication.processEvents(): in PySide6 6.12 on Python 3.11 that one drops a reference to
+            # None on every call (until Python aborts with "deallocating None").
+            QEventLoop().processEvents()
         for page in self.pages.values():
             if hasattr(page, "shutdown"):
                 page.shutdown()

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,6 +46,8 @@ def describe_db_error(exc: BaseException, path: Path | str | None = None) -> str
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    # Each connection is used by the one thread that opened it (Project.conn is per thread); the check
+    # is off only so that Project.close_all() can close the connections of other threads.
     if read_only:
         # A WAL database needs its -shm file; where none exists and none can be made (a read-only
         # folder), `immutable` reads the file as it is. Nothing can write there meanwhile anyway.
@@ -52,12 +55,12 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
         immutable = not os.access(path.parent, os.W_OK) and not shm.exists()
         uri = path.as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=True)
+                               check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=True)
+                           check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -162,8 +165,26 @@ def _as_project_error(exc: sqlite3.DatabaseError, path: Path) -> BaseException:
     return ProjectError(message) if message else exc
 
 
+class _Connection:
+    """A thread's connection and its sqlite_utils view, held by the thread's local storage.
+
+    The project keeps only a weak reference to it: when a thread ends, its local storage goes and the
+    connection is closed with it; `close_all` reaches the ones still alive."""
+
+    __slots__ = ("conn", "db", "generation", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection, generation: int) -> None:
+        self.conn = conn
+        self.db: sqlite_utils.Database | None = None
+        self.generation = generation
+
+
 class Project:
     """An open project file. Connections are per thread; each thread gets its own on first use.
+
+    `close()` closes the calling thread's connection (a worker does it when its job ends); `close_all()`
+    closes every thread's, when the project itself is closed, so no file handle outlives it (a thread
+    that uses the project afterwards gets a fresh connection).
 
     Only an empty file or a statcoder project is ever opened (and migrated); another program's
     database is refused without a byte changed. A project that cannot be written (a read-only file
@@ -183,6 +204,9 @@ class Project:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._generation = 0
         self.read_only = False
         if not create:
             try:
@@ -227,21 +251,31 @@ class Project:
     def open(cls, path: str | Path) -> "Project":
         return cls(path)
 
+    def _held(self) -> _Connection:
+        held: _Connection | None = getattr(self._local, "held", None)
+        if held is None or held.generation != self._generation:
+            held = _Connection(_connect(self.path, read_only=self.read_only), self._generation)
+            self._local.held = held
+            with self._lock:
+                self._open.add(held)
+        return held
+
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path, read_only=self.read_only)
-            self._local.conn = conn
-        return conn
+        return self._held().conn
 
     @property
     def db(self) -> sqlite_utils.Database:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite_utils.Database(self.conn)
-            self._local.db = db
-        return db
+        held = self._held()
+        if held.db is None:
+            held.db = sqlite_utils.Database(held.conn)
+        return held.db
+
+    @property
+    def open_connections(self) -> int:
+        """How many threads hold a connection to this project now (for leak tests and diagnostics)."""
+        with self._lock:
+            return len(self._open)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -268,17 +302,29 @@ class Project:
             raise _as_project_error(exc, self.path) from exc
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            self._local.db = None
+        """Close the calling thread's connection (the next use in this thread opens a new one)."""
+        held: _Connection | None = getattr(self._local, "held", None)
+        if held is not None:
+            with self._lock:
+                self._open.discard(held)
+            held.conn.close()
+            self._local.held = None
+
+    def close_all(self) -> None:
+        """Close every thread's connection: the project is closed, none of its file handles stays open."""
+        with self._lock:
+            helds = list(self._open)
+            self._open.clear()
+            self._generation += 1   # a thread still holding an old one reconnects on its next use
+        for held in helds:
+            held.conn.close()
+        self._local.held = None
 
     def __enter__(self) -> "Project":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close_all()
 
     # settings -------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
