@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from engine.coders.base import default_model_id
+from engine.coders.registry import default_model_id
 from engine.curate import uncurated_samples
 from engine.store.project import Project
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.changes import Changes
+from engine.classification.search import search_code_ids
 from engine.errors import ClassificationError, Problem, ProjectError, UnknownCodeError
 from engine.store.project import Project
 from engine.text import file_sha256
@@ -300,6 +301,5 @@ def search_codes(project: Project, query: str, *, limit: int = 50, in_notes: boo
                  leaves_only: bool = False) -> list[Code]:
     """Codes matching what was typed: a code prefix, stemmed words of titles and notes (FTS5), ranked;
     words with typos fall back to the closest indexed words (rapidfuzz). See classification/search.py."""
-    from engine.classification.search import search
-
-    return search(project, query, limit=limit, in_notes=in_notes, leaves_only=leaves_only)
+    return [get_code(project, code) for code in search_code_ids(project, query, limit=limit, in_notes=in_notes,
+                                                                leaves_only=leaves_only)]

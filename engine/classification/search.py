@@ -20,7 +20,6 @@ from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
     from engine.store.project import Project
-    from engine.classification.model import Code
 
 # BM25 weights of the index's columns (code, title, notes): a title word says more than a notes word.
 WEIGHTS = (4.0, 10.0, 1.0)
@@ -134,11 +133,3 @@ def search_code_ids(project: "Project", query: str, *, limit: int = 50, in_notes
         found = _ids_by_fts(project, " OR ".join(f'"{w}"' for w in (corrected or words)), titles_first=False,
                             **options)
     return found or _ids_by_title_similarity(project, query, leaves_only=leaves_only, limit=limit)
-
-
-def search(project: "Project", query: str, *, limit: int = 50, in_notes: bool = True,
-           leaves_only: bool = False) -> list["Code"]:
-    from engine.classification.model import get_code
-
-    return [get_code(project, code) for code in search_code_ids(project, query, limit=limit, in_notes=in_notes,
-                                                                leaves_only=leaves_only)]
