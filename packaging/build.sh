@@ -37,6 +37,9 @@ PYTHONPATH="$ROOT" "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN
     packaging/statcoder.spec "${SPEC_ARGS[@]}"
 BUILT=$(date +%s)
 
+# The system packages the desktop app needs, where the person installing the bundle looks first.
+cp packaging/INSTALL-linux.txt "$DIST/statcoder/INSTALL.txt"
+
 # Refuse to ship a bundle whose CLI cannot start: the cheapest check that catches missing libraries.
 "$DIST/statcoder/statcoder" --version
 
