@@ -15,7 +15,7 @@ import time
 import pytest
 
 from engine.generate import GenerationParams, create_run, run_generation, run_status
-from engine.generate.lease import LEASE_TIMEOUT_S, LeaseLostError, RunBusyError
+from engine.errors import StatcoderError
 from engine.store.project import Project
 from tests.conftest import REPO
 from tests.engine.llm_support import SCRIPTED, ScriptedBackend
@@ -55,7 +55,7 @@ def test_a_second_runner_is_refused_and_the_quota_is_exact(nace_project):
     try:
         assert first_unit_written.wait(30)
         with Project.open(path) as second:   # another connection, as a second process has
-            with pytest.raises(RunBusyError, match=f"process {os.getpid()}"):
+            with pytest.raises(StatcoderError, match=f"process {os.getpid()}"):
                 run_generation(second, run_id, backend=ScriptedBackend())
             status = run_status(second, run_id)
             assert status.status == "running" and status.owner and str(os.getpid()) in status.owner
@@ -87,7 +87,7 @@ def test_a_killed_runner_shows_as_interrupted_and_is_taken_over(nace_project, ca
                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(RunBusyError, match=f"process {holder.pid}"):
+        with pytest.raises(StatcoderError, match=f"process {holder.pid}"):
             run_generation(nace_project, run_id, backend=ScriptedBackend())
         code, out, _ = run_cli(capsys, "generate", "list", "-p", path)
         assert code == 0 and "running" in out
@@ -103,10 +103,12 @@ def test_a_killed_runner_shows_as_interrupted_and_is_taken_over(nace_project, ca
 
 def test_a_silent_runner_on_another_host_is_taken_over_only_after_the_timeout(nace_project):
     run_id = _run(nace_project)
+    from engine.generate.lease import LEASE_TIMEOUT_S
+
     set_lease = ("UPDATE generation_runs SET status = 'running', lease_owner = 'x', lease_pid = 1,"
                  " lease_host = 'another-machine', lease_heartbeat = ? WHERE id = ?")
     nace_project.conn.execute(set_lease, (time.time() - 5, run_id))
-    with pytest.raises(RunBusyError, match="another-machine"):
+    with pytest.raises(StatcoderError, match="another-machine"):
         run_generation(nace_project, run_id, backend=ScriptedBackend())
     nace_project.conn.execute(set_lease, (time.time() - LEASE_TIMEOUT_S - 60, run_id))
     assert run_status(nace_project, run_id).status == "interrupted"
@@ -115,6 +117,8 @@ def test_a_silent_runner_on_another_host_is_taken_over_only_after_the_timeout(na
 
 
 def test_a_runner_whose_lease_was_taken_stops_before_writing(nace_project):
+    from engine.generate.lease import LeaseLostError
+
     run_id = _run(nace_project, quota=9)
     calls = {"n": 0}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ProjectError
-from engine.store.project import APPLICATION_ID, Project
+from engine.store.project import Project
 from tests.conftest import REPO
 from tests.engine.reliability_support import file_hash, project_hashes, register_fake_model, run_cli
 
@@ -54,6 +54,8 @@ def test_a_file_that_is_not_sqlite_is_refused_byte_identical(tmp_path, capsys):
 
 
 def test_projects_get_an_application_id_and_old_ones_still_open(tmp_path):
+    from engine.store.project import APPLICATION_ID
+
     path = tmp_path / "p.statcoder"
     Project.create(path).close()
     conn = sqlite3.connect(path)
