@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import traceback
 
 from PySide6.QtCore import Qt, Signal
@@ -10,7 +12,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget,
 )
 
+from engine.atomic import os_error_message
 from engine.errors import Cancelled, StatcoderError
+from engine.store.project import describe_db_error
 
 log = logging.getLogger("statcoder.desktop")
 
@@ -27,6 +31,13 @@ def describe(exc: BaseException) -> tuple[str, str, str | None]:
         return "info", str(exc) or "cancelled", None
     if isinstance(exc, StatcoderError):
         return "error", str(exc), None
+    if isinstance(exc, sqlite3.DatabaseError):
+        # A read-only, full, damaged or busy project file: the file's state, not a bug.
+        message = describe_db_error(exc)
+        if message is not None:
+            return "error", message[0].upper() + message[1:], None
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS):
+        return "error", os_error_message(exc, exc.filename or "a file"), None
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return "error", f"Unexpected error ({type(exc).__name__}): {exc}", details
 

@@ -206,6 +206,53 @@ def write_text(path: str | Path, text: str, *, project: object | None = None, en
     return Path(path).expanduser().resolve()
 
 
+class AtomicFiles:
+    """Several output files that appear together or not at all (a report: its page and its charts).
+
+    `path(target)` gives a temporary path beside each target; when the `with` block ends without an
+    error, every file is fsynced and renamed over its target; on an error every temporary is removed
+    and no target is touched."""
+
+    def __init__(self, *, project: object | None = None):
+        self.project = project
+        self._pending: list[tuple[Path, Path]] = []
+
+    def path(self, target: str | Path) -> Path:
+        resolved = check_output_path(target, project=self.project)
+        problem = _folder_error(resolved)
+        if problem is not None:
+            raise problem
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{resolved.name}.", suffix=".part", dir=resolved.parent)
+        except OSError as exc:
+            raise StatcoderError(os_error_message(exc, resolved)) from exc
+        os.close(fd)
+        self._pending.append((Path(name), resolved))
+        return Path(name)
+
+    def __enter__(self) -> "AtomicFiles":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            for tmp, _ in self._pending:
+                tmp.unlink(missing_ok=True)
+            return
+        try:
+            for tmp, target in self._pending:
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                _keep_mode(target, tmp)
+            for tmp, target in self._pending:
+                os.replace(tmp, target)
+        except OSError as error:
+            for tmp, _ in self._pending:
+                tmp.unlink(missing_ok=True)
+            raise StatcoderError(os_error_message(error, self._pending[0][1].parent)) from error
+        if self._pending:
+            _fsync_folder(self._pending[0][1].parent)
+
+
 def prepare_output_folder(folder: str | Path, *, project: object | None = None) -> Path:
     """An output folder (a report) that may not be, or sit inside, a protected place; created if missing."""
     target = check_output_path(folder, project=project, folder=True)

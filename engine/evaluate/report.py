@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from engine.atomic import atomic_path, prepare_output_folder, write_text
+from engine.atomic import AtomicFiles, prepare_output_folder
 from engine.evaluate.metrics import EvaluationResult
 
 
@@ -22,7 +22,7 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _charts(result: EvaluationResult, folder: Path, project: object | None) -> dict[str, str]:
+def _charts(result: EvaluationResult, folder: Path, outputs: AtomicFiles) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,8 +33,7 @@ def _charts(result: EvaluationResult, folder: Path, project: object | None) -> d
     def save(fig, name: str) -> None:
         try:
             fig.tight_layout()
-            with atomic_path(folder / name, project=project) as tmp:
-                fig.savefig(tmp, dpi=90, format="png")
+            fig.savefig(outputs.path(folder / name), dpi=90, format="png")
         finally:
             plt.close(fig)
         files[name.removesuffix(".png")] = name
@@ -100,7 +99,12 @@ def write_report(result: EvaluationResult, folder: str | Path, *, title: str = "
     path); each file is written whole or not at all. Codes and titles are user text: they are escaped
     in the HTML and kept out of matplotlib's mathtext (a code with `$...$` would be parsed as maths)."""
     folder = prepare_output_folder(folder, project=project)
-    charts = _charts(result, folder, project)
+    with AtomicFiles(project=project) as outputs:   # the page and its charts appear together or not at all
+        return _write(result, folder, outputs, title)
+
+
+def _write(result: EvaluationResult, folder: Path, outputs: AtomicFiles, title: str) -> Path:
+    charts = _charts(result, folder, outputs)
     esc = html.escape
     rows_level = "".join(f"<tr><td>{esc(k)}</td><td>{_pct(v)}</td></tr>" for k, v in result.per_level.items())
     rows_conf = "".join(f"<tr><td>{esc(p.gold)}</td><td>{esc(p.predicted)}</td><td>{p.count}</td>"
@@ -137,4 +141,5 @@ macro-F1 <b>{result.macro_f1:.3f}</b>, ECE {result.ece:.3f}.</p><ul>{extra}</ul>
 <th>training lines</th></tr>{rows_code}</table>
 </body></html>
 """
-    return write_text(folder / "index.html", page, project=project)
+    outputs.path(folder / "index.html").write_text(page, encoding="utf-8")
+    return folder / "index.html"

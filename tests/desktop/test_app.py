@@ -154,3 +154,14 @@ def test_opening_a_project_checks_it_off_the_gui_thread(window, qtbot, tmp_path,
         qtbot.waitUntil(lambda: window.last_check is not None, timeout=20_000)
         assert not getattr(window.last_check, "ok", False)
     assert window.messages.level in ("error", "warning") and window.messages.isVisible()
+
+
+def test_file_errors_are_one_line_not_unexpected(window):
+    """Issue 12: a write to a read-only or full project is the file's state, said in one line."""
+    import errno
+    import sqlite3
+
+    window.ctx.report(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert window.messages.details is None and "read-only" in window.messages.text
+    window.ctx.report(OSError(errno.ENOSPC, "No space left on device", "/tmp/x.csv"))
+    assert window.messages.details is None and "the disk is full" in window.messages.text

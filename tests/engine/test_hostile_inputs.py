@@ -123,3 +123,27 @@ def test_a_code_with_dollars_does_not_break_the_report(tmp_path):
     page = write_report(result, tmp_path / "report", title="$ report")
     assert page.exists() and (tmp_path / "report" / "confused.png").exists()
     assert "$x^$" in page.read_text(encoding="utf-8")
+
+
+def test_a_report_that_fails_midway_leaves_no_partial_report(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from engine.evaluate.metrics import Hierarchy, compute_metrics
+    from engine.evaluate.report import write_report
+
+    codes = ["a", "b"]
+    result = compute_metrics(["a", "b"], [[("a", 0.9)], [("a", 0.6), ("b", 0.4)]],
+                             Hierarchy({c: None for c in codes}, {c: 1 for c in codes}, ["level"]))
+    savefig = matplotlib.figure.Figure.savefig
+    calls = {"n": 0}
+
+    def third_fails(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("a chart that cannot be drawn")
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", third_fails)
+    with pytest.raises(ValueError):
+        write_report(result, tmp_path / "report")
+    assert list((tmp_path / "report").iterdir()) == []

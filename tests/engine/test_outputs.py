@@ -134,3 +134,14 @@ def test_missing_output_folder_is_one_clear_line(fake_project, capsys, tmp_path)
         code, _, err = run_cli(capsys, *args)
         assert code == 1 and "does not exist" in err and "Traceback" not in err, (args, err)
 
+
+
+def test_curate_export_neutralises_spreadsheet_formulas(fake_project, capsys, tmp_path):
+    path, _ = fake_project
+    _add_samples(path, ['=HYPERLINK("http://x","y")', "@SUM(A1)", "bread"])
+    out = tmp_path / "export.csv"
+    code, _, err = run_cli(capsys, "curate", "export", "-p", path, out)
+    assert code == 0, err
+    with open(out, newline="", encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    assert texts == ['\'=HYPERLINK("http://x","y")', "'@SUM(A1)", "bread"]
