@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -52,10 +53,17 @@ def curate_group() -> None:
                    "embeddings, kfold for fastText.")
 @click.option("--quota", type=int, help="Wanted accepted samples per code (default: the runs' quota).")
 @click.option("--cap", type=int, help="Keep at most this many accepted samples per code.")
+@click.option("--judge", "use_judge", is_flag=True,
+              help="The local LLM judge reads every label-check flag; a flag relabels or rejects only where the "
+                   "judge prefers another code with at least --judge-confidence (slow: seconds per flag on a CPU).")
+@click.option("--judge-confidence", type=float, default=0.5, show_default=True)
+@click.option("--judge-model", help="LLM for the judge: registered name/sha256 or a GGUF path (default: the default model).")
+@click.option("--judge-threads", type=int, default=2, show_default=True)
 @json_option
 def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules: str | None, reject: str | None,
                relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
-               checker: str, check_mode: str | None, quota: int | None, cap: int | None, as_json: bool) -> None:
+               checker: str, check_mode: str | None, quota: int | None, cap: int | None, use_judge: bool,
+               judge_confidence: float, judge_model: str | None, judge_threads: int, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
     project = open_project(project_path, write=True)
     settings = CurationSettings(run_ids=_runs(runs), threshold=threshold, rules=parse_rules(rules),
@@ -63,7 +71,23 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
                                 label_check=not no_label_check, folds=folds, top_k=top_k, confident=confident,
                                 use_real_train=not no_real_train, checker=checker, check_mode=check_mode,
                                 quota=quota, cap=cap)
-    result = run_curation(project, settings)
+    if use_judge and settings.label_check:
+        from engine.assist.judge import judge_backend_settings
+        from engine.curate.judgecheck import JudgeConfirm
+        from engine.curate.settings import curation_options
+        from engine.curate.store import curate
+        from engine.llm.backends import open_backend
+
+        options = curation_options(project, settings)
+        with open_backend(judge_backend_settings(judge_model, threads=judge_threads)) as backend:
+            confirm = JudgeConfirm(project, backend, min_confidence=judge_confidence)
+            options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
+            result = curate(project, run_ids=settings.run_ids, options=options)
+        if not as_json:
+            j = confirm.summary()
+            click.echo(f"judge: {j['judged']} flags read, {j['confirmed']} confirmed, {j['dismissed']} dismissed")
+    else:
+        result = run_curation(project, settings)
     if as_json:
         echo_json(result.to_dict())
         return

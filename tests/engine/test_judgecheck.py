@@ -58,3 +58,26 @@ def test_curation_with_the_gemma_judge_as_second_reader(nace_project, gemma_path
     assert confirm.judged == 2
     assert all(h.suggested_code in {"10.82", "11.05", "10.71", "10.51"} for h in hits)
     assert {h.sample_id for h in hits} <= {1, 2}
+
+
+@pytest.mark.slow
+def test_cli_curate_run_with_the_judge_reads_every_flag(capsys, nace_project, gemma_path):
+    import json
+
+    from engine.cli import main
+    from tests.engine.test_curate import add_run
+
+    path = str(nace_project.path)
+    run_id, _ = add_run(nace_project, [("11.01", "whisky distillery"), ("11.02", "winery"),
+                                       ("11.05", "spring water bottling plant"), ("11.03", "cider maker"),
+                                       ("11.05", "craft beer brewery")], quota=1)
+    nace_project.close()
+    args = ["curate", "run", "-p", path, "--run", str(run_id), "--checker", "fasttext", "--check-mode", "notes",
+            "--no-real-train", "--top-k", "1"]
+    assert main(args + ["--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)["flags"].get("label_check", 0)
+    assert plain >= 1
+    assert main(args + ["--judge", "--judge-model", str(gemma_path), "--judge-threads", "1",
+                        "--judge-confidence", "0.99"]) == 0
+    out = capsys.readouterr().out
+    assert f"judge: {plain} flags read, 0 confirmed, {plain} dismissed" in out   # nobody is that sure
