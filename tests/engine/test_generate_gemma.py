@@ -87,7 +87,7 @@ def test_kill_9_mid_run_resumes_to_the_exact_quota_and_matches_an_unbroken_run(n
             child.kill()
     assert child.returncode == -signal.SIGKILL
     before = run_status(nace_project, run_id)
-    assert before.status == "running" and 0 < before.done < 12
+    assert before.status == "interrupted" and 0 < before.done < 12   # its runner is dead, not running
     run_generation(nace_project, run_id)
     after = run_status(nace_project, run_id)
     assert after.status == "done" and after.per_code == {"10.71": 6, "11.02": 6}
