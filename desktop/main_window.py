@@ -214,13 +214,16 @@ class MainWindow(QMainWindow):
         otherwise goes unnoticed, and reading every page must not stall the event loop."""
         self.last_check = None
 
+        path = project.path
+
         def work() -> None:
+            # Its own Project, not the app's: closing or switching the app's project (close_all) while
+            # the check reads must not close the connection under it (that crashed sqlite3).
             try:
-                result: CheckReport | BaseException = check_project(project, quick=True)
+                with Project.open(path) as own:
+                    result: CheckReport | BaseException = check_project(own, quick=True)
             except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
                 result = exc
-            finally:
-                project.close()   # this thread's connection only
             self.project_checked.emit(project, result)
 
         self._check_thread = threading.Thread(target=work, name="statcoder-project-check", daemon=True)

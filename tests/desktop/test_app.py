@@ -165,3 +165,28 @@ def test_file_errors_are_one_line_not_unexpected(window):
     assert window.messages.details is None and "read-only" in window.messages.text
     window.ctx.report(OSError(errno.ENOSPC, "No space left on device", "/tmp/x.csv"))
     assert window.messages.details is None and "the disk is full" in window.messages.text
+
+
+def test_the_quick_check_reads_through_its_own_connection(window, qtbot, _nace_template, tmp_path, monkeypatch):
+    """The quick check runs on its own Project: the app closing every connection of its project
+    (switching or closing it, `close_all`) while the check was inside PRAGMA quick_check closed the
+    connection under it and crashed sqlite3 (a segmentation fault in the full suite)."""
+    import shutil
+
+    import desktop.main_window
+    import engine.store.check as check
+
+    checked = []
+    real = check.check_project
+
+    def spy(project, **kwargs):
+        checked.append(project)
+        return real(project, **kwargs)
+
+    monkeypatch.setattr(desktop.main_window, "check_project", spy)
+    path = tmp_path / "checked.statcoder"
+    shutil.copy(_nace_template, path)
+    project = window.open_project(path)
+    qtbot.waitUntil(lambda: window.last_check is not None, timeout=20_000)
+    assert window.last_check.ok and checked and checked[0] is not project and checked[0].path == project.path
+    assert checked[0].open_connections == 0            # and it closed what it opened
