@@ -28,7 +28,8 @@ for name, command in (("list", coders_list), ("default", coders_default), ("fit"
     train.add_command(command, name)
 
 
-MIX_KEYS = ("w_notes", "w_synthetic", "w_real", "w_augmented", "w_pseudo", "run_ids", "subset", "validation_share")
+MIX_KEYS = ("w_notes", "w_synthetic", "w_real", "w_augmented", "w_pseudo", "run_ids", "subset", "validation_share",
+            "hierarchy_smoothing")
 
 
 @train.command("run")

@@ -42,6 +42,9 @@ def mix_options(fn):
         click.option("--subset", default="", help="Only leaf codes under these codes, e.g. 10,11."),
         click.option("--validation-share", type=float, default=0.1, show_default=True,
                      help="Share of real-train texts held out for validation (never the test split)."),
+        click.option("--hierarchy-smoothing", type=float, default=0.0, show_default=True,
+                     help="Hierarchy-aware training: give this share of each text's label to its code's leaf "
+                          "siblings (label smoothing towards the parent; 0 = off)."),
     ]):
         fn = option(fn)
     return fn
@@ -66,11 +69,12 @@ def fasttext_options(fn):
 
 
 def build_mix(project: Project, *, w_notes: int, w_synthetic: int, w_real: int, w_augmented: int,
-              run_ids: tuple[int, ...], subset: str, validation_share: float, w_pseudo: int = 0) -> DataMix:
+              run_ids: tuple[int, ...], subset: str, validation_share: float, w_pseudo: int = 0,
+              hierarchy_smoothing: float = 0.0) -> DataMix:
     tops = [s.strip() for s in subset.split(",") if s.strip()]
     mix = DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented, pseudo=w_pseudo,
                   run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
-                  validation_share=validation_share)
+                  validation_share=validation_share, hierarchy_smoothing=hierarchy_smoothing)
     warn_uncurated(project, mix)
     return mix
 
@@ -124,7 +128,8 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
-                                                             "w_pseudo", "run_ids", "subset", "validation_share")})
+                                                             "w_pseudo", "run_ids", "subset", "validation_share",
+                                                             "hierarchy_smoothing")})
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),
                          embedding=EmbeddingTrainOptions(model_path=embedding_model),

@@ -53,6 +53,15 @@ def curate_group() -> None:
                    "embeddings, kfold for fastText.")
 @click.option("--quota", type=int, help="Wanted accepted samples per code (default: the runs' quota).")
 @click.option("--cap", type=int, help="Keep at most this many accepted samples per code.")
+@click.option("--supergen", "supergen_share", type=float, default=0.0, show_default=True,
+              help="SuperGen: flag (low_logprob) this share of each code's samples with the lowest generation "
+                   "log-probability per token; 0 = off.")
+@click.option("--sungen", "sungen_share", type=float, default=0.0, show_default=True,
+              help="SunGen (simplified): flag (low_influence) this share of each code's samples whose training "
+                   "gradient works against the notes (and real-train) the most; 0 = off.")
+@click.option("--fusegen-top-k", type=int, default=0, show_default=True,
+              help="FuseGen: with samples from two or more LLMs, flag (model_disagreement) samples whose code no "
+                   "coder trained on another model's samples ranks in this top k; 0 = off.")
 @click.option("--judge", "use_judge", is_flag=True,
               help="The local LLM judge reads every label-check flag; a flag relabels or rejects only where the "
                    "judge prefers another code with at least --judge-confidence (slow: seconds per flag on a CPU).")
@@ -63,14 +72,16 @@ def curate_group() -> None:
 def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules: str | None, reject: str | None,
                relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
                checker: str, check_mode: str | None, quota: int | None, cap: int | None, use_judge: bool,
-               judge_confidence: float, judge_model: str | None, judge_threads: int, as_json: bool) -> None:
+               judge_confidence: float, judge_model: str | None, judge_threads: int, supergen_share: float,
+               sungen_share: float, fusegen_top_k: int, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
     project = open_project(project_path, write=True)
     settings = CurationSettings(run_ids=_runs(runs), threshold=threshold, rules=parse_rules(rules),
                                 reject=parse_rules(reject), relabel=parse_rules(relabel),
                                 label_check=not no_label_check, folds=folds, top_k=top_k, confident=confident,
                                 use_real_train=not no_real_train, checker=checker, check_mode=check_mode,
-                                quota=quota, cap=cap)
+                                quota=quota, cap=cap, supergen_share=supergen_share, sungen_share=sungen_share,
+                                fusegen_top_k=fusegen_top_k)
     if use_judge and settings.label_check:
         from engine.assist.judge import judge_backend_settings
         from engine.curate.judgecheck import JudgeConfirm

@@ -37,6 +37,9 @@ class DataMix:
     # "training": carve validation from the mix's own pairs, so a coder without real data (the
     # zero-real benchmark arm) is tuned without any real text.
     validation_from: str = "real"
+    # Hierarchy-aware training (engine.coders.hierarchy): this share of each text's label goes to the
+    # code's leaf siblings. 0 = off (the default; see bench/results/methods-dev-*).
+    hierarchy_smoothing: float = 0.0
 
     def weights(self) -> dict[str, int]:
         return {s: getattr(self, s) for s in SOURCES}
@@ -47,6 +50,15 @@ class TrainingData:
     train: list[tuple[str, str]]
     validation: list[tuple[str, str]]
     composition: dict[str, Any]
+    siblings: dict[str, list[str]] | None = None    # set when the mix smooths towards siblings
+
+    def labels_of(self, smoothing: float):
+        """fastText line labels per code (hierarchy smoothing), or None for one label per line."""
+        if smoothing <= 0 or not self.siblings:
+            return None
+        from engine.coders.hierarchy import fasttext_labels
+        siblings = self.siblings
+        return lambda code: fasttext_labels(code, siblings, smoothing)
 
 
 def in_validation(text_key: str, share: float) -> bool:
@@ -121,6 +133,12 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
         train.extend(by_source[source] * getattr(mix, source))
     if not train:
         raise TrainingError("the chosen data mix has no training texts")
+    if not 0.0 <= mix.hierarchy_smoothing < 1.0:
+        raise TrainingError(f"hierarchy smoothing must be at least 0 and below 1, not {mix.hierarchy_smoothing}")
+    siblings = None
+    if mix.hierarchy_smoothing > 0:
+        from engine.coders.hierarchy import sibling_map
+        siblings = sibling_map(project, {c for _, c in train})
     composition = {
         "weights": mix.weights(), "run_ids": mix.run_ids, "codes": mix.codes,
         "counts": {s: len(p) for s, p in by_source.items()},
@@ -128,8 +146,9 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
         "validation_from": "real-train" if real_share else "training data",
         "codes_trained": len({c for _, c in train}),
         **({"pseudo_provenance": pseudo_provenance} if mix.pseudo else {}),
+        "hierarchy_smoothing": mix.hierarchy_smoothing,
     }
-    return TrainingData(train, validation, composition)
+    return TrainingData(train, validation, composition, siblings)
 
 
 def validation_key(pairs: Pairs) -> str:

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from engine.curate.labelcheck import LabelCheckOptions
+from engine.curate.methods import MethodOptions
 from engine.curate.store import ALL_RULES, DEFAULT_RELABEL, DEFAULT_REJECT, CurationOptions, default_label_check
 from engine.errors import StatcoderError
 from engine.store.project import Project
@@ -36,6 +37,13 @@ class CurationSettings:
     check_mode: str | None = None           # None: notes for embeddings, kfold for fastText
     quota: int | None = None
     cap: int | None = None
+    supergen_share: float = 0.0             # SuperGen / SunGen / FuseGen (engine.curate.methods); 0 = off
+    sungen_share: float = 0.0
+    fusegen_top_k: int = 0
+
+    def methods(self) -> MethodOptions:
+        return MethodOptions(supergen_share=self.supergen_share, sungen_share=self.sungen_share,
+                             fusegen_top_k=self.fusegen_top_k)
 
     def validate(self) -> None:
         unknown = set(self.rules or ()) | set(self.reject or ()) | set(self.relabel or ())
@@ -53,6 +61,7 @@ class CurationSettings:
             raise StatcoderError(f"the label check needs at least 2 folds, not {self.folds}")
         if self.top_k < 1:
             raise StatcoderError(f"top k must be at least 1, not {self.top_k}")
+        self.methods().check()
 
 
 def parse_rules(value: str | None) -> frozenset[str] | None:
@@ -86,7 +95,7 @@ def curation_options(project: Project, settings: CurationSettings) -> CurationOp
         reject=DEFAULT_REJECT if settings.reject is None else settings.reject,
         relabel=DEFAULT_RELABEL if settings.relabel is None else settings.relabel,
         label_check=_label_check(project, settings) if settings.label_check else None,
-        use_real_train=settings.use_real_train, quota=settings.quota, cap=settings.cap)
+        use_real_train=settings.use_real_train, quota=settings.quota, cap=settings.cap, methods=settings.methods())
 
 
 def run_curation(project: Project, settings: CurationSettings, *, progress=None, cancel=None):

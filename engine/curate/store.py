@@ -22,12 +22,14 @@ from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.classification.note_lines import notes_pairs
 from engine.store.project import Project
 from engine.curate.labelcheck import Check, LabelCheckOptions, label_check
+from engine.curate.methods import (METHOD_RULES, MethodOptions, low_influence, low_logprob, model_disagreement,
+                                   sungen_scores, supergen_scores)
 from engine.curate.rules import (GarbageLimits, Hit, Sample, duplicates, excludes_conflicts, garbage, label_conflicts,
                     make_sample, note_copies, note_lines)
 
 GARBAGE_RULES = ("empty", "too_short", "too_long", "prompt_echo", "repeated_tokens", "language")
 ALL_RULES = GARBAGE_RULES + ("duplicate", "near_duplicate", "label_conflict", "note_copy", "note_conflict",
-                             "excludes_conflict", "label_check", "over_quota")
+                             "excludes_conflict", "label_check", "over_quota") + METHOD_RULES
 # A copy of a note line is a fine training text; it is marked so reviewers and metrics can see it.
 DEFAULT_REJECT = frozenset(ALL_RULES) - {"note_copy"}
 # Rules whose suggested code becomes the sample's curated label instead of rejecting it. Measured on
@@ -54,6 +56,8 @@ class CurationOptions:
     use_notes: bool = True              # note lines as label-check training data
     quota: int | None = None            # wanted accepted samples per code; None: the runs' own quota
     cap: int | None = None              # at most this many accepted per code; the rest flagged over_quota
+    # SuperGen / SunGen / FuseGen selection (engine.curate.methods); each off unless its parameter is set
+    methods: MethodOptions = field(default_factory=MethodOptions)
 
     def describe(self) -> dict:
         unknown = (set(self.rules) | set(self.reject) | set(self.relabel)) - set(ALL_RULES)
@@ -66,7 +70,7 @@ class CurationOptions:
                 "label_check": self.label_check.describe() if isinstance(self.label_check, LabelCheckOptions)
                 else self.label_check,
                 "use_real_train": self.use_real_train, "use_notes": self.use_notes,
-                "quota": self.quota, "cap": self.cap}
+                "quota": self.quota, "cap": self.cap, "methods": self.methods.describe()}
 
 
 @dataclass
@@ -197,6 +201,7 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
         hits += [h for h in note_copies(clean, lines, threshold=options.note_threshold) if h.rule in enabled]
     if "excludes_conflict" in enabled:
         hits += excludes_conflicts(clean, links)
+    hits += _method_hits(project, clean, real, options, progress=progress, cancel=cancel)
     checks: list[Check] = []
     stage("label check")
     if options.label_check is not None and "label_check" in enabled:
@@ -243,6 +248,45 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
         conn.execute("UPDATE curation_runs SET report = ?, finished = strftime('%Y-%m-%dT%H:%M:%SZ','now')"
                      " WHERE id = ?", (json.dumps(result.to_dict()), cid))
     return result
+
+
+def _method_hits(project: Project, clean: Sequence[Sample], real: Sequence[tuple[str, str]], options: CurationOptions,
+                 *, progress: ProgressCallback | None, cancel: CancelToken | None) -> list[Hit]:
+    """SuperGen, SunGen and FuseGen flags over the samples that survived the garbage rules."""
+    methods, enabled = options.methods, options.rules
+    methods.check()
+    if not clean:
+        return []
+    hits: list[Hit] = []
+    ids = [s.id for s in clean]
+    meta: dict[int, tuple] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for row in project.conn.execute(f"SELECT id, logprob, completion_tokens, model_sha256 FROM samples"
+                                        f" WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+            meta[row[0]] = row[1:]
+    if methods.supergen_share > 0 and "low_logprob" in enabled:
+        scores = supergen_scores([(sid, lp, tokens) for sid, (lp, tokens, _) in meta.items()])
+        hits += low_logprob(clean, scores, share=methods.supergen_share)
+    codes = sorted({s.code for s in clean})
+    notes = list(notes_pairs(project, codes)) if options.use_notes else []
+    if methods.sungen_share > 0 and "low_influence" in enabled:
+        from engine.coders.embedding.cache import embed_cached
+        from engine.coders.embedding.model import load_embedding_model
+
+        reference = notes + list(real)
+        if not reference:
+            raise StatcoderError("SunGen needs a clean set: the notes lines or real-train texts; none is in use")
+        embedder = load_embedding_model(None)
+        vectors = embed_cached(project, embedder, [s.text for s in clean] + [t for t, _ in reference],
+                               progress=progress, cancel=cancel)
+        scores = sungen_scores(vectors[: len(clean)], [s.code for s in clean], vectors[len(clean):],
+                               [c for _, c in reference], c=methods.sungen_c)
+        hits += low_influence(clean, {s.id: float(v) for s, v in zip(clean, scores)}, share=methods.sungen_share)
+    if methods.fusegen_top_k > 0 and "model_disagreement" in enabled:
+        hits += model_disagreement(clean, {sid: m[2] for sid, m in meta.items()}, notes + list(real),
+                                   top_k=methods.fusegen_top_k)
+    return hits
 
 
 def _previous_overrides(project: Project, sample_ids: list[int]) -> set[tuple[int, str]]:

@@ -34,14 +34,19 @@ class LinearModel:
         return x @ self.weights + self.bias
 
 
-def _loss_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> tuple[float, np.ndarray]:
+def _loss_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: int, l2: float,
+               soft: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     dim = x.shape[1]
     w = theta[: dim * n_classes].reshape(dim, n_classes).astype(np.float32)
     b = theta[dim * n_classes:].astype(np.float32)
     probs = softmax(x @ w + b)
     rows = np.arange(len(y))
-    loss = -float(np.log(np.maximum(probs[rows, y], 1e-30)).astype(np.float64).sum())
-    probs[rows, y] -= 1.0
+    if soft is None:
+        loss = -float(np.log(np.maximum(probs[rows, y], 1e-30)).astype(np.float64).sum())
+        probs[rows, y] -= 1.0
+    else:  # cross-entropy against target distributions (hierarchy-aware label smoothing)
+        loss = -float((soft * np.log(np.maximum(probs, 1e-30))).astype(np.float64).sum())
+        probs -= soft
     grad_w = (x.T @ probs).astype(np.float64) + l2 * w.astype(np.float64)
     grad_b = probs.sum(axis=0, dtype=np.float64)
     loss += 0.5 * l2 * float(np.dot(theta[: dim * n_classes], theta[: dim * n_classes]))
@@ -51,15 +56,19 @@ def _loss_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: int, 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, *, c: float = 100.0, max_iter: int = 300,
                  tol: float = 1e-5, init: LinearModel | None = None, memory: int = 10,
-                 cancel: CancelToken | None = None) -> LinearModel:
-    """Multinomial logistic regression by L-BFGS with a backtracking (Armijo) line search. Deterministic."""
+                 cancel: CancelToken | None = None, soft: np.ndarray | None = None) -> LinearModel:
+    """Multinomial logistic regression by L-BFGS with a backtracking (Armijo) line search. Deterministic.
+
+    `soft`: optional (n, classes) target distributions replacing the one-hot targets of `y`.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     dim = x.shape[1]
     theta = (np.concatenate([init.weights.ravel(), init.bias]).astype(np.float64) if init is not None
              else np.zeros(dim * n_classes + n_classes))
     l2 = 1.0 / c
-    f, g = _loss_grad(theta, x, y, n_classes, l2)
+    soft = None if soft is None else np.ascontiguousarray(soft, dtype=np.float32)
+    f, g = _loss_grad(theta, x, y, n_classes, l2, soft)
     s_hist: list[np.ndarray] = []
     y_hist: list[np.ndarray] = []
     converged = False
@@ -92,7 +101,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, *, c: float = 100
         step = 1.0
         while True:
             new_theta = theta + step * direction
-            new_f, new_g = _loss_grad(new_theta, x, y, n_classes, l2)
+            new_f, new_g = _loss_grad(new_theta, x, y, n_classes, l2, soft)
             if new_f <= f + 1e-4 * step * slope or step < 1e-10:
                 break
             step *= 0.5

@@ -43,15 +43,25 @@ def _nll(probs: np.ndarray, y: np.ndarray) -> float:
 def fit_embedding_coder(embedder: EmbeddingModel, train_x: np.ndarray, train_codes: Sequence[str],
                         val_x: np.ndarray, val_codes: Sequence[str], *, mode: str = "lr",
                         c_grid: Sequence[float] = C_GRID, max_iter: int = 300,
-                        cancel: CancelToken | None = None) -> tuple[EmbeddingCoder, dict[str, Any]]:
-    """Fit on the training vectors; choose C and the temperature on the validation vectors (never on test)."""
+                        cancel: CancelToken | None = None, smoothing: float = 0.0,
+                        siblings: dict[str, list[str]] | None = None) -> tuple[EmbeddingCoder, dict[str, Any]]:
+    """Fit on the training vectors; choose C and the temperature on the validation vectors (never on test).
+
+    `smoothing` > 0 with `siblings` (engine.coders.hierarchy): soft targets that give each text's
+    siblings that share of its label (logistic mode only).
+    """
     codes = sorted(set(train_codes))
     index = {c: i for i, c in enumerate(codes)}
     y = np.array([index[c] for c in train_codes], dtype=np.int64)
+    soft = None
+    if smoothing > 0 and siblings and mode != "knn":
+        from engine.coders.hierarchy import soft_target_matrix
+        soft = soft_target_matrix(list(train_codes), codes, siblings, smoothing)
     known = [i for i, c in enumerate(val_codes) if c in index]
     vx = val_x[known] if len(known) else np.zeros((0, train_x.shape[1]), np.float32)
     vy = np.array([index[val_codes[i]] for i in known], dtype=np.int64)
-    report: dict[str, Any] = {"mode": mode, "classes": len(codes), "train": len(y), "validation": len(vy)}
+    report: dict[str, Any] = {"mode": mode, "classes": len(codes), "train": len(y), "validation": len(vy),
+                              "hierarchy_smoothing": smoothing if soft is not None else 0.0}
     if mode == "knn":
         coder = EmbeddingCoder(mode="knn", codes=codes, embedder=embedder, temperature=1.0,
                                refs=train_x.astype(np.float32), ref_labels=y)
@@ -59,7 +69,8 @@ def fit_embedding_coder(embedder: EmbeddingModel, train_x: np.ndarray, train_cod
         grid = sorted(c_grid) if len(vy) else [DEFAULT_C]
         best, best_key, tried, previous = None, None, [], None
         for c in grid:
-            linear = fit_logistic(train_x, y, len(codes), c=c, max_iter=max_iter, init=previous, cancel=cancel)
+            linear = fit_logistic(train_x, y, len(codes), c=c, max_iter=max_iter, init=previous, cancel=cancel,
+                                  soft=soft)
             previous = linear
             entry: dict[str, Any] = {"c": c, "iterations": linear.iterations, "converged": linear.converged}
             if len(vy):
@@ -108,7 +119,8 @@ def train_embedding(project: Project, mix: DataMix, options: EmbeddingTrainOptio
     embed_s = time.perf_counter() - start
     coder, report = fit_embedding_coder(embedder, train_x, [c for _, c in data.train], val_x,
                                         [c for _, c in data.validation], mode=options.mode,
-                                        c_grid=options.c_grid, max_iter=options.max_iter, cancel=cancel)
+                                        c_grid=options.c_grid, max_iter=options.max_iter, cancel=cancel,
+                                        smoothing=mix.hierarchy_smoothing, siblings=data.siblings)
     if progress is not None:
         progress(ProgressInfo(950, 1000, "saving"))
     path = model_file(project, f"embedding-{options.mode}", ".npz")

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import fasttext
 
@@ -47,14 +47,20 @@ class FastTextParams:
                     minCount=self.minCount, verbose=0)
 
 
-def write_training_file(pairs: Iterable[tuple[str, str]], path: Path) -> int:
-    """Write (text, code) pairs in fastText's format; returns the number of lines."""
+def write_training_file(pairs: Iterable[tuple[str, str]], path: Path,
+                        labels_of: Callable[[str], list[str]] | None = None) -> int:
+    """Write (text, code) pairs in fastText's format; returns the number of lines.
+
+    `labels_of`: the labels of a line for a code (several: softmax training draws one per pass;
+    engine.coders.hierarchy uses it for smoothing towards siblings).
+    """
     n = 0
     with open(path, "w", encoding="utf-8") as handle:
         for text, code in pairs:
             tokens = preprocess(text)
             if tokens:
-                handle.write(f"{LABEL}{code} {tokens}\n")
+                labels = " ".join(f"{LABEL}{c}" for c in labels_of(code)) if labels_of else f"{LABEL}{code}"
+                handle.write(f"{labels} {tokens}\n")
                 n += 1
     return n
 

@@ -28,11 +28,12 @@ class FastTextCoder(CoderBase):
 
     @classmethod
     def train(cls, pairs: Sequence[tuple[str, str]], params: FastTextParams | None = None,
-              train_file: Path | None = None) -> "FastTextCoder":
+              train_file: Path | None = None, labels_of=None) -> "FastTextCoder":
+        """Train in this process. `labels_of`: see bindings.write_training_file."""
         params = params or FastTextParams()
         with tempfile.TemporaryDirectory(prefix="statcoder-ft-") as tmp:
             path = train_file or Path(tmp) / "train.txt"
-            if write_training_file(pairs, path) == 0:
+            if write_training_file(pairs, path, labels_of) == 0:
                 raise ValueError("no training texts")
             try:
                 model, _ = train_supervised(path, params.as_kwargs())

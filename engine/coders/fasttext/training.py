@@ -101,7 +101,7 @@ def train_fasttext(project: Project, mix: DataMix, options: TrainOptions | None 
     try:
         with tempfile.TemporaryDirectory(prefix=scratch_prefix(), dir=output.parent) as tmp:
             train_file, val_file = Path(tmp) / "train.txt", Path(tmp) / "validation.txt"
-            write_training_file(data.train, train_file)
+            write_training_file(data.train, train_file, data.labels_of(mix.hierarchy_smoothing))
             if options.autotune_s > 0:
                 if not data.validation:
                     raise TrainingError("autotune needs validation texts; set a validation share above 0")
