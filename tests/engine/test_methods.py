@@ -129,7 +129,9 @@ def test_fusegen_on_a_gemma_run_beside_a_stored_qwen_run(nace_project, gemma_pat
     from tests.engine.llm_support import gemma_settings
 
     codes = ["10.71", "11.05"]
-    with Project.open(REPO / "bench" / "projects" / "nace-10-11.statcoder") as stored:
+    copy = nace_project.path.parent / "stored-qwen.statcoder"   # never open the committed file itself
+    shutil.copy(REPO / "bench" / "projects" / "nace-10-11.statcoder", copy)
+    with Project.open(copy) as stored:
         qwen = stored.conn.execute(
             f"SELECT code, text, model_sha256 FROM samples WHERE run_id = 1 AND code IN ('10.71', '11.05')"
             " ORDER BY id").fetchall()
