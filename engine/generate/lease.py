@@ -11,7 +11,7 @@ stops before it writes another sample.
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import sqlite3
 import sys
 import time
@@ -47,7 +47,7 @@ class Lease:
 
 
 def this_host() -> str:
-    return socket.gethostname() or "localhost"
+    return platform.node() or "localhost"
 
 
 def pid_alive(pid: int) -> bool:
