@@ -171,20 +171,22 @@ class _Connection:
     The project keeps only a weak reference to it: when a thread ends, its local storage goes and the
     connection is closed with it; `close_all` reaches the ones still alive."""
 
-    __slots__ = ("conn", "db", "generation", "__weakref__")
+    __slots__ = ("conn", "db", "generation", "owner", "__weakref__")
 
     def __init__(self, conn: sqlite3.Connection, generation: int) -> None:
         self.conn = conn
         self.db: sqlite_utils.Database | None = None
         self.generation = generation
+        self.owner = threading.current_thread()
 
 
 class Project:
     """An open project file. Connections are per thread; each thread gets its own on first use.
 
-    `close()` closes the calling thread's connection (a worker does it when its job ends); `close_all()`
-    closes every thread's, when the project itself is closed, so no file handle outlives it (a thread
-    that uses the project afterwards gets a fresh connection).
+    `close()` closes the calling thread's connection (a worker does it when its job ends); `close_all()`,
+    when the project itself is closed, closes the calling thread's and those of threads that have ended,
+    and retires the rest: a thread still running closes its own at its next use (closing a connection
+    another thread is using would crash the interpreter), so no file handle outlives its use.
 
     Only an empty file or a statcoder project is ever opened (and migrated); another program's
     database is refused without a byte changed. A project that cannot be written (a read-only file
@@ -253,7 +255,10 @@ class Project:
 
     def _held(self) -> _Connection:
         held: _Connection | None = getattr(self._local, "held", None)
-        if held is None or held.generation != self._generation:
+        if held is not None and held.generation != self._generation:
+            held.conn.close()       # retired by close_all while this thread was busy or idle: closed here
+            held = None
+        if held is None:
             held = _Connection(_connect(self.path, read_only=self.read_only), self._generation)
             self._local.held = held
             with self._lock:
@@ -311,12 +316,17 @@ class Project:
             self._local.held = None
 
     def close_all(self) -> None:
-        """Close every thread's connection: the project is closed, none of its file handles stays open."""
+        """The project is closed: close this thread's connection and those of threads that have ended;
+        a thread still running closes its own at its next use of the project (never from here: closing
+        a connection while its thread runs a query crashes SQLite's Python module)."""
+        me = threading.current_thread()
         with self._lock:
             helds = list(self._open)
-            self._open.clear()
-            self._generation += 1   # a thread still holding an old one reconnects on its next use
-        for held in helds:
+            self._generation += 1   # a thread still holding an older one closes it and reconnects
+            closable = [h for h in helds if h.owner is me or not h.owner.is_alive()]
+            for held in closable:
+                self._open.discard(held)
+        for held in closable:
             held.conn.close()
         self._local.held = None
 
