@@ -61,26 +61,22 @@ def _models_folder(project: Project) -> Path:
 
 
 def check_models(project: Project, *, hashes: bool = True) -> tuple[list[str], list[str]]:
-    """(problems, notes) about the registered model files: missing, changed (`hashes`), outside the project."""
-    try:  # the coder registry's own verification, where it exists
-        from engine.coders.registry import verify_models  # type: ignore[attr-defined]
+    """(problems, notes) about the registered model files: missing, changed (`hashes`), outside the
+    project; notes list files in the models folder that no model row names."""
+    try:  # the coder registry's own verification (size + sha256, the file inside the models folder)
+        from engine.coders.registry import verify_models
     except ImportError:
         verify_models = None
-    if verify_models is not None and hashes:
-        try:
-            found = verify_models(project)
-            problems = [str(p) for p in (found or [])]
-            return problems, []
-        except TypeError:
-            pass
     problems: list[str] = []
     notes: list[str] = []
     folder = _models_folder(project).resolve()
+    registered: set[Path] = set()
     for model_id, path_text, sha in project.conn.execute("SELECT id, path, sha256 FROM models ORDER BY id"):
         path = Path(path_text)
-        if not path.is_absolute():
-            path = project.path.parent / path
-        path = path.resolve()
+        path = (path if path.is_absolute() else project.path.parent / path).resolve()
+        registered.add(path)
+        if verify_models is not None and hashes:
+            continue   # the registry's check below covers this model
         if not path.is_file():
             problems.append(f"model {model_id}: its file is missing ({path})")
             continue
@@ -88,16 +84,15 @@ def check_models(project: Project, *, hashes: bool = True) -> tuple[list[str], l
             notes.append(f"model {model_id}: its file is outside the project's models folder ({path})")
         if hashes and _sha256(path) != sha:
             problems.append(f"model {model_id}: its file changed since it was trained (sha256 differs): {path}")
+    if verify_models is not None and hashes:
+        problems += [str(p) for p in verify_models(project)]
     if folder.is_dir():
-        registered = set()
-        for (path_text,) in project.conn.execute("SELECT path FROM models"):
-            path = Path(path_text)
-            registered.add((path if path.is_absolute() else project.path.parent / path).resolve())
         stray = [p for p in folder.iterdir() if p.resolve() not in registered and not any(
             r.is_relative_to(p.resolve()) for r in registered)]
         if stray:
             notes.append(f"{len(stray)} file(s) in {folder} belong to no registered model (left by an "
-                         "interrupted training?): " + ", ".join(p.name for p in stray[:10]))
+                         "interrupted training? the next fastText training removes those): "
+                         + ", ".join(p.name for p in stray[:10]))
     return problems, notes
 
 
