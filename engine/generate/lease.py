@@ -3,7 +3,8 @@
 Two runners of one run each count only their own samples and overshoot the quota, so a second
 runner is refused with a message naming the first. A runner that died without releasing its lease
 (kill -9, a crash, a power cut) is recognised and its lease taken over: on this host by its dead
-pid at once, on any host once its heartbeat is older than LEASE_TIMEOUT_S. The heartbeat is renewed
+pid at once (a live pid keeps its lease however long one request takes), on another host (a
+project on a shared folder) once its heartbeat is older than LEASE_TIMEOUT_S. The heartbeat is renewed
 with every unit written, in the unit's own transaction, so a runner whose lease was taken over
 stops before it writes another sample.
 """
@@ -84,8 +85,10 @@ def is_stale(lease: Lease, now: float | None = None) -> bool:
     if lease.owner is None:
         return True
     now = time.time() if now is None else now
-    if lease.host == this_host() and lease.pid is not None and not pid_alive(lease.pid):
-        return True
+    if lease.host == this_host() and lease.pid is not None:
+        # On this machine the pid decides: a live runner may spend long on one request (a big model
+        # on a slow CPU), a dead one is gone at once.
+        return not pid_alive(lease.pid)
     return lease.heartbeat is None or now - lease.heartbeat > LEASE_TIMEOUT_S
 
 

@@ -103,13 +103,19 @@ def test_a_killed_runner_shows_as_interrupted_and_is_taken_over(nace_project, ca
 
 def test_a_silent_runner_on_another_host_is_taken_over_only_after_the_timeout(nace_project):
     run_id = _run(nace_project)
-    from engine.generate.lease import LEASE_TIMEOUT_S
+    from engine.generate.lease import LEASE_TIMEOUT_S, this_host
 
     set_lease = ("UPDATE generation_runs SET status = 'running', lease_owner = 'x', lease_pid = 1,"
                  " lease_host = 'another-machine', lease_heartbeat = ? WHERE id = ?")
     nace_project.conn.execute(set_lease, (time.time() - 5, run_id))
     with pytest.raises(StatcoderError, match="another-machine"):
         run_generation(nace_project, run_id, backend=ScriptedBackend())
+    # On this host a live pid keeps the lease, however old its heartbeat (one slow request) ...
+    nace_project.conn.execute("UPDATE generation_runs SET lease_host = ?, lease_pid = ?, lease_heartbeat = ?"
+                              " WHERE id = ?", (this_host(), os.getpid(), time.time() - 2 * LEASE_TIMEOUT_S, run_id))
+    with pytest.raises(StatcoderError, match="already being run"):
+        run_generation(nace_project, run_id, backend=ScriptedBackend())
+    # ... while a runner on another host that fell silent is taken over.
     nace_project.conn.execute(set_lease, (time.time() - LEASE_TIMEOUT_S - 60, run_id))
     assert run_status(nace_project, run_id).status == "interrupted"
     run_generation(nace_project, run_id, backend=ScriptedBackend())
