@@ -81,12 +81,15 @@ def identify(path: Path) -> str:
     statcoder's migration record. Anything else is 'foreign' and must not be touched.
     """
     wal = path.with_name(path.name + "-wal")
-    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
-        return "empty"
-    with open(path, "rb") as handle:
-        head = handle.read(100)
-    if not head.startswith(b"SQLite format 3\x00"):
-        return "foreign"
+    wal_pages = wal.exists() and wal.stat().st_size > 0
+    if path.stat().st_size == 0:
+        if not wal_pages:
+            return "empty"
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(100)
+        if not head.startswith(b"SQLite format 3\x00"):
+            return "foreign"
     shm = path.with_name(path.name + "-shm")
     # Read-only and, where the side files are absent, immutable: the probe creates no -wal or -shm.
     immutable = not shm.exists() and not wal.exists()
