@@ -6,6 +6,7 @@ import click
 
 from engine.assist.coding import batch_code_csv, record_decision, suggest
 from engine.jobs import ProgressInfo
+from engine.atomic import check_output_path
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
@@ -59,6 +60,7 @@ def code_batch(project_path: str, in_path: str, out_path: str, text_column: str,
                as_json: bool) -> None:
     """Code every row of IN_PATH (CSV) into OUT_PATH with code, confidence, model_version and status."""
     project = open_project(project_path)
+    check_output_path(out_path, project=project, inputs=(in_path,))   # before a judge model is loaded
     progress = None if as_json else _progress
     if use_judge:
         from engine.assist.judge import BatchJudge, Judge, judge_backend_settings
