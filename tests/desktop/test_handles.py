@@ -3,6 +3,7 @@ switches, suggestions, jobs and project switches, and drop to none when the proj
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -39,6 +40,9 @@ def session_round(window, qtbot, panel, text: str) -> None:
     review.open_curation_dialog().accept()
     wait_jobs(qtbot, window)
     window.show_help().close()
+    # A worker's connection goes with its thread's storage, through a reference cycle: at the next
+    # garbage collection. Counted after one, so the numbers say what is really held.
+    gc.collect()
 
 
 def test_handles_stay_flat_over_a_long_session_and_close_with_the_project(window, qtbot, trained_path, tmp_path):
@@ -48,8 +52,9 @@ def test_handles_stay_flat_over_a_long_session_and_close_with_the_project(window
     window.open_project(trained_path)
     session_round(window, qtbot, panel, "bakery bread")
     first = len(handles(trained_path))
-    # The GUI thread's and the suggestion thread's connections: the file and the -wal each, one shared -shm.
-    assert 0 < first <= 5, handles(trained_path)
+    # The GUI thread's connection (the file, the -wal, the shared -shm) and the files of connections
+    # closed while it holds a lock, which SQLite keeps open for the next connection (POSIX locks).
+    assert 0 < first <= 8, handles(trained_path)
     for n, text in enumerate(["beer brewing", "cider", "dairy products", "chocolate", "rusks", "pasta"]):
         # Switch to another project and back now and then: the old one's handles must all go.
         if n % 2:
@@ -58,9 +63,12 @@ def test_handles_stay_flat_over_a_long_session_and_close_with_the_project(window
             assert handles(trained_path) == [], "a connection to the project switched away from is still open"
             window.open_project(trained_path)
         session_round(window, qtbot, panel, text)
-        assert len(handles(trained_path)) <= first, handles(trained_path)
+        # SQLite may keep one closed connection's file open a little longer (POSIX locks): slack of 2,
+        # where a leak adds 2-3 handles every round.
+        assert len(handles(trained_path)) <= first + 2, handles(trained_path)
     window.close_project()
     QEventLoop().processEvents()
+    gc.collect()
     assert handles(trained_path) == [] and handles(other) == []
 
 
