@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
     QPushButton, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
@@ -87,6 +87,13 @@ class TrainPage(Page):
         options.addRow("Name", self.name)
         options.addRow("Epochs", self.epochs)
         options.addRow("", self.quantize)
+        self.hierarchy = QDoubleSpinBox()
+        self.hierarchy.setRange(0.0, 0.9)
+        self.hierarchy.setSingleStep(0.05)
+        self.hierarchy.setSpecialValueText("off")
+        self.hierarchy.setToolTip("Hierarchy-aware training: this share of each text's label goes to its code's "
+                                  "sibling codes (label smoothing towards the parent)")
+        options.addRow("Sibling smoothing", self.hierarchy)
         form.addLayout(options, 1)
         buttons = QVBoxLayout()
         self.train_button = QPushButton("Train and evaluate")
@@ -291,7 +298,8 @@ class TrainPage(Page):
     def data_mix(self) -> DataMix:
         tops = [s.strip() for s in self.scope.text().replace(";", ",").split(",") if s.strip()]
         codes = leaf_codes_under(self.project, tops) if tops else None
-        return DataMix(**{k: spin.value() for k, spin in self.weights.items()}, codes=codes)
+        return DataMix(**{k: spin.value() for k, spin in self.weights.items()}, codes=codes,
+                       hierarchy_smoothing=self.hierarchy.value())
 
     def _kind_changed(self) -> None:
         fasttext = self.kind.currentData() in ("fasttext", "ensemble")

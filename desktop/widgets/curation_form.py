@@ -27,6 +27,9 @@ RULE_HELP = {
     "excludes_conflict": "matches an excludes line that sends it to another code",
     "label_check": "a classifier trained without it ranks another code first",
     "over_quota": "more accepted samples for the code than the cap",
+    "low_logprob": "SuperGen: among the code's samples the generator was least sure of (share below)",
+    "low_influence": "SunGen: among the code's samples that pull a coder away from the notes (share below)",
+    "model_disagreement": "FuseGen: coders trained on other LLMs' samples do not rank its code (top k below)",
 }
 COLUMNS = ("rule", "run", "reject", "relabel", "what it flags")
 CHECKERS = [("automatic (embeddings for English, else fastText)", "auto"), ("fastText, k-fold", "fasttext"),
@@ -119,6 +122,26 @@ class CurationDialog(QDialog):
         more.addWidget(self.cap)
         layout.addLayout(more)
 
+        # SuperGen / SunGen / FuseGen (engine.curate.methods): off unless set; their rules above say what they flag.
+        methods = QHBoxLayout()
+        self.supergen, self.sungen = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, tip in ((self.supergen, "share of each code's samples with the lowest generation probability"),
+                          (self.sungen, "share of each code's samples whose training works against the notes")):
+            spin.setRange(0.0, 0.95)
+            spin.setSingleStep(0.05)
+            spin.setSpecialValueText("off")
+            spin.setToolTip(f"Flag this {tip}; off: none")
+        self.fusegen = QSpinBox()
+        self.fusegen.setRange(0, 20)
+        self.fusegen.setSpecialValueText("off")
+        self.fusegen.setToolTip("With samples of two or more LLMs: flag a sample no other LLM's coder ranks in this top k")
+        for label, widget in (("SuperGen share", self.supergen), ("SunGen share", self.sungen),
+                              ("FuseGen top k", self.fusegen)):
+            methods.addWidget(QLabel(label))
+            methods.addWidget(widget)
+        methods.addStretch(1)
+        layout.addLayout(methods)
+
         buttons = QDialogButtonBox()
         self.run_button = buttons.addButton("Run curation", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
@@ -144,4 +167,5 @@ class CurationDialog(QDialog):
             label_check=self.label_check.isChecked(), folds=self.folds.value(), top_k=self.top_k.value(),
             confident=self.confident.value(), use_real_train=self.real_train.isChecked(),
             checker=self.checker.currentData(), check_mode=self.mode.currentData(),
-            quota=self.quota.value() or None, cap=self.cap.value() or None)
+            quota=self.quota.value() or None, cap=self.cap.value() or None, supergen_share=self.supergen.value(),
+            sungen_share=self.sungen.value(), fusegen_top_k=self.fusegen.value())
