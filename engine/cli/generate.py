@@ -41,12 +41,22 @@ def generate() -> None:
 @click.option("--temperature", type=float, default=0.8, show_default=True)
 @click.option("--weight", "weights", multiple=True, help="STRATEGY=WEIGHT share of the quota (repeatable).")
 @click.option("--name", help="A name for the run.")
+@click.option("--progen-from", "progen_from", type=int, multiple=True,
+              help="ProGen: a first-round run (repeatable) whose samples a notes-trained coder finds most helpful "
+                   "become the examples of the 'progen' strategy.")
+@click.option("--retrieve-from", "retrieve_from", type=click.Choice(["train", "uncoded"]), multiple=True,
+              help="SynthesizRR: real-train and/or uncoded texts nearest to each code's notes become style examples "
+                   "of the 'retrieved' strategy (never test-split texts; their codes are never shown).")
+@click.option("--examples-pool", type=int, default=12, show_default=True,
+              help="Examples chosen per code for progen/retrieved.")
+@click.option("--examples-k", type=int, default=4, show_default=True, help="Examples shown per request.")
 @json_option
 def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...], quota: int,
                strategies: tuple[str, ...], seed: int, model: str | None, kind: str, base_url: str | None,
                server_model: str, parallel: int, prompt_kind: str | None, threads: int, n_ctx: int,
                gpu_layers: int, per_request: int, language: str, temperature: float, weights: tuple[str, ...],
-               name: str | None, as_json: bool) -> None:
+               name: str | None, progen_from: tuple[int, ...], retrieve_from: tuple[str, ...], examples_pool: int,
+               examples_k: int, as_json: bool) -> None:
     """Define a run; prints its id. Run it with `statcoder generate run ID`."""
     project = open_project(project_path, write=True)
     chosen = list(codes) + (leaf_codes_under(project, list(under)) if under else [])
@@ -61,8 +71,17 @@ def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...]
     settings = BackendSettings(kind=kind, base_url=base_url, server_model=server_model, parallel=parallel,
                                prompt_kind=prompt_kind,
                                hardware=HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers))
+    codes_list = list(dict.fromkeys(chosen))
+    examples: dict[str, dict[str, list[str]]] = {}
+    if progen_from:
+        from engine.curate.feedback import helpful_samples
+        examples["progen"] = helpful_samples(project, run_ids=list(progen_from), codes=codes_list, top=examples_pool)
+    if retrieve_from:
+        from engine.coders.embedding.retrieval import style_examples
+        examples["retrieved"] = style_examples(project, codes=codes_list, top=examples_pool, sources=retrieve_from)
+    strategies = tuple(strategies) or (tuple(s for s in ("progen", "retrieved") if s in examples) or ())
     params = GenerationParams(per_request=per_request, language=language, temperature=temperature,
-                              weights=parsed_weights)
+                              weights=parsed_weights, examples=examples, examples_k=examples_k)
     run_id = create_run(project, codes=list(dict.fromkeys(chosen)), quota=quota,
                         strategies=list(strategies) or None, seed=seed, model=model, backend=settings,
                         params=params, name=name)

@@ -19,6 +19,8 @@ STRATEGY_VERSIONS = {
     "nec": "nec-2",
     "contrastive": "contrastive-2",
     "keywords": "keywords-2",
+    "progen": "progen-1",
+    "retrieved": "retrieved-1",
 }
 
 SYSTEM = (
@@ -120,3 +122,21 @@ def keywords_task(card: CodeCard, index: int, *, items: int, language: str) -> T
     text = (f"Each text must contain the word \"{word}\" (or its plural or a translation into {language}).\n"
             + _ask(items, language))
     return Task("keywords", text, {"keyword": word})
+
+
+def progen_task(card: CodeCard, examples: list[str], *, items: int, language: str) -> Task:
+    """ProGen's second round: round-1 samples a coder trained on the notes found most typical of this code."""
+    shown = "\n".join(f"- {e}" for e in examples)
+    text = (f"Good texts for this code, written earlier:\n{shown}\n"
+            f"Write {items} new texts like these, in {language}, about other activities of this code. "
+            "Do not repeat them; each must fit this code and none of the codes marked NOT.")
+    return Task("progen", text, {"examples": examples})
+
+
+def retrieved_task(card: CodeCard, examples: list[str], *, items: int, language: str) -> Task:
+    """SynthesizRR: real texts near the code's notes, shown for their style only, never as labelled examples."""
+    shown = "\n".join(f"- {e}" for e in examples)
+    text = (f"Texts people really typed into forms (their codes are unknown; they may belong to any code):\n"
+            f"{shown}\nWrite {items} texts in the same style and wording habits (length, abbreviations, "
+            f"register), in {language}, about activities of THIS code. Do not copy them.")
+    return Task("retrieved", text, {"style_examples": examples})

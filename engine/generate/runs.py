@@ -25,7 +25,7 @@ from engine.realdata.importing import real_texts
 from engine.text import normalise_key
 from engine.generate.cards import code_card
 from engine.generate.prompts import DEFAULT_GRID, STRATEGY_VERSIONS, SYSTEM_VERSION, build_prompt
-from engine.generate.strategies import STRATEGIES, StrategyContext, applies, grid_cells, shares
+from engine.generate.strategies import EXAMPLE_STRATEGIES, STRATEGIES, StrategyContext, applies, grid_cells, shares
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,12 @@ class GenerationParams:
     min_words: int = 1
     max_words: int = 8
     max_units_factor: float = 3.0
+    # In-context examples per strategy and code, chosen before the run by a higher stage and stored
+    # with it (provenance): "progen" -> round-1 samples a notes-trained coder found most helpful
+    # (engine.curate.feedback), "retrieved" -> real-train or uncoded texts near the code's notes
+    # (engine.coders.embedding.retrieval; never test-split texts). `examples_k` are shown per request.
+    examples: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    examples_k: int = 4
 
     @property
     def request_max_tokens(self) -> int:
@@ -152,6 +158,11 @@ def create_run(project: Project, *, codes: list[str], quota: int, strategies: li
         raise StatcoderError(f"unknown strategy '{unknown[0]}'; choose from {', '.join(STRATEGIES)}")
     settings = backend or BackendSettings()
     params = params or GenerationParams()
+    for strategy in EXAMPLE_STRATEGIES:
+        if strategy in chosen and not any(params.examples.get(strategy, {}).get(c) for c in codes):
+            raise StatcoderError(f"the '{strategy}' strategy needs examples chosen before the run (statcoder generate "
+                                 f"create --{'progen-from' if strategy == 'progen' else 'retrieve-from'} ...); "
+                                 "none were given for these codes")
     if settings.kind == "openai":
         model_name, sha = settings.server_model, f"server:{settings.server_model}"
     else:
@@ -332,7 +343,9 @@ def run_context(project: Project, code: str, params: GenerationParams, strategie
     examples = [t for t, _ in real_texts(project, "train", [code])] if "few-shot" in strategies else []
     return StrategyContext(items=params.per_request, language=params.language,
                            grid_cells=grid_cells(params.grid, seed) if params.grid else [],
-                           few_shot_k=params.few_shot_k, train_examples=examples)
+                           few_shot_k=params.few_shot_k, train_examples=examples,
+                           examples={s: list(by_code.get(code, [])) for s, by_code in params.examples.items()},
+                           examples_k=params.examples_k)
 
 
 def plan_for_code(project: Project, code: str, strategies: list[str], quota: int, params: GenerationParams,

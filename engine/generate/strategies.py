@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.generate.cards import CodeCard
-from engine.generate.prompts import (Task, contrastive_task, few_shot_task, grid_task, keywords_task, nec_task, notes_task)
+from engine.generate.prompts import (Task, contrastive_task, few_shot_task, grid_task, keywords_task, nec_task, notes_task,
+                                    progen_task, retrieved_task)
 
 # Order within a code: the specific strategies first, the robust ones last, because the last
 # strategy of a code tops up whatever the others fell short of (duplicates, parse failures).
-STRATEGIES = ("contrastive", "nec", "few-shot", "keywords", "grid", "notes")
+# progen (ProGen, Ye et al. 2022) and retrieved (SynthesizRR, Divekar and Durrett 2024) show examples chosen
+# before the run (GenerationParams.examples); they apply only to codes that have some.
+STRATEGIES = ("contrastive", "nec", "few-shot", "progen", "retrieved", "keywords", "grid", "notes")
+EXAMPLE_STRATEGIES = ("progen", "retrieved")
 DEFAULT_STRATEGIES = ("contrastive", "nec", "keywords", "grid", "notes")
 
 
@@ -25,6 +29,8 @@ class StrategyContext:
     grid_cells: list[dict[str, str]]
     few_shot_k: int
     train_examples: list[str]       # real-train texts of this code (never the test split)
+    examples: dict[str, list[str]] = field(default_factory=dict)   # strategy -> this code's chosen examples
+    examples_k: int = 4
 
 
 def unit_seed(run_seed: int, unit: str) -> int:
@@ -47,6 +53,8 @@ def applies(strategy: str, card: CodeCard, ctx: StrategyContext) -> bool:
         return card.is_residual
     if strategy == "few-shot":
         return bool(ctx.train_examples)
+    if strategy in EXAMPLE_STRATEGIES:
+        return bool(ctx.examples.get(strategy))
     if strategy == "keywords":
         return bool(card.keywords)
     if strategy == "grid":
@@ -66,6 +74,11 @@ def make_task(strategy: str, card: CodeCard, index: int, seed: int, ctx: Strateg
         pool = ctx.train_examples
         examples = random.Random(seed).sample(pool, min(ctx.few_shot_k, len(pool)))
         return few_shot_task(card, examples, items=items, language=language)
+    if strategy in EXAMPLE_STRATEGIES:
+        pool = ctx.examples[strategy]
+        examples = random.Random(seed).sample(pool, min(ctx.examples_k, len(pool)))
+        make = progen_task if strategy == "progen" else retrieved_task
+        return make(card, examples, items=items, language=language)
     if strategy == "nec":
         return nec_task(card, index, items=items, language=language)
     if strategy == "contrastive":
