@@ -10,7 +10,7 @@ import click
 from engine.generate import (STRATEGIES, GenerationParams, cancel_run, create_run, list_runs, run_generation, run_status)
 from engine.classification import leaf_codes_under
 from engine.jobs import ProgressInfo
-from engine.llm.backends import BackendSettings, HardwareSettings
+from engine.llm.backends import DEFAULT_PARALLEL, BackendSettings, HardwareSettings
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 
 
@@ -31,7 +31,9 @@ def generate() -> None:
 @click.option("--backend", "kind", type=click.Choice(["llama-cpp", "openai"]), default="llama-cpp", show_default=True)
 @click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080 (backend openai).")
 @click.option("--server-model", default="default", show_default=True, help="Model name the server serves.")
-@click.option("--parallel", type=int, default=4, show_default=True, help="Concurrent requests to the server.")
+@click.option("--parallel", type=int, default=None,
+              help="Requests worked on at once: sequences in one llama.cpp batch (in-process, default "
+                   f"{DEFAULT_PARALLEL}) or concurrent requests to the server (default 4).")
 @click.option("--prompt-kind", type=click.Choice(["chat", "completion"]), help="Override chat/base detection.")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--ctx", "n_ctx", type=int, default=2048, show_default=True, help="Context size in tokens.")
@@ -53,7 +55,7 @@ def generate() -> None:
 @json_option
 def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...], quota: int,
                strategies: tuple[str, ...], seed: int, model: str | None, kind: str, base_url: str | None,
-               server_model: str, parallel: int, prompt_kind: str | None, threads: int, n_ctx: int,
+               server_model: str, parallel: int | None, prompt_kind: str | None, threads: int, n_ctx: int,
                gpu_layers: int, per_request: int, language: str, temperature: float, weights: tuple[str, ...],
                name: str | None, progen_from: tuple[int, ...], retrieve_from: tuple[str, ...], examples_pool: int,
                examples_k: int, as_json: bool) -> None:
@@ -68,9 +70,12 @@ def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...]
         if strategy not in STRATEGIES or not value:
             raise click.UsageError(f"--weight takes STRATEGY=NUMBER, got '{item}'")
         parsed_weights[strategy] = float(value)
-    settings = BackendSettings(kind=kind, base_url=base_url, server_model=server_model, parallel=parallel,
-                               prompt_kind=prompt_kind,
-                               hardware=HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers))
+    if parallel is not None and parallel < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--parallel")
+    hardware = HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers,
+                                parallel=parallel or DEFAULT_PARALLEL)
+    settings = BackendSettings(kind=kind, base_url=base_url, server_model=server_model, parallel=parallel or 4,
+                               prompt_kind=prompt_kind, hardware=hardware)
     codes_list = list(dict.fromkeys(chosen))
     examples: dict[str, dict[str, list[str]]] = {}
     if progen_from:
@@ -93,7 +98,8 @@ def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...]
 
 def _progress_printer(info: ProgressInfo) -> None:
     eta = f", ETA {info.eta_s:.0f}s" if info.eta_s is not None else ""
-    rates = ", ".join(f"{k.replace('_per_s', '')}/s {v:.2f}" for k, v in info.rates.items())
+    rates = ", ".join(f"{k.replace('_per_s', '').replace('_', ' ')}/s {v:.2f}" if k.endswith("_per_s")
+                      else f"{k} {v:g}" for k, v in info.rates.items())
     click.echo(f"{info.done}/{info.total} {info.message} ({rates}{eta})", err=True)
 
 
@@ -101,17 +107,19 @@ def _progress_printer(info: ProgressInfo) -> None:
 @project_option
 @click.argument("run_id", type=int)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--parallel", type=click.IntRange(min=1), default=None,
+              help="Sequences in one llama.cpp batch for this call (default: the run's setting).")
 @json_option
-def run_cmd(project_path: str, run_id: int, quiet: bool, as_json: bool) -> None:
+def run_cmd(project_path: str, run_id: int, quiet: bool, parallel: int | None, as_json: bool) -> None:
     """Run RUN_ID until every code has its quota. Running it again after a crash or cancel resumes it."""
     project = open_project(project_path, write=True)
-    result = run_generation(project, run_id, progress=None if quiet else _progress_printer)
+    result = run_generation(project, run_id, progress=None if quiet else _progress_printer, parallel=parallel)
     if as_json:
         echo_json({**result.__dict__, "samples_per_s": result.samples_per_s, "tokens_per_s": result.tokens_per_s})
         return
     click.echo(f"run {run_id} done: {result.samples} samples ({result.written} new, {result.units} requests, "
-               f"{result.parse_failures} unparseable) on {result.device}; {result.samples_per_s:.2f} samples/s, "
-               f"{result.tokens_per_s:.1f} tokens/s")
+               f"{result.parse_failures} unparseable) on {result.device}, {result.parallel} parallel; "
+               f"{result.samples_per_s:.2f} samples/s, {result.tokens_per_s:.1f} tokens/s")
     if result.shortfall:
         click.echo(f"short of the quota: {result.shortfall}")
 

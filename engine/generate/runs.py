@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from engine.changes import Changes
@@ -122,6 +122,7 @@ class RunResult:
     seconds: float
     device: str
     shortfall: dict[str, int]
+    parallel: int = 1
 
     @property
     def samples_per_s(self) -> float:
@@ -239,7 +240,8 @@ def list_runs(project: Project) -> list[RunStatus]:
 
 
 def cancel_run(project: Project, run_id: int, *, pause: bool = False) -> None:
-    """Ask a run to stop after its current request (works from another process, e.g. the CLI).
+    """Ask a run to stop (works from another process, e.g. the CLI): a batched run within one decoding
+    step, dropping the requests in flight; a one-at-a-time run within one token.
 
     With `pause` it is listed as "paused" afterwards instead of "cancelled"; either way it resumes.
     """
@@ -263,19 +265,27 @@ def _set_status(project: Project, run_id: int, status: str, *, error: str | None
 
 
 def run_generation(project: Project, run_id: int, *, progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None, backend: Backend | None = None) -> RunResult:
+                   cancel: CancelToken | None = None, backend: Backend | None = None,
+                   parallel: int | None = None) -> RunResult:
     """Run (or resume) a run until every code has its quota. Returns what this call did.
 
-    Progress reports done/total accepted samples with rates `samples_per_s`, `tokens_per_s` and an
-    ETA. Cancelling (the token, or `cancel_run` from elsewhere) stops after the current request (an
-    in-process llama.cpp request is interrupted at its next token and redone on resume), marks the run
+    Progress reports done/total accepted samples with rates `samples_per_s`, `tokens_per_s`,
+    `evaluated_tokens_per_s` (prompt tokens not reused plus completion tokens), `parallel` (requests the
+    backend works on at once) and an ETA. Cancelling (the token, or `cancel_run` from elsewhere) stops
+    within one decoding step (requests in flight are dropped and redone on resume), marks the run
     'cancelled' (or 'paused' when the token's reason is PAUSED) and raises Cancelled; calling this
     again resumes. Pass an open `backend` to reuse a loaded model across runs; it must be the run's model.
+    `parallel` overrides the run's in-process `HardwareSettings.parallel` for this call (the samples'
+    provenance does not change).
     """
     from engine.generate import lease
 
     row = _run_row(project, run_id)
     settings, params = run_settings(project, run_id)
+    if parallel is not None:
+        if parallel < 1:
+            raise StatcoderError("parallel must be at least 1")
+        settings = replace(settings, hardware=replace(settings.hardware, parallel=parallel))
     token = lease.acquire(project, run_id)   # refuses while another live runner holds the run
     try:
         return _run_leased(project, run_id, row, settings, params, token, progress=progress, cancel=cancel,
@@ -328,7 +338,8 @@ def _run_leased(project: Project, run_id: int, row: dict[str, Any], settings: Ba
         return RunResult(run_id=run_id, status="done", samples=status.done, written=writer.written,
                          units=writer.units, parse_failures=writer.parse_failures, prompt_tokens=writer.prompt_tokens,
                          cached_tokens=writer.cached_tokens, completion_tokens=writer.completion_tokens,
-                         seconds=writer.seconds, device=backend.device, shortfall=status.shortfall)
+                         seconds=writer.seconds, device=backend.device, shortfall=status.shortfall,
+                         parallel=writer.parallel)
     finally:
         if owned:
             backend.close()

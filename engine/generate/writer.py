@@ -1,4 +1,11 @@
-"""The unit loop of a run: plan each code's requests, send them, write each unit's samples atomically."""
+"""The unit loop of a run: plan each code's requests, keep the backend's slots full, write each unit atomically.
+
+The backend pulls the next unit whenever it has a free sequence slot (`Backend.stream`); what the
+writer hands out depends on what has been accepted and what is still in flight, so with `parallel`
+sequences at once a code still ends with exactly its quota: a strategy is asked for more only while
+its accepted samples plus what its units in flight may bring fall short, and at write time no unit
+adds more than its strategy's and its code's remaining room.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,52 @@ import json
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Cancelled
 from engine.generate.lease import renew as renew_lease
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
-from engine.llm.backends import Backend, Completion
+from engine.llm.backends import Backend, Completion, stream_in_rounds
 from engine.store.project import Project
 from engine.generate.runs import (PAUSE_REQUEST, PAUSED, GenerationParams, grammar_for, key_of, make_request,
                                   max_units, parse_output, plan_for_code, prompt_version)
-from engine.generate.strategies import make_task, unit_seed
+from engine.generate.strategies import StrategyContext, make_task, unit_seed
 
 log = logging.getLogger("engine.generate")
+
+
+@dataclass
+class _CodeState:
+    """One code's plan and where it stands: accepted samples, next unit index, units in flight."""
+
+    code: str
+    card: Any
+    ctx: StrategyContext
+    plan: list[tuple[str, int]]
+    counts: dict[str, int]
+    keys: set[str]
+    index: dict[str, int] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    position: int = 0           # the first strategy of the plan that may still need units
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def busy(self) -> int:
+        return sum(self.in_flight.values())
+
+
+@dataclass(frozen=True)
+class _Unit:
+    code: str
+    strategy: str
+    unit: str
+    seed: int
+    task: Any
+    request: Any
 
 
 class RunWriter:
@@ -40,6 +81,11 @@ class RunWriter:
         self.prompt_tokens = self.cached_tokens = self.completion_tokens = 0
         self.seconds = 0.0
         self.lease_token: str | None = None   # set by run_generation: the run's lease, renewed per unit
+        self.parallel = _parallel(backend)
+        self._states: dict[str, _CodeState] = {}
+        self._closed: set[str] = set()
+        self._first_open = 0
+        self._finished: set[str] = set()
 
     # state from the project file --------------------------------------------------------------
     def _done_units(self) -> set[str]:
@@ -64,6 +110,87 @@ class RunWriter:
         if row and row[0]:
             raise Cancelled(PAUSED if row[0] == PAUSE_REQUEST else "the run was cancelled")
 
+    # which unit next ----------------------------------------------------------------------------
+    def _state(self, code: str) -> _CodeState:
+        state = self._states.get(code)
+        if state is None:
+            counts, keys = self._accepted(code)
+            card, ctx, plan = plan_for_code(self.project, code, self.strategies, self.quota, self.params, self.seed)
+            state = self._states[code] = _CodeState(code, card, ctx, plan, counts, keys)
+        return state
+
+    def _target(self, state: _CodeState, position: int, *, projected: bool) -> int:
+        """A strategy's share; the last strategy of the plan takes whatever the others leave of the quota.
+        `projected`: count the others' units in flight as if each brought a full request of phrases."""
+        strategy, share = state.plan[position]
+        if position < len(state.plan) - 1:
+            return share
+        others = 0
+        for other, other_share in state.plan[:-1]:
+            done = state.counts.get(other, 0)
+            if projected:
+                done = max(done, min(other_share, done + state.in_flight.get(other, 0) * self.params.per_request))
+            others += done
+        others += sum(n for s, n in state.counts.items() if s not in dict(state.plan))
+        return self.quota - others
+
+    def _next_of(self, state: _CodeState) -> _Unit | None:
+        if state.total >= self.quota:
+            return None
+        for position in range(state.position, len(state.plan)):
+            strategy = state.plan[position][0]
+            target = self._target(state, position, projected=True)
+            limit = max_units(max(target, 1), self.params)
+            accepted = state.counts.get(strategy, 0)
+            flying = state.in_flight.get(strategy, 0)
+            if accepted >= target or state.index.get(strategy, 0) >= limit:
+                if not flying and position == state.position:
+                    state.position += 1   # this strategy is finished for good
+                continue
+            if accepted + flying * self.params.per_request >= target:
+                continue                  # enough in flight; the next strategy meanwhile
+            while state.index.get(strategy, 0) < limit:
+                index = state.index.get(strategy, 0)
+                state.index[strategy] = index + 1
+                unit = f"{state.code}|{strategy}|{index}"
+                if unit in self._finished:
+                    continue
+                seed = unit_seed(self.seed, unit)
+                task = make_task(strategy, state.card, index, seed, state.ctx)
+                request = make_request(state.card, task, params=self.params, classification=self.classification,
+                                       kind=self.backend.prompt_kind, seed=seed, grammar=self.grammar,
+                                       schema=self.schema)
+                state.in_flight[strategy] = flying + 1
+                return _Unit(state.code, strategy, unit, seed, task, request)
+        return None
+
+    def _next_unit(self) -> tuple[_Unit, Any] | None:
+        """The next unit to send: from the first code that still needs one, in the run's code order.
+        A code is left for the next only when everything it needs is in flight, so its card stays in
+        the KV cache for all its requests."""
+        position = self._first_open
+        while position < len(self.codes):
+            code = self.codes[position]
+            position += 1
+            if code in self._closed:
+                continue
+            state = self._state(code)
+            unit = self._next_of(state)
+            if unit is not None:
+                return unit, unit.request
+            if not state.busy:
+                self._close(state)
+        return None
+
+    def _close(self, state: _CodeState) -> None:
+        self._closed.add(state.code)
+        self._states.pop(state.code, None)
+        while self._first_open < len(self.codes) and self.codes[self._first_open] in self._closed:
+            self._first_open += 1
+        if state.total < self.quota:
+            log.warning("run %s: code %s ended %d short of its quota of %d", self.run_id, state.code,
+                        self.quota - state.total, self.quota)
+
     # the loop ---------------------------------------------------------------------------------
     def run(self, *, progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
         total = self.quota * len(self.codes)
@@ -71,58 +198,53 @@ class RunWriter:
                                          (self.run_id,)).fetchone()[0]
         meter = ProgressMeter(total, progress, already_done=done)
         start = time.perf_counter()
-        finished = self._done_units()
-        batch_size = max(1, int(getattr(getattr(self.backend, "settings", None), "parallel", 1) or 1)) \
-            if self.backend.name == "openai" else 1
-        for code in self.codes:
-            counts, keys = self._accepted(code)
-            if sum(counts.values()) >= self.quota:
-                continue
-            card, ctx, plan = plan_for_code(self.project, code, self.strategies, self.quota, self.params, self.seed)
-            for position, (strategy, share) in enumerate(plan):
-                last = position == len(plan) - 1
-                others = sum(n for s, n in counts.items() if s != strategy)
-                target = self.quota - others if last else share
-                index = 0
-                limit = max_units(max(target, 1), self.params)
-                while counts.get(strategy, 0) < target and index < limit:
-                    self._check_stop(cancel)
-                    need = target - counts.get(strategy, 0)
-                    wanted = min(batch_size, -(-need // self.params.per_request))
-                    batch: list[tuple[str, int, Any]] = []
-                    while len(batch) < wanted and index < limit:
-                        unit = f"{code}|{strategy}|{index}"
-                        if unit not in finished:
-                            seed = unit_seed(self.seed, unit)
-                            batch.append((unit, seed, make_task(strategy, card, index, seed, ctx)))
-                        index += 1
-                    if not batch:
-                        continue
-                    requests = [make_request(card, task, params=self.params, classification=self.classification,
-                                             kind=self.backend.prompt_kind, seed=seed, grammar=self.grammar,
-                                             schema=self.schema) for _, seed, task in batch]
-                    for (unit, seed, task), request, completion in zip(
-                            batch, requests, self.backend.generate_many(requests)):
-                        room = target - counts.get(strategy, 0)
-                        accepted = self._write_unit(code, strategy, unit, seed, task, request, completion, keys, room)
-                        finished.add(unit)
-                        counts[strategy] = counts.get(strategy, 0) + accepted
-                        done += accepted
-                        self.seconds = time.perf_counter() - start
-                        meter.update(done, f"{code} {strategy}",
-                                     samples_per_s=self.written / self.seconds if self.seconds else 0.0,
-                                     tokens_per_s=self.completion_tokens / self.seconds if self.seconds else 0.0)
-                        # Stop after the request that was running when Pause was pressed (its samples
-                        # are kept), even if it was the run's last: the user asked for a pause.
-                        if cancel is not None:
-                            cancel.check()
-            if sum(counts.values()) < self.quota:
-                log.warning("run %s: code %s ended %d short of its quota of %d", self.run_id, code,
-                            self.quota - sum(counts.values()), self.quota)
+        self._finished = self._done_units()
+
+        def should_stop() -> bool:
+            self._check_stop(cancel)   # raises Cancelled (or the paused kind of it)
+            return False
+
+        def source() -> tuple[_Unit, Any] | None:
+            return self._next_unit()
+
+        stream = getattr(self.backend, "stream", None)
+        if stream is not None:
+            completions = stream(source, should_stop=should_stop)
+        else:
+            completions = stream_in_rounds(self.backend.generate_many, source, size=self.parallel,
+                                           should_stop=should_stop)
+        for unit, completion in completions:
+            state = self._states[unit.code]
+            state.in_flight[unit.strategy] -= 1
+            accepted = self._write_unit(unit.code, unit.strategy, unit.unit, unit.seed, unit.task, unit.request,
+                                        completion, state.keys, self._room(state, unit.strategy))
+            self._finished.add(unit.unit)
+            state.counts[unit.strategy] = state.counts.get(unit.strategy, 0) + accepted
+            done += accepted
+            self.seconds = time.perf_counter() - start
+            meter.update(done, f"{unit.code} {unit.strategy}", **self.rates())
+            # Stop after the request that was running when Pause was pressed (its samples are kept),
+            # even if it was the run's last: the user asked for a pause.
+            if cancel is not None:
+                cancel.check()
+        for state in list(self._states.values()):
+            self._close(state)
         self.seconds = time.perf_counter() - start
-        meter.update(done, "finished", force=True,
-                     samples_per_s=self.written / self.seconds if self.seconds else 0.0,
-                     tokens_per_s=self.completion_tokens / self.seconds if self.seconds else 0.0)
+        meter.update(done, "finished", force=True, **self.rates())
+
+    def _room(self, state: _CodeState, strategy: str) -> int:
+        position = [s for s, _ in state.plan].index(strategy)
+        target = self._target(state, position, projected=False)
+        return max(0, min(target - state.counts.get(strategy, 0), self.quota - state.total))
+
+    def rates(self) -> dict[str, float]:
+        """samples/s, completion tokens/s and evaluated tokens/s of this call so far, and `parallel`."""
+        seconds = self.seconds or 0.0
+        evaluated = self.prompt_tokens - self.cached_tokens + self.completion_tokens
+        return {"samples_per_s": self.written / seconds if seconds else 0.0,
+                "tokens_per_s": self.completion_tokens / seconds if seconds else 0.0,
+                "evaluated_tokens_per_s": evaluated / seconds if seconds else 0.0,
+                "parallel": float(self.parallel)}
 
     def _write_unit(self, code: str, strategy: str, unit: str, seed: int, task, request,
                     completion: Completion, keys: set[str], room: int) -> int:
@@ -168,3 +290,12 @@ class RunWriter:
         self.cached_tokens += completion.cached_tokens
         self.completion_tokens += completion.completion_tokens
         return len(rows)
+
+
+def _parallel(backend: Backend) -> int:
+    """How many requests the backend works on at once: its in-process `parallel`, else the server's."""
+    parallel = getattr(backend, "parallel", None)
+    if parallel is None:
+        settings = getattr(backend, "settings", None)
+        parallel = getattr(settings, "parallel", 1) if backend.name == "openai" else 1
+    return max(1, int(parallel or 1))

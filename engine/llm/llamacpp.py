@@ -1,4 +1,8 @@
-"""The in-process backend: one llama-cpp-python model, seeded, reusing the KV cache of a shared prompt prefix."""
+"""The in-process backend: one llama-cpp-python model, seeded, reusing the KV cache of a shared prompt prefix.
+
+With `HardwareSettings.parallel` 1, requests run one at a time through llama-cpp-python's `Llama`;
+above 1, through `BatchedDecoder` (batched.py), up to `parallel` sequences in one llama.cpp batch.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from engine.errors import ModelError
-from engine.llm.backends import BackendSettings, Completion, GenerationRequest, Prompt
+from engine.llm.base import BackendSettings, Completion, GenerationRequest, Prompt, RequestSource, kv_cells
 from engine.llm.sampling import ConstrainedSampler
 from engine.llm.registry import ModelInfo, inspect_model, list_models
 
@@ -91,6 +95,11 @@ class LlamaCppBackend:
                     n_batch=hw.n_batch, n_gpu_layers=gpu_layers, seed=0, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        self.parallel = max(1, int(hw.parallel))
+        self._batched = None
+        self._kv_user = "single"
+        if self.parallel > 1:
+            self._open_batched_context(hw, llama_cpp)
         self._lock = threading.Lock()
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._llama_cpp = llama_cpp
@@ -108,6 +117,43 @@ class LlamaCppBackend:
 
             self._formatter = Jinja2ChatFormatter(template, eos_token=token_text(self.llm.token_eos()),
                                                   bos_token=token_text(self.llm.token_bos()))
+
+    def _open_batched_context(self, hw, llama_cpp) -> None:
+        """Replace the context `Llama` made (one sequence) by one for `parallel` sequences plus the
+        shared-prefix sequence, with a unified KV cache so copied prefix cells are shared, not duplicated."""
+        from llama_cpp import _internals
+
+        params = self.llm.context_params
+        params.n_seq_max = self.parallel + 1
+        params.kv_unified = True
+        params.n_ctx = kv_cells(hw)
+        self.llm._ctx.close()
+        try:
+            with _quiet_stderr():
+                self.llm._ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            self.llm.close()
+            raise ModelError(f"llama.cpp could not make a context for {self.parallel} parallel sequences "
+                             f"({params.n_ctx} KV cells): {exc}; lower `parallel` or the context size") from exc
+
+    def _switch_to(self, user: str) -> None:
+        """On a batched context, `Llama`'s one-sequence calls (choice_logprobs, decode_speed) and the
+        batched decoder each track what they put in the KV cache, not what the other did: when the
+        user changes, clear the cache (each then re-evaluates its prefix once)."""
+        if self.parallel > 1 and self._kv_user != user:
+            self._decoder().reset()
+            self.llm.reset()
+        self._kv_user = user
+
+    def _decoder(self):
+        if self._batched is None:
+            from .batched import BatchedDecoder
+
+            self._batched = BatchedDecoder(
+                self._llama_cpp, self.llm, vocab=self._vocab, parallel=self.parallel,
+                n_batch=self.settings.hardware.n_batch, n_ctx_per_request=self.settings.hardware.n_ctx,
+                logprobs=self.settings.logprobs, tokens_for=self.tokens_for, stages=self._stages)
+        return self._batched
 
     # prompts ------------------------------------------------------------------------------------
     def tokens_for(self, prompt: Prompt) -> list[int]:
@@ -174,6 +220,8 @@ class LlamaCppBackend:
             from llama_cpp.llama_grammar import json_schema_to_gbnf
 
             grammar = json_schema_to_gbnf(json.dumps(request.json_schema))
+        if self.parallel > 1:
+            return next(iter(self.generate_many([request])))
         c = self._llama_cpp
         with self._lock:
             llm = self.llm
@@ -214,13 +262,46 @@ class LlamaCppBackend:
                           finish_reason=finish, prompt_s=first_token_at - start, decode_s=end - first_token_at)
 
     def generate_many(self, requests: Sequence[GenerationRequest]) -> Iterator[Completion]:
-        for request in requests:
-            yield self.generate(request)
+        """Completions in request order; with `parallel` > 1 up to that many are computed together."""
+        if self.parallel == 1:
+            for request in requests:
+                yield self.generate(request)
+            return
+        pending = iter(enumerate(requests))
+        done: dict[int, Completion] = {}
+        following = 0
+        for index, completion in self.stream(lambda: next(pending, None)):
+            done[index] = completion
+            while following in done:
+                yield done.pop(following)
+                following += 1
+
+    def stream(self, source: RequestSource, *, should_stop: Callable[[], bool] | None = None
+               ) -> Iterator[tuple[Any, Completion]]:
+        """(key, completion) as requests finish, pulling from `source` when a slot is free (Backend.stream).
+
+        With `parallel` 1 the requests run one at a time, in the order they are pulled.
+        """
+        if self.parallel == 1:
+            while True:
+                if should_stop is not None and should_stop():
+                    from ..errors import Cancelled
+
+                    raise Cancelled("the run was cancelled")
+                item = source()
+                if item is None:
+                    return
+                yield item[0], self.generate(item[1])
+        with self._lock:
+            self._switch_to("batched")
+            yield from self._decoder().stream(source, should_stop=should_stop)
 
     def decode_speed(self, *, n_tokens: int = 64, seed: int = 0) -> float:
         """Raw llama.cpp decode tokens/s of this model and settings: no grammar, prompt time excluded."""
         prompt = Prompt(system="Write a long list of food products, one per line.", shared="", task="")
         with self._lock:
+            if self._batched is not None:
+                self._batched.reset()
             self.llm.reset()
             tokens = self.tokens_for(prompt)
             self.llm.set_seed(seed)
@@ -233,6 +314,8 @@ class LlamaCppBackend:
                     break
             elapsed = time.perf_counter() - first
             self.llm.reset()
+            if self._batched is not None:
+                self._batched.reset()
         return n_tokens / elapsed if elapsed > 0 else 0.0
 
     # choices (engine.llm.judge) -----------------------------------------------------------------
@@ -263,8 +346,9 @@ class LlamaCppBackend:
         ids = self._option_tokens(options)
         with self._lock:
             llm = self.llm
+            self._switch_to("single")
             tokens = self.tokens_for(prompt)
-            if len(tokens) + 1 > llm.n_ctx():
+            if len(tokens) + 1 > self.settings.hardware.n_ctx:
                 raise ModelError(f"the prompt ({len(tokens)} tokens) exceeds the context size {llm.n_ctx()}; "
                                  "raise the context size or show fewer candidates")
             start = time.perf_counter()
@@ -279,13 +363,24 @@ class LlamaCppBackend:
         return ChoiceScores(tuple(float(s) for s in scores), prompt_tokens=len(tokens), cached_tokens=cached,
                             seconds=seconds)
 
+    def batch_counters(self) -> dict[str, int]:
+        """llama_decode calls and tokens they evaluated on the batched path since opening (zeros at parallel 1)."""
+        if self._batched is None:
+            return {"steps": 0, "evaluated_tokens": 0}
+        return {"steps": self._batched.steps, "evaluated_tokens": self._batched.evaluated_tokens}
+
     def reset_cache(self) -> None:
         """Forget the KV cache, so the next prompt is evaluated in full (for measuring prefix reuse)."""
         with self._lock:
             self.llm.reset()
+            if self._batched is not None:
+                self._batched.reset()
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
+        if getattr(self, "_batched", None) is not None:
+            self._batched.close()
+            self._batched = None
         if llm is not None:
             llm.close()
             self.llm = None

@@ -13,10 +13,10 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from engine.errors import ModelError
-from engine.llm.backends import BackendSettings, Completion, GenerationRequest, Prompt
+from engine.llm.base import BackendSettings, Completion, GenerationRequest, Prompt, RequestSource, stream_in_rounds
 
 
 def _logaddexp(*values: float) -> float:
@@ -164,6 +164,11 @@ class OpenAIServerBackend:
         usage = reply.get("usage") or {}
         return ChoiceScores(tuple(float(s) for s in scores), prompt_tokens=int(usage.get("prompt_tokens") or 0),
                             seconds=seconds)
+
+    def stream(self, source: RequestSource, *, should_stop: Callable[[], bool] | None = None
+               ) -> Iterator[tuple[Any, Completion]]:
+        """Rounds of `parallel` concurrent requests (the server batches them in its own slots)."""
+        return stream_in_rounds(self.generate_many, source, size=self.settings.parallel, should_stop=should_stop)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -12,7 +12,9 @@ from engine.llm.backends import BackendSettings, Completion, GenerationRequest, 
 
 # One thread: CI runners and this machine are shared, and llama.cpp's 2-thread barrier collapses
 # under contention (measured: 26 tok/s with 1 thread vs 2 tok/s with 2 on a loaded 2-core box).
-TEST_HARDWARE = HardwareSettings(threads=1, n_ctx=1024)
+# parallel=1: these settings test the one-request-at-a-time path, whose texts do not depend on what
+# else is in flight; the batched path has its own settings and tests (test_llm_batched.py).
+TEST_HARDWARE = HardwareSettings(threads=1, n_ctx=1024, parallel=1)
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +24,9 @@ def gemma_path(tmp_path_factory) -> Path:
     return test_model_path(directory=tmp_path_factory.mktemp("test-model"))
 
 
-def gemma_settings(path: Path) -> BackendSettings:
-    return BackendSettings(model_path=str(path), hardware=TEST_HARDWARE)
+def gemma_settings(path: Path, *, parallel: int = 1) -> BackendSettings:
+    hardware = TEST_HARDWARE if parallel == 1 else HardwareSettings(threads=1, n_ctx=1024, parallel=parallel)
+    return BackendSettings(model_path=str(path), hardware=hardware)
 
 
 class ScriptedBackend:
