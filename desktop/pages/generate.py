@@ -163,7 +163,7 @@ class GeneratePage(Page):
             model = settings.model_path.rsplit("/", 1)[-1] if settings.model_path else "none: add one on Models"
             hw = settings.hardware
             self.model_label.setText(f"Model: {model}<br>{hw.threads} threads, context {hw.n_ctx}, "
-                                     f"{hw.n_gpu_layers} GPU layers")
+                                     f"{hw.n_gpu_layers} GPU layers, {hw.parallel} parallel")
 
     def refresh_runs(self) -> None:
         self.runs.clear()
@@ -254,7 +254,7 @@ class GeneratePage(Page):
         self.last_result = result
         self.ctx.notify(f"Run {result.run_id} finished: {result.samples:,} samples ({result.written:,} new) in "
                         f"{result.seconds:.0f} s, {result.samples_per_s:.2f} samples/s, "
-                        f"{result.tokens_per_s:.1f} tokens/s on {result.device}."
+                        f"{result.tokens_per_s:.1f} tokens/s, {result.parallel} parallel on {result.device}."
                         + (f" {len(result.shortfall)} codes short of the quota." if result.shortfall else ""))
 
     def _stopped(self) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from engine.llm import (BackendSettings, HardwareSettings, ModelInfo, add_model, estimate_memory, get_default_model,
                         inspect_model, list_models, open_backend, set_default_model)
+from engine.llm.backends import DEFAULT_PARALLEL
 from engine.store.project import Project
 
 from ..context import AppContext, Page
@@ -40,14 +41,15 @@ def backend_settings(project: Project | None, model: ModelInfo | None = None, *,
     return BackendSettings(kind="llama-cpp", model_path=path, hardware=hardware)
 
 
-def describe_model(info: ModelInfo, n_ctx: int, n_gpu_layers: int) -> str:
-    memory = estimate_memory(info, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+def describe_model(info: ModelInfo, n_ctx: int, n_gpu_layers: int, parallel: int = 1) -> str:
+    memory = estimate_memory(info, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, parallel=parallel)
     where = f"RAM {human_size(memory.ram_bytes)}" + (f" + VRAM {human_size(memory.vram_bytes)}" if memory.vram_bytes else "")
     return (f"<b>{escape(info.name)}</b><br>{escape(str(info.path))}<br>{info.architecture}, {info.parameter_count / 1e6:,.0f} M parameters, "
             f"{info.quantisation}, trained context {info.context_length:,}, "
             f"{'chat template: chat prompts' if info.has_chat_template else 'no chat template: completion prompts'}<br>"
             f"sha256 <tt>{info.sha256}</tt><br>"
-            f"Memory at context {n_ctx:,} with {n_gpu_layers} GPU layers: <b>{where}</b> "
+            f"Memory at context {n_ctx:,} with {n_gpu_layers} GPU layers and {parallel} parallel sequences: "
+            f"<b>{where}</b> "
             f"(weights {human_size(memory.weights_bytes)}, KV cache {human_size(memory.kv_cache_bytes)})")
 
 
@@ -109,12 +111,14 @@ class ModelsPage(Page):
         self.server_model = QLineEdit("default")
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 64)
-        self.parallel.setValue(4)
+        self.parallel.setValue(DEFAULT_PARALLEL)
+        self.parallel.setToolTip("In-process: sequences decoded together in one llama.cpp batch (more use more "
+                                 "memory for the KV cache). Server: requests sent at once.")
         backend.addRow(self.in_process)
         backend.addRow(self.server)
         backend.addRow("Server URL", self.server_url)
         backend.addRow("Server model", self.server_model)
-        backend.addRow("Parallel requests", self.parallel)
+        backend.addRow("Parallel sequences / requests", self.parallel)
         for widget in (self.in_process, self.server):
             widget.toggled.connect(lambda _c: self._settings_changed())
         for edit in (self.server_url, self.server_model):
@@ -161,7 +165,8 @@ class ModelsPage(Page):
     def _show_selected(self) -> None:
         info = self.inspected or self.selected()
         self.default_button.setEnabled(self.selected() is not None)
-        self.details.setText(describe_model(info, self.n_ctx.value(), self.gpu_layers.value()) if info else
+        self.details.setText(describe_model(info, self.n_ctx.value(), self.gpu_layers.value(),
+                                            self.parallel.value()) if info else
                              "No model yet: add a GGUF file (or run `statcoder llm install-default`).")
 
     def add_dialog(self) -> None:
@@ -210,7 +215,7 @@ class ModelsPage(Page):
         self.in_process.setChecked(settings.kind != "openai")
         self.server_url.setText(settings.base_url or "")
         self.server_model.setText(settings.server_model)
-        self.parallel.setValue(settings.parallel)
+        self.parallel.setValue(settings.parallel if settings.kind == "openai" else settings.hardware.parallel)
         self._loading = False
         self.device_label.setText("Device: not checked yet")
         self._show_selected()
@@ -221,7 +226,7 @@ class ModelsPage(Page):
             return
         value = {"kind": "openai" if self.server.isChecked() else "llama-cpp",
                  "hardware": {"threads": self.threads.value(), "n_ctx": self.n_ctx.value(),
-                              "n_gpu_layers": self.gpu_layers.value()},
+                              "n_gpu_layers": self.gpu_layers.value(), "parallel": self.parallel.value()},
                  "base_url": self.server_url.text().strip() or None, "server_model": self.server_model.text().strip(),
                  "parallel": self.parallel.value()}
         self.project.set_setting(SETTINGS_KEY, value)

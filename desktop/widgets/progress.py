@@ -9,7 +9,8 @@ from engine.jobs import ProgressInfo
 
 from ..jobs import Job
 
-RATE_NAMES = {"samples_per_s": "samples/s", "tokens_per_s": "tokens/s", "rows_per_s": "rows/s"}
+RATE_NAMES = {"samples_per_s": "samples/s", "tokens_per_s": "tokens/s", "rows_per_s": "rows/s",
+              "evaluated_tokens_per_s": "evaluated tokens/s"}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -30,6 +31,9 @@ def describe_progress(info: ProgressInfo) -> str:
     if info.eta_s is not None and info.done < info.total:
         parts.append(f"ETA {format_duration(info.eta_s)}")
     for key, value in info.rates.items():
+        if key == "parallel":
+            parts.append(f"{value:g} parallel")
+            continue
         parts.append(f"{value:,.1f} {RATE_NAMES.get(key, key.replace('_per_s', '/s'))}")
     if info.message:
         parts.append(info.message)

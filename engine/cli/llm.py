@@ -60,17 +60,19 @@ def add_cmd(path: str, name: str | None, make_default: bool, as_json: bool) -> N
 @click.argument("model")
 @click.option("--ctx", "n_ctx", type=int, default=2048, show_default=True, help="Context size to estimate for.")
 @click.option("--gpu-layers", type=int, default=0, show_default=True, help="Layers offloaded to the GPU (-1: all).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sequences decoded together (a larger KV cache).")
 @json_option
-def info_cmd(model: str, n_ctx: int, gpu_layers: int, as_json: bool) -> None:
+def info_cmd(model: str, n_ctx: int, gpu_layers: int, parallel: int, as_json: bool) -> None:
     """A model's metadata and the memory it needs (MODEL: name, sha256 or a GGUF path)."""
     info = registry.inspect_model(model) if model.endswith(".gguf") else registry.get_model(model)
-    memory = registry.estimate_memory(info, n_ctx=n_ctx, n_gpu_layers=gpu_layers)
+    memory = registry.estimate_memory(info, n_ctx=n_ctx, n_gpu_layers=gpu_layers, parallel=parallel)
     if as_json:
         echo_json({**info.to_dict(), "memory": {**memory.__dict__, "total_bytes": memory.total_bytes,
-                                                "n_ctx": n_ctx, "n_gpu_layers": gpu_layers}})
+                                                "n_ctx": n_ctx, "n_gpu_layers": gpu_layers, "parallel": parallel}})
         return
     _print_model(info)
-    click.echo(f"  memory at context {n_ctx}, {gpu_layers} GPU layers: RAM {_gib(memory.ram_bytes)}, "
+    click.echo(f"  memory at context {n_ctx}, {gpu_layers} GPU layers, {parallel} parallel: RAM {_gib(memory.ram_bytes)}, "
                f"GPU {_gib(memory.vram_bytes)} (KV cache {_gib(memory.kv_cache_bytes)})")
 
 

@@ -213,20 +213,27 @@ class RunWriter:
         else:
             completions = stream_in_rounds(self.backend.generate_many, source, size=self.parallel,
                                            should_stop=should_stop)
-        for unit, completion in completions:
-            state = self._states[unit.code]
-            state.in_flight[unit.strategy] -= 1
-            accepted = self._write_unit(unit.code, unit.strategy, unit.unit, unit.seed, unit.task, unit.request,
-                                        completion, state.keys, self._room(state, unit.strategy))
-            self._finished.add(unit.unit)
-            state.counts[unit.strategy] = state.counts.get(unit.strategy, 0) + accepted
-            done += accepted
-            self.seconds = time.perf_counter() - start
-            meter.update(done, f"{unit.code} {unit.strategy}", **self.rates())
-            # Stop after the request that was running when Pause was pressed (its samples are kept),
-            # even if it was the run's last: the user asked for a pause.
-            if cancel is not None:
-                cancel.check()
+        try:
+            for unit, completion in completions:
+                state = self._states[unit.code]
+                state.in_flight[unit.strategy] -= 1
+                accepted = self._write_unit(unit.code, unit.strategy, unit.unit, unit.seed, unit.task, unit.request,
+                                            completion, state.keys, self._room(state, unit.strategy))
+                self._finished.add(unit.unit)
+                state.counts[unit.strategy] = state.counts.get(unit.strategy, 0) + accepted
+                done += accepted
+                self.seconds = time.perf_counter() - start
+                meter.update(done, f"{unit.code} {unit.strategy}", **self.rates())
+                # Stop after the request that was running when Pause was pressed (its samples are kept),
+                # even if it was the run's last: the user asked for a pause.
+                if cancel is not None:
+                    cancel.check()
+        finally:
+            # An exception (cancel, a lost lease) leaves the stream suspended: close it now, so it frees
+            # its sequences and the backend's lock at once, not whenever it is garbage-collected.
+            close = getattr(completions, "close", None)
+            if close is not None:
+                close()
         for state in list(self._states.values()):
             self._close(state)
         self.seconds = time.perf_counter() - start

@@ -91,11 +91,18 @@ def inspect_model(path: str | Path, *, name: str | None = None) -> ModelInfo:
         head_dim=head_dim, added=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
-def estimate_memory(model: ModelInfo, *, n_ctx: int, n_gpu_layers: int = 0) -> MemoryEstimate:
-    """Estimate memory for a context size and GPU offload, before loading (f16 KV cache, as llama.cpp)."""
+def estimate_memory(model: ModelInfo, *, n_ctx: int, n_gpu_layers: int = 0, parallel: int = 1) -> MemoryEstimate:
+    """Estimate memory for a context size and GPU offload, before loading (f16 KV cache, as llama.cpp).
+
+    `parallel` sequences in one batch (HardwareSettings.parallel) enlarge the KV cache to
+    `kv_cells(...)` cells: the shared prompt prefix once, plus a task and answer per extra sequence.
+    """
+    from engine.llm.base import HardwareSettings, kv_cells
+
     layers = max(model.n_layers, 1)
     offloaded = layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)
-    kv = 2 * model.n_layers * n_ctx * model.n_head_kv * model.head_dim * 2
+    cells = kv_cells(HardwareSettings(n_ctx=n_ctx, parallel=max(parallel, 1)))
+    kv = 2 * model.n_layers * cells * model.n_head_kv * model.head_dim * 2
     # Work buffers grow with the batch and context; this margin matches what llama.cpp reports to ~20 %.
     compute = 64 * 2**20 + n_ctx * max(model.n_embd, 1) * 4 * 4
     gpu_share = offloaded / layers

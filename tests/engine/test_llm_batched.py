@@ -181,7 +181,8 @@ def test_kill_9_during_a_batched_run_resumes_to_the_exact_quota(nace_project, ge
             child.kill()
     assert child.returncode == -signal.SIGKILL
     before = run_status(nace_project, run_id)
-    assert before.status == "running" and 0 < before.done < 12
+    # its runner is dead (the lease names a dead pid): interrupted, not running
+    assert before.status == "interrupted" and 0 < before.done < 12
     run_generation(nace_project, run_id)
     _check_run(nace_project, run_id, 6, codes)
 
@@ -197,3 +198,17 @@ def test_choice_scores_between_batched_streams_match_a_fresh_backend(batched, ge
         cold = fresh.choice_logprobs(prompt, ["A", "B"])
         assert [c.text for c in fresh.generate_many(_requests(seed=7))] == texts
     assert warm.logprobs == pytest.approx(cold.logprobs, abs=1e-4)
+
+
+def test_the_memory_estimate_counts_the_kv_cells_llama_cpp_really_allocates(batched, gemma_path):
+    import llama_cpp
+
+    from engine.llm.backends import kv_cells
+    from engine.llm.registry import estimate_memory, inspect_model
+
+    hardware = batched.settings.hardware
+    assert llama_cpp.llama_n_ctx(batched.llm._ctx.ctx) == kv_cells(hardware) > hardware.n_ctx
+    info = inspect_model(gemma_path)
+    one = estimate_memory(info, n_ctx=hardware.n_ctx)
+    four = estimate_memory(info, n_ctx=hardware.n_ctx, parallel=hardware.parallel)
+    assert four.kv_cache_bytes * hardware.n_ctx == one.kv_cache_bytes * kv_cells(hardware)

@@ -70,6 +70,9 @@ def test_memory_estimate_grows_with_context_and_splits_by_offload(gemma_path):
     half = registry.estimate_memory(info, n_ctx=1024, n_gpu_layers=9)
     assert gpu.ram_bytes == 0 and gpu.vram_bytes == small.ram_bytes
     assert 0 < half.vram_bytes < gpu.vram_bytes
+    # Parallel sequences add a task and an answer each (512 cells), not a whole context each.
+    four = registry.estimate_memory(info, n_ctx=1024, parallel=4)
+    assert four.kv_cache_bytes == small.kv_cache_bytes * (1024 + 3 * 512) // 1024
 
 
 def _chunks(tmp_path, data: bytes, n: int = 3):
