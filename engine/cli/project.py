@@ -7,6 +7,7 @@ import click
 from engine.classification import import_builtin
 from engine.store.project import Project
 from engine.realdata.importing import PRESETS, import_preset
+from engine.coders.registry import verify_models
 from engine.store.check import check_project
 from engine.cli.common import cli, echo_json, json_option, open_project, project_option
 from engine.cli.classification import print_import_result
@@ -50,7 +51,7 @@ def check(project_path: str, quick: bool, as_json: bool) -> None:
     """Check that a project file is whole: SQLite integrity, orphan rows, model files. Only reads.
 
     Exit status 1 when a problem is found."""
-    report = check_project(open_project(project_path), quick=quick)
+    report = check_project(open_project(project_path), quick=quick, verify_models=verify_models)
     if as_json:
         echo_json({"ok": report.ok, "integrity": report.integrity, "orphans": report.orphans,
                    "models": report.models, "notes": report.notes, "quick": report.quick})

@@ -8,10 +8,10 @@ stored when it was trained. It only reads.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from engine.store.project import Project
 
@@ -48,44 +48,32 @@ class CheckReport:
         return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _models_folder(project: Project) -> Path:
     return project.path.parent / f"{project.path.stem}.models"
 
 
-def check_models(project: Project, *, hashes: bool = True) -> tuple[list[str], list[str]]:
-    """(problems, notes) about the registered model files: missing, changed (`hashes`), outside the
-    project; notes list files in the models folder that no model row names."""
-    try:  # the coder registry's own verification (size + sha256, the file inside the models folder)
-        from engine.coders.registry import verify_models
-    except ImportError:
-        verify_models = None
+ModelVerifier = Callable[[Project], list[str]]
+
+
+def check_models(project: Project, *, verify: ModelVerifier | None = None) -> tuple[list[str], list[str]]:
+    """(problems, notes) about the registered model files.
+
+    `verify` is the coder registry's verification (size and sha256, inside the models folder), which
+    the caller passes in: the store sits below the coders and does not import them. Without it, only
+    the presence of each file is checked (the GUI's quick check on every open). Notes list files in
+    the models folder that no model row names."""
     problems: list[str] = []
     notes: list[str] = []
     folder = _models_folder(project).resolve()
     registered: set[Path] = set()
-    for model_id, path_text, sha in project.conn.execute("SELECT id, path, sha256 FROM models ORDER BY id"):
+    for model_id, path_text in project.conn.execute("SELECT id, path FROM models ORDER BY id"):
         path = Path(path_text)
         path = (path if path.is_absolute() else project.path.parent / path).resolve()
         registered.add(path)
-        if verify_models is not None and hashes:
-            continue   # the registry's check below covers this model
-        if not path.is_file():
+        if verify is None and not path.is_file():
             problems.append(f"model {model_id}: its file is missing ({path})")
-            continue
-        if not path.is_relative_to(folder):
-            notes.append(f"model {model_id}: its file is outside the project's models folder ({path})")
-        if hashes and _sha256(path) != sha:
-            problems.append(f"model {model_id}: its file changed since it was trained (sha256 differs): {path}")
-    if verify_models is not None and hashes:
-        problems += [str(p) for p in verify_models(project)]
+    if verify is not None:
+        problems += [str(p) for p in verify(project)]
     if folder.is_dir():
         stray = [p for p in folder.iterdir() if p.resolve() not in registered and not any(
             r.is_relative_to(p.resolve()) for r in registered)]
@@ -96,11 +84,11 @@ def check_models(project: Project, *, hashes: bool = True) -> tuple[list[str], l
     return problems, notes
 
 
-def check_project(project: Project, *, quick: bool = False) -> CheckReport:
+def check_project(project: Project, *, quick: bool = False, verify_models: ModelVerifier | None = None) -> CheckReport:
     """Check the file's structure, its references and its model files; reads only.
 
-    `quick`: SQLite's quick_check, and model files checked for presence, not hashed (the GUI runs it
-    on every open)."""
+    `quick`: SQLite's quick_check instead of integrity_check. `verify_models`: the coder registry's
+    file verification (without it, model files are checked for presence only)."""
     report = CheckReport(str(project.path), quick=quick)
     conn = project.conn
     try:
@@ -121,7 +109,7 @@ def check_project(project: Project, *, quick: bool = False) -> CheckReport:
         report.integrity.append(str(exc))
         return report
     try:
-        report.models, report.notes = check_models(project, hashes=not quick)
+        report.models, report.notes = check_models(project, verify=verify_models)
     except sqlite3.DatabaseError as exc:
         report.integrity.append(str(exc))
     return report
