@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import command_line, machine, now  # noqa: E402
 from engine.assist.judge import candidates_for  # noqa: E402
 from engine.coders.registry import load_coder  # noqa: E402
-from engine.coders.embedding import EmbeddingTrainOptions, embed_cached, train_embedding_model  # noqa: E402
+from engine.coders.embedding.cache import embed_cached  # noqa: E402
+from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding  # noqa: E402
 from engine.coders.data import DataMix  # noqa: E402
 from engine.llm.backends import BackendSettings, HardwareSettings, open_backend  # noqa: E402
 from engine.llm.judge import (Combination, JudgeOptions, JudgeVerdict, combine, fit_combination,  # noqa: E402
@@ -66,7 +67,7 @@ def coder_for(project: Project):
     row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
     if row is None:
         mix = DataMix(notes=1, validation_share=0.1, validation_from="training")
-        result = train_embedding_model(project, mix, EmbeddingTrainOptions(mode="knn", name=name, make_default=False))
+        result = train_embedding(project, mix, EmbeddingTrainOptions(mode="knn", name=name, make_default=False))
         model_id = result.model_id
     else:
         model_id = row[0]
