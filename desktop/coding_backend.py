@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.assist import coding
 from engine.coders.registry import default_model_id, get_model
+from engine.coders.coverage import model_coverage
 from engine.errors import ModelError
 from engine.store.project import Project
 
@@ -26,11 +27,25 @@ class CodingBackend(Protocol):
 
     def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]: ...
 
-    def record(self, text: str, chosen: str, suggestions: Sequence[SuggestionLike]) -> str:
-        """Store the decision; returns its kind, 'confirmation' or 'correction'."""
+    def record(self, text: str, chosen: str | None, suggestions: Sequence[SuggestionLike]) -> coding.Decision:
+        """Store the decision (chosen None: the text cannot be coded); its kind says which it was."""
+        ...
+
+    def undo(self, correction_id: int) -> None: ...
+
+    def revise(self, correction_id: int, chosen: str | None) -> coding.Decision: ...
+
+    def recent(self, limit: int = 50) -> Sequence[coding.StoredDecision]: ...
+
+    def problem(self, text: str) -> str | None:
+        """Why a text is too short or meaningless to get suggestions, or None."""
         ...
 
     def describe(self) -> str: ...
+
+    def coverage(self) -> str | None:
+        """A sentence when the coder knows only part of the classification, else None."""
+        ...
 
 
 class EngineCodingBackend:
@@ -46,11 +61,33 @@ class EngineCodingBackend:
     def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]:
         return coding.suggest(self.project, text, k=k, model=self.model.id)
 
-    def record(self, text: str, chosen: str, suggestions: Sequence[SuggestionLike]) -> str:
+    def record(self, text: str, chosen: str | None, suggestions: Sequence[SuggestionLike]) -> coding.Decision:
         top = suggestions[0] if suggestions else None
-        decision = coding.record_decision(self.project, text, top.code if top else None, chosen,
-                                          model_id=self.model.id, confidence=top.probability if top else None)
-        return decision.kind
+        suggested, confidence = (top.code, top.probability) if top else (None, None)
+        if chosen is None:
+            return coding.record_uncodable(self.project, text, suggested, model_id=self.model.id,
+                                           confidence=confidence)
+        return coding.record_decision(self.project, text, suggested, chosen, model_id=self.model.id,
+                                      confidence=confidence)
+
+    def undo(self, correction_id: int) -> None:
+        coding.undo_decision(self.project, correction_id)
+
+    def revise(self, correction_id: int, chosen: str | None) -> coding.Decision:
+        return coding.revise_decision(self.project, correction_id, chosen)
+
+    def recent(self, limit: int = 50) -> Sequence[coding.StoredDecision]:
+        return coding.recent_decisions(self.project, limit)
+
+    def problem(self, text: str) -> str | None:
+        return coding.codable_problem(self.project, text)
+
+    def coverage(self) -> str | None:
+        cover = model_coverage(self.project, self.model.id)
+        if not cover.partial:
+            return None
+        return (f"This coder knows only {cover.describe()}: a text about anything else still gets one of "
+                "its codes. Train one on all codes (leave “Only codes under” empty) to cover the rest.")
 
     def describe(self) -> str:
         top1 = (self.model.validation or {}).get("top1")

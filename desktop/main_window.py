@@ -79,8 +79,8 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 0)
-        right_layout.addWidget(self.messages)
         right_layout.addWidget(self.stack, 1)
+        self.messages.attach(right)   # floats over the page's bottom: showing it moves nothing
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import traceback
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget,
 )
@@ -25,12 +25,32 @@ STYLES = {
 }
 
 
+# How the GUI says an error's hint (engine.errors.Hint): a field or a page, never a command to type.
+GUI_HINTS = {
+    "encoding": "choose the encoding {value} in the Encoding field and try again",
+    "add_llm": "add one on the Models page (Add GGUF file… or Install the default)",
+    "train_coder": "train one on the Train & evaluate page",
+    "threshold": "set a threshold",
+}
+
+
+def hint_text(exc: StatcoderError) -> str:
+    hint = exc.hint
+    return GUI_HINTS.get(hint.action, "").format(value=hint.value) if hint else ""
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 sample', '2 samples' (with thousands separators)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def describe(exc: BaseException) -> tuple[str, str, str | None]:
     """(level, message, details) for an exception: expected errors carry no traceback."""
     if isinstance(exc, Cancelled):
         return "info", str(exc) or "cancelled", None
     if isinstance(exc, StatcoderError):
-        return "error", str(exc), None
+        hint = hint_text(exc)
+        return "error", f"{exc}; {hint}" if hint else str(exc), None
     if isinstance(exc, sqlite3.DatabaseError):
         # A read-only, full, damaged or busy project file: the file's state, not a bug.
         message = describe_db_error(exc)
@@ -51,9 +71,16 @@ def ask_yes_no(parent: QWidget | None, title: str, question: str) -> bool:
 
 
 class MessageBar(QWidget):
-    """Shows the latest error, warning or notice; multi-line engine messages are shown whole."""
+    """Shows the latest error, warning or notice; multi-line engine messages are shown whole.
+
+    It floats over the bottom of the page instead of taking a row of the layout: a bar that appeared and
+    went pushed the page down and up by its height, and clicks meant for a button landed on the next
+    one. It clears itself after a while (longer for warnings and errors); an unexpected error, which
+    has details to read, stays until dismissed. The mouse over it holds it.
+    """
 
     shown = Signal(str, str)  # level, message
+    TIMEOUTS_MS = {"info": 8_000, "warning": 15_000, "error": 30_000}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,7 +104,44 @@ class MessageBar(QWidget):
         layout.addWidget(close)
         self.level = ""
         self.details: str | None = None
+        self.timer = QTimer(self, singleShot=True, timeout=self.clear)
+        self.host: QWidget | None = None
         self.hide()
+
+    def attach(self, host: QWidget) -> None:
+        """Float over the bottom of `host`, following its size."""
+        self.host = host
+        self.setParent(host)
+        host.installEventFilter(self)
+        self._place()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.host and event.type() == QEvent.Type.Resize:
+            self._place()
+        return super().eventFilter(watched, event)
+
+    def _place(self) -> None:
+        if self.host is None:
+            return
+        width = max(200, self.host.width() - 12)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        height = max(height, layout.totalMinimumSize().height())
+        # At the bottom of the page: the fields a message is about (a file, its encoding) are at the top.
+        self.setGeometry(6, max(0, self.host.height() - height - 6), width, height)
+        self.raise_()
+
+    def enterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.timer.stop()   # reading it: keep it
+        super().enterEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._arm()
+        super().leaveEvent(event)
+
+    def _arm(self) -> None:
+        if self.level and self.details is None:
+            self.timer.start(self.TIMEOUTS_MS.get(self.level, 10_000))
 
     @property
     def text(self) -> str:
@@ -90,6 +154,8 @@ class MessageBar(QWidget):
         self.setStyleSheet(f"#messageBar {{ {STYLES[level]} border-radius:4px; }}")
         self.details_button.setVisible(details is not None)
         self.show()
+        self._place()
+        self._arm()
         self.shown.emit(level, message)
 
     def show_exception(self, exc: BaseException) -> None:
@@ -99,6 +165,7 @@ class MessageBar(QWidget):
         self.show_message(message, level, details)
 
     def clear(self) -> None:
+        self.timer.stop()
         self.level = ""
         self.details = None
         self.label.clear()

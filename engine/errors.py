@@ -5,8 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class Hint:
+    """A next step that would get past an error, said by what to do rather than how.
+
+    Each front end phrases it its own way (engine.cli.common.CLI_HINTS names an option or a command,
+    desktop.messages.GUI_HINTS a field or a page), so the GUI never tells a user to run a command.
+    """
+
+    action: str      # 'encoding' (value: the encoding to choose) | 'add_llm' | 'train_coder'
+    value: str = ""
+
+
 class StatcoderError(Exception):
-    """Root of every expected error. Its message is shown to users as is."""
+    """Root of every expected error. Its message is shown to users as is, then its hint, if any."""
+
+    hint: Hint | None = None
+
+
+def with_hint(exc: StatcoderError, action: str, value: str = "") -> StatcoderError:
+    """The error with a hint attached (for `raise with_hint(SomeError(...), 'encoding', 'cp1252')`)."""
+    exc.hint = Hint(action, value)
+    return exc
 
 
 @dataclass(frozen=True)

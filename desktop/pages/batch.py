@@ -13,11 +13,14 @@ from engine.assist.coding import BatchResult, batch_code_csv
 from engine.errors import ValidationError
 from engine.evaluate.history import latest_evaluations
 from engine.classification.reading import preview_file
-from engine.assist.review_queue import ReviewQueue
+from engine.assist.review_queue import UNCODABLE, ReviewQueue
 
 from ..context import AppContext
+from .. import messages
+from ..widgets.coding_panel import CodingPanel, HistoryEntry
+from ..widgets.file_chooser import FileChooser, encoding_box
 from ..widgets.progress import JobProgress
-from .imports import FileChooser, guess_column
+from .imports import guess_column
 
 
 def coded_path(path: Path) -> Path:
@@ -27,8 +30,6 @@ def coded_path(path: Path) -> Path:
 class BatchPanel(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from .code import CodingPanel  # the page module imports this one
-
         self.ctx = ctx
         self.backend = None
         layout = QVBoxLayout(self)
@@ -36,6 +37,8 @@ class BatchPanel(QWidget):
         form = QFormLayout(box)
         self.file = FileChooser("CSV file to code", "CSV (*.csv *.txt);;All files (*)")
         self.file.edit.editingFinished.connect(self.load_columns)
+        self.encoding = encoding_box()
+        self.encoding.currentTextChanged.connect(lambda _t: self.load_columns())
         self.text_column = QComboBox()
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
@@ -50,6 +53,7 @@ class BatchPanel(QWidget):
         row.addWidget(self.code_button)
         row.addWidget(self.result_label, 1)
         form.addRow("File", self.file)
+        form.addRow("Encoding", self.encoding)
         form.addRow("Text column", self.text_column)
         form.addRow("Auto-code threshold", self.threshold)
         form.addRow("", self.threshold_hint)
@@ -58,13 +62,17 @@ class BatchPanel(QWidget):
         self.progress = JobProgress()
         layout.addWidget(self.progress)
 
-        queue_box = QGroupBox("2. Review queue (decisions are saved as you go; Enter accepts, Ctrl+K another code)")
+        queue_box = QGroupBox("2. Review queue (decisions are saved as you go; Enter accepts, Ctrl+K another "
+                              "code, Ctrl+S skips, Ctrl+U cannot be coded, Ctrl+Z undoes)")
         queue_layout = QVBoxLayout(queue_box)
         self.queue_bar = QProgressBar()
         self.queue_label = QLabel("Code a file to fill the queue.")
-        self.panel = CodingPanel(ctx)
-        self.panel.text.setReadOnly(False)
+        # Only this queue's decisions are listed: undoing one puts its row back in the queue.
+        self.panel = CodingPanel(ctx, load_recent=False)
         self.panel.decided.connect(self._decided)
+        self.panel.skipped.connect(self._skipped)
+        self.panel.undone.connect(self._undone)
+        self.panel.revised.connect(self._revised)
         self.write_button = QPushButton("Write reviewed file")
         self.write_button.clicked.connect(self.write_reviewed)
         queue_layout.addWidget(self.queue_label)
@@ -96,7 +104,7 @@ class BatchPanel(QWidget):
         if not self.file.path:
             return
         try:
-            preview = preview_file(self.file.path, limit=1)
+            preview = preview_file(self.file.path, encoding=self.encoding.currentText(), limit=1)
         except ValidationError as exc:
             self.ctx.report(exc)
             return
@@ -112,13 +120,29 @@ class BatchPanel(QWidget):
         if project is None or not self.file.path:
             return
         source, column, threshold = Path(self.file.path), self.text_column.currentText(), self.threshold.value()
+        encoding = self.encoding.currentText()
         out = coded_path(source)
+        if not self._may_restart(out):
+            return
         model = getattr(getattr(self.backend, "model", None), "id", None)
         self.code_button.setEnabled(False)
         job = self.ctx.run("Batch coding", lambda progress, cancel: batch_code_csv(
-            project, source, out, text_column=column, threshold=threshold, model=model, progress=progress,
-            cancel=cancel), on_success=self._coded, on_finish=lambda: self.code_button.setEnabled(True))
+            project, source, out, text_column=column, threshold=threshold, model=model, encoding=encoding,
+            progress=progress, cancel=cancel), on_success=self._coded, on_finish=lambda: self.code_button.setEnabled(True))
         self.progress.attach(job, "Coding…")
+
+    def _may_restart(self, out: Path) -> bool:
+        """Coding the file again starts a fresh review queue: ask first when reviews would be lost."""
+        queue = self.queue if self.queue is not None and self.queue.path == out else None
+        if queue is None and out.exists():
+            queue = self.ctx.guarded(ReviewQueue)(out, text_column=self.text_column.currentText())
+        if queue is None or not queue.done:
+            return True
+        return messages.ask_yes_no(
+            self, "Code the file again?",
+            f"{queue.done:,} of {queue.total:,} rows of its review queue are reviewed.\n\nCoding the file again "
+            "starts a fresh queue and those reviews are lost (the decisions stay stored as training texts). "
+            "Code it again?")
 
     def _coded(self, result: BatchResult) -> None:
         self.last_result = result
@@ -132,16 +156,35 @@ class BatchPanel(QWidget):
         self.queue = self.ctx.guarded(ReviewQueue)(path, text_column=self.text_column.currentText())
         self._next()
 
-    def _next(self) -> None:
-        self.current = self.queue.next_pending() if self.queue else None
-        self.panel.text.setText(self.current.text if self.current else "")
+    def _next(self, after: int | None = None) -> None:
+        self.current = self.queue.next_pending(after) if self.queue else None
+        self._show_current()
+
+    def _show_current(self) -> None:
+        self.panel.set_text(self.current.text if self.current else "", self.current.row if self.current else None)
         self._update_queue()
 
-    def _decided(self, _text: str, code: str, _kind: str) -> None:
+    def _decided(self, entry: HistoryEntry) -> None:
+        if self.queue is None or entry.tag is None:
+            return
+        self.queue.decide(entry.tag, entry.code or UNCODABLE)
+        self._next()
+
+    def _skipped(self, _text: str) -> None:
         if self.queue is None or self.current is None:
             return
-        self.queue.decide(self.current.row, code)
-        self._next()
+        self._next(after=self.current.row)   # the skipped row stays pending and comes round again
+
+    def _undone(self, entry: HistoryEntry) -> None:
+        if self.queue is None or entry.tag is None:
+            return
+        self.queue.undo(entry.tag)
+        self.current = self.queue.item(entry.tag)
+        self._show_current()
+
+    def _revised(self, entry: HistoryEntry) -> None:
+        if self.queue is not None and entry.tag is not None:
+            self.queue.decide(entry.tag, entry.code or UNCODABLE)
 
     def _update_queue(self) -> None:
         queue = self.queue

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-    QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+    QLabel, QLineEdit, QListWidget, QSpinBox, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
 )
 
@@ -18,9 +17,9 @@ from engine.classification.reading import FilePreview, preview_file
 from engine.realdata.importing import PRESETS, import_preset, import_real_texts
 
 from ..context import AppContext
+from ..widgets.file_chooser import ENCODINGS, FileChooser
 
 NONE = "(none)"
-ENCODINGS = ["utf-8", "cp1252", "latin-1", "utf-16"]
 FIELD_GUESSES = {
     "code": ["code", "id", "key"], "title": ["title", "name", "label", "description"],
     "parent": ["parent", "parent_code"], "level": ["level", "depth"], "includes": ["includes", "include"],
@@ -48,30 +47,6 @@ def fill_table(table: QTableWidget, preview: FilePreview, headers: dict[str, str
         for c, column in enumerate(preview.columns):
             table.setItem(r, c, QTableWidgetItem(row.get(column, "")[:200]))
     table.resizeColumnsToContents()
-
-
-class FileChooser(QWidget):
-    """A path field with a Browse button."""
-
-    def __init__(self, caption: str, file_filter: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.edit = QLineEdit()
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(lambda: self._browse(caption, file_filter))
-        layout.addWidget(self.edit, 1)
-        layout.addWidget(browse)
-
-    def _browse(self, caption: str, file_filter: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, caption, str(Path.home()), file_filter)
-        if path:
-            self.edit.setText(path)
-            self.edit.editingFinished.emit()
-
-    @property
-    def path(self) -> str:
-        return self.edit.text().strip()
 
 
 @dataclass

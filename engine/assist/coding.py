@@ -1,8 +1,9 @@
-"""Coding assistance: suggest codes for a text, batch-code a CSV file, and record the coder's decisions."""
+"""Coding assistance: suggest codes for a text, batch-code a CSV file, and record, revise or undo the coder's decisions."""
 
 from __future__ import annotations
 
 import csv
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 OUTPUT_COLUMNS = ("code", "confidence", "model_version", "status")
 BATCH_CHUNK = 256
+UNCODABLE = "uncodable"   # the kind of a decision that says the text cannot be coded
+# A text with fewer letters than this, or without one word the classification's notes or the real
+# texts use, is never coded automatically: a coder is confident about "1" or "asdf" only by accident.
+MIN_LETTERS = 3
+_WORD = re.compile(r"[^\W\d_]+")
+_STEM = 5   # words sharing their first 5 letters count as the same word ("bakeries", "bakery")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class BatchResult:
     model_version: str
     out_path: Path
     judge: dict | None = None      # BatchJudge.summary() when the batch was judged
+    meaningless: int = 0   # too short, or no known word: sent to review uncoded (see codable_problem)
 
     @property
     def rows_per_s(self) -> float:
@@ -54,6 +62,19 @@ class Decision:
     correction_id: int
     real_id: int | None
     kind: str
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A decision as stored: `chosen_code` is None when the text was marked as one that cannot be coded."""
+
+    id: int
+    text: str
+    suggested_code: str | None
+    chosen_code: str | None
+    kind: str
+    real_id: int | None
+    created: str
 
 
 class _Titles:
@@ -90,9 +111,63 @@ class _Titles:
         return cached
 
 
+class _Vocabulary:
+    """The words of the classification (titles, notes) and of the real texts, by their first letters."""
+
+    _lock = threading.Lock()
+    _by_project: dict[tuple[str, int], "_Vocabulary"] = {}
+
+    def __init__(self, project: Project):
+        self.stems: set[str] = set()
+        for row in project.conn.execute("SELECT title, includes, also_includes, excludes, notes FROM codes"):
+            for field in row:
+                self._add(field or "")
+        for (text,) in project.conn.execute("SELECT text FROM real_texts WHERE split = 'train'"):
+            self._add(text)
+
+    def _add(self, text: str) -> None:
+        self.stems.update(w[:_STEM] for w in _WORD.findall(text.casefold()) if len(w) >= MIN_LETTERS)
+
+    def knows(self, word: str) -> bool:
+        return word[:_STEM] in self.stems
+
+    @classmethod
+    def of(cls, project: Project) -> "_Vocabulary":
+        count = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0]
+        key = (str(project.path), count)
+        with cls._lock:
+            found = cls._by_project.get(key)
+            if found is None:
+                found = cls._by_project[key] = cls(project)
+            return found
+
+
+def codable_problem(project: Project, text: str) -> str | None:
+    """Why a text is too short or meaningless to code, or None when it can be coded.
+
+    Such texts get no suggestion and are never auto-coded: a person reads them (or marks them as
+    texts that cannot be coded).
+    """
+    return _text_problem(text, _Vocabulary.of(project))
+
+
+def _text_problem(text: str, vocabulary: _Vocabulary) -> str | None:
+    words = _WORD.findall(clean_text(text).casefold())
+    if sum(len(w) for w in words) < MIN_LETTERS:
+        return f"too short to code (fewer than {MIN_LETTERS} letters)"
+    if not any(len(w) >= MIN_LETTERS and vocabulary.knows(w) for w in words):
+        return "no word of it appears in the classification's notes or the real texts"
+    return None
+
+
 def suggest(project: Project, text: str, k: int = 5, model: int | None = None) -> list[Suggestion]:
-    """The k most likely codes for a text, with probability, title and hierarchy path (default model if None)."""
+    """The k most likely codes for a text, with probability, title and hierarchy path (default model if None).
+
+    A text too short or meaningless to code (see codable_problem) gets no suggestions.
+    """
     coder, _ = load_coder(project, model)
+    if codable_problem(project, text) is not None:
+        return []
     titles = _Titles.of(project)
     return [Suggestion(code, prob, titles.title.get(code, ""), titles.path(code))
             for code, prob in coder.predict(text, k)]
@@ -157,9 +232,10 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
     check_output_path(out_path, project=project, inputs=(in_path,))
     coder, record = load_coder(project, model)
     version = f"{record.id}:{record.sha256[:12]}"
+    vocabulary = _Vocabulary.of(project)
     meter = ProgressMeter(_count_rows(in_path), progress)
     start = time.perf_counter()
-    rows = auto = review = empty = 0
+    rows = auto = review = empty = meaningless = 0
     try:
         with CsvStream(in_path, encoding) as reader, \
                 atomic_write(out_path, project=project, inputs=(in_path,), newline="") as dst:
@@ -187,13 +263,15 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
                                                        f"has {len(columns)}; nothing was written")])
                     cells_of.append(values[:len(columns)] + [""] * (len(columns) - len(values)))
                 texts = [clean_text(cells[text_at]) for cells in cells_of]
-                filled = [t for t in texts if t]
+                codable = [bool(t) and _text_problem(t, vocabulary) is None for t in texts]
+                filled = [t for t, ok in zip(texts, codable) if ok]
                 preds = iter(coder.predict_many(filled, judge.k if judge else 1)) if filled else iter(())
-                for cells, text in zip(cells_of, texts):
+                for cells, text, ok in zip(cells_of, texts, codable):
                     rows += 1
                     verdict = ""
-                    if not text:
-                        empty += 1
+                    if not ok:
+                        empty += not text
+                        meaningless += bool(text)
                         extra = ["", "", version, "review"]
                     else:
                         best = next(preds)
@@ -222,9 +300,10 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
         judge.finish()
     review_state_path(out_path).unlink(missing_ok=True)
     meter.update(rows, "coded", force=True)
-    return BatchResult(rows=rows, auto=auto, review=review + empty, empty=empty,
+    return BatchResult(rows=rows, auto=auto, review=review + empty + meaningless, empty=empty,
                        seconds=time.perf_counter() - start, model_id=record.id, model_version=version,
-                       out_path=out_path, judge=judge.summary() if judge is not None else None)
+                       out_path=out_path, judge=judge.summary() if judge is not None else None,
+                       meaningless=meaningless)
 
 
 def record_decision(project: Project, text: str, suggested_code: str | None, chosen_code: str, *,
@@ -255,4 +334,86 @@ def record_decision(project: Project, text: str, suggested_code: str | None, cho
             "INSERT INTO corrections (text, suggested_code, chosen_code, kind, model_id, confidence, real_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (text, suggested, chosen, kind, model_id, confidence, real_id)).lastrowid)
+    return Decision(correction_id, real_id, kind)
+
+
+def record_uncodable(project: Project, text: str, suggested_code: str | None = None, *,
+                     model_id: int | None = None, confidence: float | None = None) -> Decision:
+    """Store that a text cannot be coded (empty of meaning, several activities, unreadable).
+
+    It is kept as a decision of kind 'uncodable' so it can be counted, reviewed and undone, and it
+    never becomes a training text.
+    """
+    text = clean_text(text)
+    if not text:
+        raise StatcoderError("cannot record a decision for an empty text")
+    if suggested_code is not None and project.conn.execute(
+            "SELECT 1 FROM codes WHERE code = ?", (suggested_code,)).fetchone() is None:
+        raise UnknownCodeError(suggested_code)
+    with project.transaction() as conn:
+        correction_id = int(conn.execute(
+            "INSERT INTO corrections (text, suggested_code, chosen_code, kind, model_id, confidence, real_id)"
+            " VALUES (?, ?, NULL, ?, ?, ?, NULL)", (text, suggested_code, UNCODABLE, model_id, confidence)).lastrowid)
+    return Decision(correction_id, None, UNCODABLE)
+
+
+_DECISION_COLUMNS = "id, text, suggested_code, chosen_code, kind, real_id, created"
+
+
+def get_decision(project: Project, correction_id: int) -> StoredDecision:
+    row = project.conn.execute(f"SELECT {_DECISION_COLUMNS} FROM corrections WHERE id = ?", (correction_id,)).fetchone()
+    if row is None:
+        raise StatcoderError(f"decision {correction_id} does not exist (it may have been undone)")
+    return StoredDecision(*row)
+
+
+def recent_decisions(project: Project, limit: int = 50) -> list[StoredDecision]:
+    """The newest decisions first, so the coding panel can show (and edit) them after a restart."""
+    rows = project.conn.execute(f"SELECT {_DECISION_COLUMNS} FROM corrections ORDER BY id DESC LIMIT ?", (limit,))
+    return [StoredDecision(*row) for row in rows]
+
+
+def _drop_training_text(conn, decision: StoredDecision) -> None:
+    # Only the training text this decision created: its source names the decision's kind.
+    if decision.real_id is not None:
+        conn.execute("DELETE FROM real_texts WHERE id = ? AND source IN ('confirmation', 'correction')",
+                     (decision.real_id,))
+
+
+def undo_decision(project: Project, correction_id: int) -> StoredDecision:
+    """Remove a decision and the training text it created; returns what was removed."""
+    decision = get_decision(project, correction_id)
+    with project.transaction() as conn:
+        conn.execute("DELETE FROM corrections WHERE id = ?", (correction_id,))
+        _drop_training_text(conn, decision)
+    return decision
+
+
+def revise_decision(project: Project, correction_id: int, chosen_code: str | None) -> Decision:
+    """Change a stored decision to another code, or (None) to 'cannot be coded'; its training text follows."""
+    decision = get_decision(project, correction_id)
+    if chosen_code is not None and project.conn.execute(
+            "SELECT 1 FROM codes WHERE code = ?", (chosen_code,)).fetchone() is None:
+        raise UnknownCodeError(chosen_code)
+    if chosen_code is None:
+        kind = UNCODABLE
+    else:
+        kind = "confirmation" if decision.suggested_code == chosen_code else "correction"
+    with project.transaction() as conn:
+        real_id = decision.real_id
+        if chosen_code is None:
+            _drop_training_text(conn, decision)
+            real_id = None
+        elif real_id is not None:
+            conn.execute("UPDATE real_texts SET code = ?, source = ? WHERE id = ?", (chosen_code, kind, real_id))
+        else:
+            key = normalise_key(decision.text)
+            in_test = conn.execute("SELECT 1 FROM real_texts WHERE text_key = ? AND split = 'test' LIMIT 1",
+                                   (key,)).fetchone() is not None
+            if not in_test:
+                real_id = int(conn.execute(
+                    "INSERT INTO real_texts (text, text_key, code, split, source) VALUES (?, ?, ?, 'train', ?)",
+                    (decision.text, key, chosen_code, kind)).lastrowid)
+        conn.execute("UPDATE corrections SET chosen_code = ?, kind = ?, real_id = ? WHERE id = ?",
+                     (chosen_code, kind, real_id, correction_id))
     return Decision(correction_id, real_id, kind)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.coders.registry import ModelRecord, load_coder
-from engine.errors import ModelError, StatcoderError
+from engine.errors import ModelError, StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import BackendSettings, HardwareSettings
 from engine.llm.judge import (Candidate, Combination, CombinationFit, JudgeOptions, JudgeVerdict, combine, fit_combination,
@@ -88,8 +88,7 @@ def judge_backend_settings(model: str | None = None, *, threads: int = 2, n_ctx:
     if model is None:
         info = get_default_model()
         if info is None:
-            raise ModelError("the judge needs a local LLM; install the default model "
-                             "(`statcoder llm install-default`) or add one with `statcoder llm add`")
+            raise with_hint(ModelError("the judge needs a local LLM"), "add_llm")
     elif "/" in model or model.endswith(".gguf"):
         info = add_model(model)
     else:

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from engine.assist.judge import Judge, choose_label_threshold, validation_pairs
 from engine.coders.registry import load_coder
-from engine.errors import StatcoderError
+from engine.errors import StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.project import Project
 
@@ -64,7 +64,7 @@ def _threshold(project: Project, coder, judge: Judge | None, precision: float) -
     pairs, source = validation_pairs(project, codes=coder.codes)
     pairs = [(t, c) for t, c in pairs if c in set(coder.codes)]
     if not pairs:
-        raise StatcoderError("no validation texts to choose a pseudo-label threshold; give one with --threshold")
+        raise with_hint(StatcoderError("no validation texts to choose a pseudo-label threshold"), "threshold")
     preds = coder.predict_many([t for t, _ in pairs], 1)
     return choose_label_threshold(preds, [c for _, c in pairs], precision=precision), f"coder alone on {source}"
 

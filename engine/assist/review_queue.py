@@ -12,6 +12,10 @@ from pathlib import Path
 from engine.atomic import atomic_write
 from engine.errors import StatcoderError
 
+# The decision stored for a row marked as one that cannot be coded; it is written with an empty code
+# and the status 'uncodable'.
+UNCODABLE = "<uncodable>"
+
 
 @dataclass(frozen=True)
 class QueueItem:
@@ -72,11 +76,35 @@ class ReviewQueue:
     def total(self) -> int:
         return len(self.items)
 
-    def next_pending(self) -> QueueItem | None:
-        return next((item for item in self.items if item.row not in self.decisions), None)
+    def next_pending(self, after: int | None = None) -> QueueItem | None:
+        """The first undecided row, or (after a skip) the first undecided row after `after`, wrapping round.
+
+        A skipped row stays undecided, so it comes back once the rows after it are done.
+        """
+        pending = [item for item in self.items if item.row not in self.decisions]
+        if after is not None:
+            later = [item for item in pending if item.row > after]
+            return later[0] if later else (pending[0] if pending else None)
+        return pending[0] if pending else None
+
+    def item(self, row: int) -> QueueItem:
+        found = next((item for item in self.items if item.row == row), None)
+        if found is None:
+            raise StatcoderError(f"row {row} of {self.path} is not in its review queue")
+        return found
 
     def decide(self, row: int, code: str) -> None:
+        """Record the chosen code of a row (UNCODABLE: it cannot be coded)."""
+        self.item(row)
         self.decisions[row] = code
+        self._save()
+
+    def undo(self, row: int) -> None:
+        """Forget the decision on a row: it is pending again."""
+        self.decisions.pop(row, None)
+        self._save()
+
+    def _save(self) -> None:
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         tmp.write_text(json.dumps({"file": str(self.path), "rows_sha256": self.rows_sha256,
                                    "decisions": self.decisions}), encoding="utf-8")
@@ -95,7 +123,11 @@ class ReviewQueue:
             writer.writeheader()
             for row_no, row in enumerate(reader, start=1):
                 if row_no in self.decisions:
-                    row.update(code=self.decisions[row_no], status="reviewed")
+                    chosen = self.decisions[row_no]
+                    if chosen == UNCODABLE:
+                        row.update(code="", confidence="", status="uncodable")
+                    else:
+                        row.update(code=chosen, status="reviewed")
                     changed += 1
                 writer.writerow(row)
         return changed

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ClassificationError, Problem, ValidationError
+from engine.errors import ClassificationError, Problem, ValidationError, with_hint
 
 
 # A header wider than any spreadsheet can hold (Excel: 16,384 columns) is not a table a person made;
@@ -39,6 +39,14 @@ def record_of_offset(text: str) -> int:
     return max(1, count)
 
 
+def encoding_hint(error: ValidationError, encoding: str) -> ValidationError:
+    """A file that is not valid UTF-8 is most often Windows-1252 (what Excel writes on Windows in Western
+    Europe): say so as a hint, which the CLI phrases as its --encoding option and the GUI as its field."""
+    if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig"):
+        with_hint(error, "encoding", "cp1252")
+    return error
+
+
 def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = ClassificationError,
               *, csv_records: bool = False) -> str:
     """The decoded file without a BOM. A decode error names the CSV record (`csv_records`) or the line."""
@@ -61,10 +69,9 @@ def read_text(path: Path, encoding: str, error_cls: type[ValidationError] = Clas
                 where = f"row {row} (line {line} of the file)"
             else:
                 where = f"row {row}"
-        raise error_cls([Problem(
-            str(path), row,
-            f"undecodable byte 0x{data[exc.start]:02x} at {where}: the file is not valid {encoding}"
-            + ("; try --encoding cp1252" if encoding.replace("-", "").lower() == "utf8" else ""))]) from None
+        error = error_cls([Problem(
+            str(path), row, f"undecodable byte 0x{data[exc.start]:02x} at {where}: the file is not valid {encoding}")])
+        raise encoding_hint(error, encoding) from None
     except LookupError:
         raise error_cls([Problem(str(path), None, f"unknown encoding '{encoding}'")]) from None
     text = text.lstrip("\ufeff")
@@ -294,9 +301,8 @@ class CsvStream:
             row = self.records + 1
             where = f"row {row}" + (f" (line {physical} of the file)" if physical != row else "")
             bad = exc.object[exc.start] if exc.start < len(exc.object) else 0
-            raise self._problem(row, f"undecodable byte 0x{bad:02x} at {where}: the file is not valid "
-                                f"{self.shown_encoding}" + ("; try --encoding cp1252" if self.encoding == "utf-8-sig"
-                                                            else "")) from None
+            raise encoding_hint(self._problem(row, f"undecodable byte 0x{bad:02x} at {where}: the file is not "
+                                              f"valid {self.shown_encoding}"), self.encoding) from None
         if first:
             text = text.lstrip("\ufeff")
         if "\x00" in text:

@@ -12,7 +12,7 @@ from engine import __version__
 from engine.atomic import os_error_message
 from engine.errors import StatcoderError
 from engine.store.project import describe_db_error
-from engine.cli.common import cli
+from engine.cli.common import cli, error_line
 
 # Each stage registers its commands on `cli` when its module is imported.
 from engine.cli import project as _project  # noqa: E402,F401
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except StatcoderError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {error_line(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

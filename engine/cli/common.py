@@ -8,9 +8,24 @@ from typing import Any
 import click
 
 from engine import __version__
-from engine.errors import ProjectError
+from engine.errors import ProjectError, StatcoderError
 from engine.jobs import ProgressInfo
 from engine.store.project import Project
+
+# How the command line says an error's hint (engine.errors.Hint); the GUI has its own wording.
+CLI_HINTS = {
+    "encoding": "try --encoding {value}",
+    "add_llm": "add one with `statcoder llm add FILE` or `statcoder llm install-default`",
+    "train_coder": "train one with `statcoder coders train`",
+    "threshold": "give one with --threshold",
+}
+
+
+def error_line(exc: StatcoderError) -> str:
+    """The error as the command line prints it: the engine's message, then the hint in CLI words."""
+    hint = exc.hint
+    phrase = CLI_HINTS.get(hint.action, "").format(value=hint.value) if hint else ""
+    return f"{exc}; {phrase}" if phrase else str(exc)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.changes import Changes
 from engine.classification import get_code
-from engine.errors import Cancelled, ModelError, StatcoderError
+from engine.errors import Cancelled, ModelError, StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback
 from engine.llm.backends import Backend, BackendSettings, GenerationRequest, HardwareSettings, open_backend
 from engine.llm.constrain import parse_phrase_list, phrase_list_grammar, phrase_list_schema
@@ -170,7 +170,7 @@ def create_run(project: Project, *, codes: list[str], quota: int, strategies: li
         if model is None:
             info = get_default_model() if not settings.model_path else add_model(settings.model_path)
             if info is None:
-                raise ModelError("no model is registered; add one with `statcoder llm add` or install the default")
+                raise with_hint(ModelError("no LLM is registered to generate with"), "add_llm")
         elif "/" in model or model.endswith(".gguf"):
             info = add_model(model)
         else:

@@ -12,7 +12,7 @@ Callers build a `BackendSettings`, call `open_backend(settings)`, and send `Gene
 
 from __future__ import annotations
 
-from engine.errors import ModelError
+from engine.errors import ModelError, with_hint
 from engine.llm.base import (DEFAULT_CONTEXT, DEFAULT_PARALLEL, DEFAULT_THREADS, Backend, BackendSettings,
                              Completion, GenerationRequest, HardwareSettings, Prompt, RequestSource, kv_cells,
                              stream_in_rounds)
@@ -28,7 +28,7 @@ def open_backend(settings: BackendSettings) -> Backend:
         from engine.llm.llamacpp import LlamaCppBackend
 
         if not settings.model_path:
-            raise ModelError("the in-process backend needs a model file; add one with `statcoder llm add`")
+            raise with_hint(ModelError("the in-process backend needs a model file"), "add_llm")
         return LlamaCppBackend(settings)
     if settings.kind == "openai":
         from engine.llm.server import OpenAIServerBackend

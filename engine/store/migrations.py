@@ -374,3 +374,30 @@ def m090_code_search(conn: sqlite3.Connection) -> None:
         END;
         """
     )
+
+
+@migration
+def m095_uncodable_decisions(conn: sqlite3.Connection) -> None:
+    """A coder may mark a text as one that cannot be coded: it is stored as a decision of kind
+    'uncodable' with no chosen code, and never becomes a training text. SQLite cannot change a CHECK
+    constraint in place, so the table is rebuilt with its rows."""
+    _script(conn,
+        """
+        CREATE TABLE corrections_new (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            suggested_code TEXT REFERENCES codes(code),
+            chosen_code TEXT REFERENCES codes(code),  -- NULL only for 'uncodable'
+            kind TEXT NOT NULL CHECK (kind IN ('confirmation', 'correction', 'uncodable')),
+            model_id INTEGER REFERENCES models(id) ON DELETE SET NULL,
+            confidence REAL,
+            real_id INTEGER REFERENCES real_texts(id) ON DELETE SET NULL,
+            created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+            CHECK ((chosen_code IS NULL) = (kind = 'uncodable'))
+        );
+        INSERT INTO corrections_new (id, text, suggested_code, chosen_code, kind, model_id, confidence, real_id, created)
+            SELECT id, text, suggested_code, chosen_code, kind, model_id, confidence, real_id, created FROM corrections;
+        DROP TABLE corrections;
+        ALTER TABLE corrections_new RENAME TO corrections;
+        """
+    )

@@ -21,6 +21,7 @@ def isolated_qsettings(tmp_path_factory):
 def answer(monkeypatch):
     """What the yes/no question answers; tests may change `answer.value` or read `answer.asked`."""
     import desktop.main_window
+    import desktop.messages
 
     class Answer:
         value = True
@@ -34,6 +35,7 @@ def answer(monkeypatch):
         return state.value
 
     monkeypatch.setattr(desktop.main_window, "ask_yes_no", ask)
+    monkeypatch.setattr(desktop.messages, "ask_yes_no", ask)   # pages ask through the module: never a modal box
     return state
 
 

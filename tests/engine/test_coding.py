@@ -16,7 +16,7 @@ from engine.coders.registry import (LOADERS as CODER_LOADERS, choose_default_mod
 from engine.coders.base import Coder
 from engine.coders.fasttext.model import FastTextCoder
 from engine.assist.coding import batch_code_csv, record_decision, suggest
-from engine.errors import Cancelled, ModelError, UnknownCodeError
+from engine.errors import Cancelled, ModelError, StatcoderError, UnknownCodeError
 from engine.jobs import CancelToken
 from engine.store.project import Project
 from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
@@ -166,7 +166,7 @@ def test_coder_protocol_dispatch_and_default_by_validation(coded, monkeypatch):
         unknown = conn.execute("INSERT INTO models (name, kind, path, sha256, params, data)"
                                " VALUES ('u', 'mystery', ?, ?, '{}', '{}')", (str(trained.path), trained.sha256)).lastrowid
     assert choose_default_model(project) == other == default_model_id(project)
-    assert [s.code for s in suggest(project, "anything")] == ["11.05"]
+    assert [s.code for s in suggest(project, "anything brewed")] == ["11.05"]
     with pytest.raises(ModelError, match="mystery"):
         load_coder(project, unknown)
     with project.transaction() as conn:
@@ -180,3 +180,66 @@ def test_keyword_decisions_and_the_panel_description(coded):
     assert decision.kind == "confirmation"
     from engine.assist.coding import describe_default_coder
     assert describe_default_coder(project).startswith(f"model {default_model_id(project)} (")
+
+
+def test_uncodable_undo_and_revise_keep_training_texts_in_step(coded):
+    from engine.assist.coding import (UNCODABLE, get_decision, recent_decisions, record_uncodable, revise_decision,
+                               undo_decision)
+
+    project, _, _ = coded
+
+    def training(text):
+        return project.conn.execute("SELECT code, source FROM real_texts WHERE text = ?", (text,)).fetchall()
+
+    odd = record_uncodable(project, "we do all sorts", "11.05", confidence=0.4)
+    assert odd.kind == UNCODABLE and odd.real_id is None and training("we do all sorts") == []
+    stored = get_decision(project, odd.correction_id)
+    assert (stored.chosen_code, stored.suggested_code, stored.kind) == (None, "11.05", UNCODABLE)
+
+    made = record_decision(project, "craft cider making", "11.03", "11.03")
+    assert training("craft cider making") == [("11.03", "confirmation")]
+    assert [d.id for d in recent_decisions(project, 2)] == [made.correction_id, odd.correction_id]
+    revised = revise_decision(project, made.correction_id, "11.05")
+    assert revised.kind == "correction" and training("craft cider making") == [("11.05", "correction")]
+    revise_decision(project, made.correction_id, None)
+    assert training("craft cider making") == [] and get_decision(project, made.correction_id).kind == UNCODABLE
+    back = revise_decision(project, odd.correction_id, "11.05")   # an uncodable text gets a code after all
+    assert back.kind == "confirmation" and training("we do all sorts") == [("11.05", "confirmation")]
+    undo_decision(project, odd.correction_id)
+    assert training("we do all sorts") == []
+    with pytest.raises(StatcoderError, match="does not exist"):
+        undo_decision(project, odd.correction_id)
+    with pytest.raises(UnknownCodeError):
+        revise_decision(project, made.correction_id, "99.99")
+
+
+def test_meaningless_texts_get_no_suggestion_and_are_never_auto_coded(coded, tmp_path):
+    from engine.assist.coding import codable_problem
+
+    project, _, _ = coded
+    assert codable_problem(project, "1").startswith("too short")
+    assert "no word" in codable_problem(project, "asdf qwerty")
+    assert codable_problem(project, "bakeries") is None   # the first letters of 'bakery' are enough
+    assert suggest(project, "1") == [] and suggest(project, "asdf") == []
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("id,description\n1,1\n2,asdf\n3,manufacture of beer\n4,\n", encoding="utf-8")
+    result = batch_code_csv(project, src, out, text_column="description", threshold=0.0)
+    assert (result.rows, result.auto, result.meaningless, result.empty) == (4, 1, 2, 1)
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert [(r["code"], r["status"]) for r in rows[:2]] == [("", "review"), ("", "review")]
+
+
+def test_a_file_in_another_encoding_is_a_located_error_with_an_encoding_hint(coded, tmp_path):
+    from engine.cli.common import error_line
+    from engine.errors import ValidationError
+
+    project, _, _ = coded
+    src = tmp_path / "windows.csv"
+    src.write_bytes(("description\n" + "bakery bread\n" * 3000 + "pâtisserie\n").encode("cp1252"))
+    with pytest.raises(ValidationError, match=r"line 3002.*not valid utf-8") as caught:
+        batch_code_csv(project, src, tmp_path / "out.csv", text_column="description")
+    assert caught.value.hint.action == "encoding" and caught.value.hint.value == "cp1252"
+    assert "--encoding" not in str(caught.value) and error_line(caught.value).endswith("try --encoding cp1252")
+    assert not (tmp_path / "out.csv").exists()
+    result = batch_code_csv(project, src, tmp_path / "out.csv", text_column="description", encoding="cp1252")
+    assert result.rows == 3001

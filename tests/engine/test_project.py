@@ -70,3 +70,24 @@ def test_failed_transaction_rolls_back(project):
             conn.execute("INSERT INTO settings (key, value) VALUES ('a', '1')")
             raise RuntimeError("boom")
     assert project.get_setting("a") is None
+
+
+def test_decisions_of_an_older_file_survive_the_uncodable_migration(tmp_path, monkeypatch):
+    """m095 rebuilds the corrections table; the rows of a file written before it are kept."""
+    import engine.store.migrations as migrations
+    import engine.store.project as project_module
+    from engine.assist.coding import record_uncodable
+
+    path = tmp_path / "old.statcoder"
+    older = [(n, f) for n, f in MIGRATIONS if n != "m095_uncodable_decisions"]
+    monkeypatch.setattr(project_module, "MIGRATIONS", older)
+    with Project.create(path) as old:
+        with old.transaction() as conn:
+            conn.execute("INSERT INTO codes (code, parent, level, title, is_leaf, ord) VALUES ('A', NULL, 1, 'a', 1, 1)")
+            conn.execute("INSERT INTO corrections (text, suggested_code, chosen_code, kind) VALUES ('t', 'A', 'A', 'confirmation')")
+    monkeypatch.setattr(project_module, "MIGRATIONS", migrations.MIGRATIONS)
+    with Project.open(path) as new:
+        assert new.conn.execute("SELECT text, chosen_code, kind FROM corrections").fetchall() == [("t", "A", "confirmation")]
+        record_uncodable(new, "no idea")
+        assert new.conn.execute("SELECT chosen_code, kind FROM corrections WHERE text = 'no idea'").fetchall() == [
+            (None, "uncodable")]
