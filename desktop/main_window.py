@@ -236,8 +236,9 @@ class MainWindow(QMainWindow):
         if isinstance(result, BaseException):
             self.ctx.notify(f"The project could not be checked: {result}", "warning")
         elif not result.ok:
+            more = len(result.problems) - 3
             self.ctx.notify("The project file has problems: " + "; ".join(result.problems[:3])
-                            + ". Run `statcoder check` for the full list and restore the file from a backup.",
+                            + (f" (and {more} more)" if more > 0 else "") + ". Restore the file from a backup.",
                             "error")
 
     def close_project(self) -> None:

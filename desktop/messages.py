@@ -31,6 +31,8 @@ GUI_HINTS = {
     "add_llm": "add one on the Models page (Add GGUF file… or Install the default)",
     "train_coder": "train one on the Train & evaluate page",
     "threshold": "set a threshold",
+    "examples": "choose the examples when the run is created, or leave the '{value}' strategy out",
+    "cancel_run": "or cancel it on the Generate page",
 }
 
 

@@ -18,6 +18,9 @@ CLI_HINTS = {
     "add_llm": "add one with `statcoder llm add FILE` or `statcoder llm install-default`",
     "train_coder": "train one with `statcoder coders train`",
     "threshold": "give one with --threshold",
+    "examples": "choose them with `statcoder generate create --progen-from RUN` (progen) or `--retrieve-from` "
+                "(retrieved)",
+    "cancel_run": "or cancel it with `statcoder generate cancel {value}`",
 }
 
 

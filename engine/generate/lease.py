@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from engine.errors import StatcoderError
+from engine.errors import StatcoderError, with_hint
 from engine.store.project import Project
 
 # A heartbeat older than this marks a runner as gone, wherever it ran. One unit (one LLM request) is
@@ -98,8 +98,8 @@ def acquire(project: Project, run_id: int) -> str:
     with project.transaction() as conn:
         lease = read_lease(conn, run_id)
         if not is_stale(lease):
-            raise RunBusyError(f"generation run {run_id} is already being run by {lease.describe()}; "
-                               "wait for it to finish, or cancel it with `statcoder generate cancel`")
+            raise with_hint(RunBusyError(f"generation run {run_id} is already being run by {lease.describe()}; "
+                                         "wait for it to finish"), "cancel_run", str(run_id))
         conn.execute("UPDATE generation_runs SET lease_owner = ?, lease_pid = ?, lease_host = ?, lease_heartbeat = ?"
                      " WHERE id = ?", (token, os.getpid(), this_host(), time.time(), run_id))
     return token

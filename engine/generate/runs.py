@@ -161,9 +161,8 @@ def create_run(project: Project, *, codes: list[str], quota: int, strategies: li
     params = params or GenerationParams()
     for strategy in EXAMPLE_STRATEGIES:
         if strategy in chosen and not any(params.examples.get(strategy, {}).get(c) for c in codes):
-            raise StatcoderError(f"the '{strategy}' strategy needs examples chosen before the run (statcoder generate "
-                                 f"create --{'progen-from' if strategy == 'progen' else 'retrieve-from'} ...); "
-                                 "none were given for these codes")
+            raise with_hint(StatcoderError(f"the '{strategy}' strategy needs examples chosen before the run; "
+                                           "none were given for these codes"), "examples", strategy)
     if settings.kind == "openai":
         model_name, sha = settings.server_model, f"server:{settings.server_model}"
     else:

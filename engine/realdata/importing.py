@@ -103,7 +103,7 @@ def import_real_texts(project: Project, path: str | Path, *, text_column: str, c
     if not 0 <= test_share < 1:
         raise RealDataError([Problem(str(path), None, f"test share {test_share} must be in [0, 1)")])
     if code_digits is not None and not 1 <= code_digits <= MAX_CODE_DIGITS:
-        raise RealDataError([Problem(str(path), None, f"--code-digits {code_digits} must be between 1 and "
+        raise RealDataError([Problem(str(path), None, f"code digits {code_digits} must be between 1 and "
                                      f"{MAX_CODE_DIGITS} (how many leading characters of the code to keep)")])
     if project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0:
         raise ProjectError("import a classification into this project before importing coded texts")

@@ -56,10 +56,19 @@ def test_pages_and_widgets_run_no_sql():
 
 
 def _strings(node: ast.AST) -> list[str]:
-    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    """String constants under a node, docstrings left out (they are for developers)."""
+    docstrings = set()
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [n.value for n in ast.walk(node)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
 
 
-COMMAND = __import__("re").compile(r"`statcoder [a-z]|statcoder (models|train|curate|generate|evaluate|code|embed) |(^|[\s(;])--[a-z]")
+# An instruction to type a command or an option: "run `statcoder …`", "add one with `statcoder …`", "--flag".
+COMMAND = __import__("re").compile(r"\b(run|use|with|try|see)\s+`?statcoder\s|(^|[\s(;`])--[a-z]", flags=2)
 
 
 def test_no_gui_message_tells_the_user_to_run_a_command():

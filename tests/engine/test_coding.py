@@ -236,7 +236,7 @@ def test_a_file_in_another_encoding_is_a_located_error_with_an_encoding_hint(cod
     project, _, _ = coded
     src = tmp_path / "windows.csv"
     src.write_bytes(("description\n" + "bakery bread\n" * 3000 + "pâtisserie\n").encode("cp1252"))
-    with pytest.raises(ValidationError, match=r"line 3002.*not valid utf-8") as caught:
+    with pytest.raises(ValidationError, match=r"row 3002.*not valid utf-8") as caught:
         batch_code_csv(project, src, tmp_path / "out.csv", text_column="description")
     assert caught.value.hint.action == "encoding" and caught.value.hint.value == "cp1252"
     assert "--encoding" not in str(caught.value) and error_line(caught.value).endswith("try --encoding cp1252")

@@ -80,7 +80,7 @@ def test_code_digits_is_checked_and_an_empty_import_records_nothing(nace_project
     path = tmp_path / "real.csv"
     path.write_text("text,code\nbaking bread,10.71\n", encoding="utf-8")
     for bad in (-3, 0):
-        with pytest.raises(RealDataError, match="--code-digits"):
+        with pytest.raises(RealDataError, match="code digits"):
             import_real_texts(nace_project, path, text_column="text", code_column="code", code_digits=bad)
     before = nace_project.conn.execute("SELECT COUNT(*) FROM imports").fetchone()[0]
     empty = tmp_path / "empty.csv"
