@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from engine.classification import leaf_codes_under
+from engine.evaluate.compare import serving_after_training
 from engine.cli.common import (cli, echo_json, json_option, open_project, progress_printer, project_option,
                                warn_uncurated)
 from engine.coders.base import TrainedModel
@@ -130,10 +131,19 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
     mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
                                                              "w_pseudo", "run_ids", "subset", "validation_share",
                                                              "hierarchy_smoothing")})
+    previous = default_model_id(project)
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),
                          embedding=EmbeddingTrainOptions(model_path=embedding_model),
                          members=list(members) or None, progress=None if as_json else progress_printer())
+    if not no_default:
+        # A coder validated on texts of its own (other codes) would serve whatever it scored: compare it
+        # with the serving one on the validation texts both know.
+        serving = serving_after_training(project, result.model_id, previous)
+        result = dataclasses.replace(result, made_default=serving.replaced)
+        if serving.kept_better:
+            result.warnings.append(serving.message + f" Use `statcoder coders default {result.model_id}` to "
+                                   "serve the new one anyway.")
     report_trained(result, as_json=as_json)
 
 

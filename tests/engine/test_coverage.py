@@ -138,3 +138,17 @@ def test_a_worse_new_coder_does_not_replace_the_serving_one(trained, monkeypatch
     with project.transaction() as conn:
         conn.execute("DELETE FROM models WHERE id IN (?, ?)", (new, same))
     set_default_model(project, result.model_id)
+
+
+def test_the_cli_keeps_the_serving_coder_when_a_new_one_does_worse_on_the_same_texts(trained, capsys):
+    project, codes, result = trained
+    set_default_model(project, result.model_id)
+    project.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    assert main(["coders", "train", "-p", str(project.path), "--subset", "10,11,12", "--real", "1",
+                 "--epoch", "1", "--name", "one epoch"]) == 0
+    err = capsys.readouterr().err
+    new = max(m for (m,) in project.conn.execute("SELECT id FROM models"))
+    comparison = compare_on_validation(project, [new, result.model_id])
+    assert comparison.top1[new] < comparison.top1[result.model_id]
+    assert default_model_id(project) == result.model_id
+    assert f"Model {result.model_id} is still used for coding" in err and f"coders default {new}" in err
