@@ -77,3 +77,22 @@ def test_tooltips_explain_the_terms(window, qtbot, trained_path):
     titles = [panel.table.item(r, 2) for r in range(panel.table.rowCount())]
     nec = [t for t in titles if "n.e.c." in t.text()]
     assert nec and all("not elsewhere classified" in t.toolTip().casefold() for t in nec)
+
+
+def test_the_relabel_picker_opens_with_an_empty_filter_listing_the_current_code(window, qtbot, review_path, answer):  # noqa: F811
+    window.open_project(review_path)
+    window.show_page("review")
+    page = window.pages["review"]
+    page.table.setCurrentCell(0, 0)
+    current = page.rows[0].code
+    seen = {}
+
+    def look():
+        picker = QApplication.activeModalWidget()
+        seen["search"] = picker.search.text()
+        seen["listed"] = [picker.results.item(i).text().split()[0] for i in range(picker.results.count())]
+        picker.reject()
+
+    QTimer.singleShot(200, look)
+    page.relabel_current()
+    assert seen == {"search": "", "listed": [current]}
