@@ -75,7 +75,6 @@ def graph() -> grimp.ImportGraph:
 KNOWN_CYCLES: list[list[str]] = [
     ["engine.llm.backends", "engine.llm.judge", "engine.llm.llamacpp", "engine.llm.server"],
     ["engine.generate.runs", "engine.generate.writer"],
-    ["desktop.pages.batch", "desktop.pages.code"],
 ]
 
 
