@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol, Sequence
 
 from engine.errors import ModelError
-from engine.llm.backends import Prompt
+from engine.llm.base import Prompt
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MAX_CANDIDATES = 12
