@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from engine.llm.base import DEFAULT_PARALLEL
+
 from tests.desktop.conftest import wait_jobs
 from tests.desktop.test_responsiveness import GapMeter
 
@@ -43,7 +45,7 @@ def test_models_page_registers_and_reports_the_device(window, qtbot, registered,
     assert page.table.item(0, 0).text().startswith("★ ")
     assert page.table.item(0, 1).text() == "gemma3"
     settings = window.ctx.project.get_setting("llm_backend")
-    assert settings["hardware"] == {"threads": 1, "n_ctx": 1024, "n_gpu_layers": 0}
+    assert settings["hardware"] == {"threads": 1, "n_ctx": 1024, "n_gpu_layers": 0, "parallel": DEFAULT_PARALLEL}
     qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=120_000)
     assert page.last_device == "cpu"
