@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.curate.judgecheck import JudgeConfirm
@@ -80,4 +82,7 @@ def test_cli_curate_run_with_the_judge_reads_every_flag(capsys, nace_project, ge
     assert main(args + ["--judge", "--judge-model", str(gemma_path), "--judge-threads", "1",
                         "--judge-confidence", "0.99"]) == 0
     out = capsys.readouterr().out
-    assert f"judge: {plain} flags read, 0 confirmed, {plain} dismissed" in out   # nobody is that sure
+    # The checker's flags vary a little between runs (fresh fastText models); the judge reads them all
+    # and, asked for 99 % confidence, confirms none.
+    found = re.search(r"judge: (\d+) flags read, 0 confirmed, (\d+) dismissed", out)
+    assert found and int(found.group(1)) == int(found.group(2)) >= 1
