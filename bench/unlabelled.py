@@ -1,7 +1,10 @@
 """Arm `unlabelled-real, no judge` on all of NACE: the real-train half imported without its codes, labelled
 by the zero-real coder alone (self-training), then a coder trained on notes + those pseudo-labels.
 
-    PYTHONPATH=. python -m bench.unlabelled
+    PYTHONPATH=. python -m bench.unlabelled                       # the product's rule: 90 % precision
+    PYTHONPATH=. python -m bench.unlabelled --precision 0.7 --threshold 0   # more variants, one file
+
+Variants go into one result file (bench/results/unlabelled-nace-full.*), one row pair each.
 
 A realistic office: a backlog of uncoded answers, no coded ones. The work project is a copy of
 bench/projects/nace-full.statcoder whose real-train texts are deleted as coded texts and imported again as
@@ -45,6 +48,15 @@ def top(preds, gold) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.unlabelled", description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", type=float, action="append",
+                        help="Target precision of the pseudo-labels on held-out synthetic samples (repeatable).")
+    parser.add_argument("--threshold", type=float, action="append", help="A fixed pseudo-label threshold (repeatable).")
+    args = parser.parse_args(argv)
+    variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
+    variants = variants or [("precision", 0.9)]
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "unlabelled-nace-full.statcoder"
     for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -70,36 +82,45 @@ def main(argv: list[str] | None = None) -> int:
     coder, _ = load_coder(project, labeller.model_id)
     test_x = embed_cached(project, coder.embedder, [t for t, _ in test])
     arms["zero-real notes kNN (the labeller)"] = top(coder.predict_vectors(test_x, 5), gold)
-    result = label_uncoded(project, model=labeller.model_id, review=0, precision=0.9)
-    labelled = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
-                "held": result.held, "threshold": result.threshold, "threshold_from": result.threshold_from,
-                "label_s": round(result.seconds, 1)}
-    # How right the pseudo-labels are (read from the real codes after the fact, for the report only).
     with sqlite3.connect(f"file:{SOURCE}?mode=ro", uri=True) as source:   # read-only: no migration of the committed file
         truth = dict(source.execute("SELECT text, code FROM real_texts WHERE split = 'train'"))
-    rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
-                                " ON u.id = p.uncoded_id").fetchall()
-    pseudo = [(t, c) for t, c, s in rows if s == "pseudo"]
-    labelled["pseudo_label_precision"] = round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4)
-    labelled["all_labels_precision"] = round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)
-    for mode in ("knn", "lr"):
-        trained = train_embedding(project, DataMix(notes=1, pseudo=1, validation_share=0.1, validation_from="training"),
-                                  EmbeddingTrainOptions(mode=mode, name=f"notes + pseudo {mode}", make_default=False))
-        model, _ = load_coder(project, trained.model_id)
-        arms[f"unlabelled-real, no judge: notes + pseudo-labels, embedding-{mode}"] = {
-            **top(model.predict_vectors(test_x, 5), gold), "n_train": trained.composition["train_lines"],
-            "sources": trained.composition["counts"]}
+    labelling: dict = {}
+    for kind, value in variants:
+        name = f"{kind} {value}"
+        result = label_uncoded(project, model=labeller.model_id, review=0, relabel=True,
+                               **({"precision": value} if kind == "precision" else {"threshold": value}))
+        # How right the pseudo-labels are (the withheld real codes, read after the fact, for the report only).
+        rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
+                                    " ON u.id = p.uncoded_id").fetchall()
+        pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
+        labelling[name] = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
+                           "threshold": result.threshold, "threshold_from": result.threshold_from,
+                           "label_s": round(result.seconds, 1),
+                           "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
+                           "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+        if not result.pseudo:
+            continue
+        for mode in ("knn", "lr"):
+            trained = train_embedding(project, DataMix(notes=1, pseudo=1, validation_share=0.1,
+                                                       validation_from="training"),
+                                      EmbeddingTrainOptions(mode=mode, name=f"notes + pseudo {mode}", make_default=False))
+            model, _ = load_coder(project, trained.model_id)
+            arms[f"unlabelled-real, no judge ({name}): notes + pseudo-labels, embedding-{mode}"] = {
+                **top(model.predict_vectors(test_x, 5), gold), "n_train": trained.composition["train_lines"],
+                "sources": trained.composition["counts"]}
     report = {"benchmark": "nace-uksic", "subset": None, "command": command_line("bench.unlabelled", argv),
-              "created": now(), "machine": machine(), "labelling": labelled, "arms": arms,
+              "created": now(), "machine": machine(), "labelling": labelling, "arms": arms,
               "seconds": round(time.perf_counter() - started, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "unlabelled-nace-full.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     lines = ["# Unlabelled real texts, all of NACE (UK SIC index): self-training without the judge", "",
              f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
-             f"The {imported.imported} real-train texts imported without codes; labelled by the notes-only kNN coder: "
-             f"{result.pseudo} pseudo-labels at threshold {result.threshold} ({result.threshold_from}); "
-             f"precision of the pseudo-labels against the withheld codes {labelled['pseudo_label_precision']:.1%} "
-             f"(all labels {labelled['all_labels_precision']:.1%}).", "",
+             f"The {imported.imported} real-train texts imported without codes and labelled by the notes-only kNN "
+             "coder; the withheld real codes measure the labels afterwards (report only).", "",
+             "| labelling | threshold | pseudo-labels | their precision | precision of all labels |",
+             "|---|---|---|---|---|",
+             *[f"| {n} | {l['threshold']} ({l['threshold_from']}) | {l['pseudo']} | {l['pseudo_label_precision']:.1%} | "
+               f"{l['all_labels_precision']:.1%} |" for n, l in labelling.items()], "",
              "| arm | top-1 | top-5 | n_test |", "|---|---|---|---|"]
     for name, arm in arms.items():
         lines.append(f"| {name} | {arm['top1']:.1%} | {arm['top5']:.1%} | {arm['n']} |")
