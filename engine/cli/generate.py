@@ -52,13 +52,17 @@ def generate() -> None:
 @click.option("--examples-pool", type=int, default=12, show_default=True,
               help="Examples chosen per code for progen/retrieved.")
 @click.option("--examples-k", type=int, default=4, show_default=True, help="Examples shown per request.")
+@click.option("--suppress", "suppress_penalty", type=float, default=0.0, show_default=True,
+              help="Diversity control (logit suppression): lower by this much the logits of words already used in "
+                   "--suppress-min-count of a code's samples (in-process llama.cpp only); 0 = off.")
+@click.option("--suppress-min-count", type=int, default=3, show_default=True)
 @json_option
 def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...], quota: int,
                strategies: tuple[str, ...], seed: int, model: str | None, kind: str, base_url: str | None,
                server_model: str, parallel: int | None, prompt_kind: str | None, threads: int, n_ctx: int,
                gpu_layers: int, per_request: int, language: str, temperature: float, weights: tuple[str, ...],
                name: str | None, progen_from: tuple[int, ...], retrieve_from: tuple[str, ...], examples_pool: int,
-               examples_k: int, as_json: bool) -> None:
+               examples_k: int, suppress_penalty: float, suppress_min_count: int, as_json: bool) -> None:
     """Define a run; prints its id. Run it with `statcoder generate run ID`."""
     project = open_project(project_path, write=True)
     chosen = list(codes) + (leaf_codes_under(project, list(under)) if under else [])
@@ -86,7 +90,8 @@ def create_cmd(project_path: str, codes: tuple[str, ...], under: tuple[str, ...]
         examples["retrieved"] = style_examples(project, codes=codes_list, top=examples_pool, sources=retrieve_from)
     strategies = tuple(strategies) or (tuple(s for s in ("progen", "retrieved") if s in examples) or ())
     params = GenerationParams(per_request=per_request, language=language, temperature=temperature,
-                              weights=parsed_weights, examples=examples, examples_k=examples_k)
+                              weights=parsed_weights, examples=examples, examples_k=examples_k,
+                              suppress_penalty=suppress_penalty, suppress_min_count=suppress_min_count)
     run_id = create_run(project, codes=list(dict.fromkeys(chosen)), quota=quota,
                         strategies=list(strategies) or None, seed=seed, model=model, backend=settings,
                         params=params, name=name)

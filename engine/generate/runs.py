@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -61,14 +63,32 @@ class GenerationParams:
     # (engine.coders.embedding.retrieval; never test-split texts). `examples_k` are shown per request.
     examples: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     examples_k: int = 4
+    # Diversity control (Chung et al. 2023, logit suppression): a word already used in at least
+    # `suppress_min_count` of a code's accepted samples gets its logit lowered by `suppress_penalty` in
+    # the code's later requests (the `suppress_max_words` most used). 0 = off. In-process llama.cpp only.
+    suppress_penalty: float = 0.0
+    suppress_min_count: int = 3
+    suppress_max_words: int = 20
 
     @property
     def request_max_tokens(self) -> int:
         return self.max_tokens or self.per_request * (self.max_words * 3 + 4) + 8
 
     def sampling(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "min_p": self.min_p,
-                "max_tokens": self.request_max_tokens}
+        out = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "min_p": self.min_p,
+               "max_tokens": self.request_max_tokens}
+        if self.suppress_penalty > 0:
+            out.update(suppress_penalty=self.suppress_penalty, suppress_min_count=self.suppress_min_count,
+                       suppress_max_words=self.suppress_max_words)
+        return out
+
+    def overused(self, counts: Counter) -> tuple[tuple[str, float], ...]:
+        """(word, penalty) for the words of a code's accepted samples that diversity control suppresses."""
+        if self.suppress_penalty <= 0:
+            return ()
+        words = sorted((w for w, n in counts.items() if n >= self.suppress_min_count and w not in FUNCTION_WORDS),
+                       key=lambda w: (-counts[w], w))[: self.suppress_max_words]
+        return tuple((w, self.suppress_penalty) for w in words)
 
 
 @dataclass
@@ -380,11 +400,22 @@ def grammar_for(params: GenerationParams, constraint: str) -> tuple[str | None, 
 
 
 def make_request(card, task, *, params: GenerationParams, classification: str, kind: str, seed: int,
-                 grammar: str | None, schema: dict | None) -> GenerationRequest:
+                 grammar: str | None, schema: dict | None,
+                 suppress: tuple[tuple[str, float], ...] = ()) -> GenerationRequest:
     prompt = build_prompt(card, task, classification=classification, items=params.per_request, kind=kind)
     return GenerationRequest(prompt=prompt, seed=seed, max_tokens=params.request_max_tokens,
                              temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                             min_p=params.min_p, grammar=grammar, json_schema=schema)
+                             min_p=params.min_p, grammar=grammar, json_schema=schema, suppress=suppress)
+
+
+# Never suppressed: words every phrase needs, whatever the code.
+FUNCTION_WORDS = frozenset("a an the of and or for in on to by with from at as other not".split())
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+def phrase_words(text: str) -> set[str]:
+    """The words diversity control counts in a phrase: lower case, letters only, 3 characters or more."""
+    return set(_WORD.findall(text.casefold()))
 
 
 def prompt_version(strategy: str) -> str:

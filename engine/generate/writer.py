@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import Backend, Completion, stream_in_rounds
 from engine.store.project import Project
 from engine.generate.runs import (PAUSE_REQUEST, PAUSED, GenerationParams, grammar_for, key_of, make_request,
+                                  phrase_words,
                                   max_units, parse_output, plan_for_code, prompt_version)
 from engine.generate.strategies import StrategyContext, make_task, unit_seed
 
@@ -38,6 +40,7 @@ class _CodeState:
     plan: list[tuple[str, int]]
     counts: dict[str, int]
     keys: set[str]
+    words: Counter = field(default_factory=Counter)     # accepted samples per word (diversity control)
     index: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     position: int = 0           # the first strategy of the plan that may still need units
@@ -92,14 +95,16 @@ class RunWriter:
         return {r[0] for r in self.project.conn.execute(
             "SELECT unit FROM generation_units WHERE run_id = ?", (self.run_id,))}
 
-    def _accepted(self, code: str) -> tuple[dict[str, int], set[str]]:
+    def _accepted(self, code: str) -> tuple[dict[str, int], set[str], Counter]:
         counts: dict[str, int] = {}
         keys: set[str] = set()
-        for strategy, key in self.project.conn.execute(
-                "SELECT strategy, text_key FROM samples WHERE run_id = ? AND code = ?", (self.run_id, code)):
+        words: Counter = Counter()
+        for strategy, key, text in self.project.conn.execute(
+                "SELECT strategy, text_key, text FROM samples WHERE run_id = ? AND code = ?", (self.run_id, code)):
             counts[strategy] = counts.get(strategy, 0) + 1
             keys.add(key)
-        return counts, keys
+            words.update(phrase_words(text))
+        return counts, keys, words
 
     def _check_stop(self, cancel: CancelToken | None) -> None:
         """Raise Cancelled if this process's token or another process (`cancel_run`) asks the run to stop."""
@@ -114,9 +119,9 @@ class RunWriter:
     def _state(self, code: str) -> _CodeState:
         state = self._states.get(code)
         if state is None:
-            counts, keys = self._accepted(code)
+            counts, keys, words = self._accepted(code)
             card, ctx, plan = plan_for_code(self.project, code, self.strategies, self.quota, self.params, self.seed)
-            state = self._states[code] = _CodeState(code, card, ctx, plan, counts, keys)
+            state = self._states[code] = _CodeState(code, card, ctx, plan, counts, keys, words)
         return state
 
     def _target(self, state: _CodeState, position: int, *, projected: bool) -> int:
@@ -159,7 +164,7 @@ class RunWriter:
                 task = make_task(strategy, state.card, index, seed, state.ctx)
                 request = make_request(state.card, task, params=self.params, classification=self.classification,
                                        kind=self.backend.prompt_kind, seed=seed, grammar=self.grammar,
-                                       schema=self.schema)
+                                       schema=self.schema, suppress=self.params.overused(state.words))
                 state.in_flight[strategy] = flying + 1
                 return _Unit(state.code, strategy, unit, seed, task, request)
         return None
@@ -267,7 +272,8 @@ class RunWriter:
                         self.run_id, unit, parsed.error, len(parsed.phrases))
         version = prompt_version(strategy)
         prompt_hash = request.prompt.hash()
-        condition = json.dumps(task.condition, ensure_ascii=False)
+        condition = json.dumps({**task.condition, **({"suppressed": [w for w, _ in request.suppress]}
+                                                      if request.suppress else {})}, ensure_ascii=False)
         rows = [(self.run_id, code, phrase, key, strategy, unit, version, prompt_hash, condition, seed,
                  self.model_sha256, self.backend_label, self.sampling, completion.prompt_tokens,
                  completion.completion_tokens, completion.logprob) for phrase, key in fresh]
@@ -291,6 +297,10 @@ class RunWriter:
             log.warning("run %s unit %s was already written by another process", self.run_id, unit)
             return 0
         keys.update(key for _, key in fresh)
+        state = self._states.get(code)
+        if state is not None:
+            for phrase, _ in fresh:
+                state.words.update(phrase_words(phrase))
         self.units += 1
         self.written += len(rows)
         self.prompt_tokens += completion.prompt_tokens

@@ -109,6 +109,9 @@ class GenerationRequest:
     min_p: float = 0.05
     grammar: str | None = None
     json_schema: dict | None = None
+    # Diversity control (Chung et al. 2023): (word, penalty) pairs; the in-process llama.cpp backends lower
+    # the logits of the word's single-token spellings by the penalty. Other backends ignore it.
+    suppress: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 
 from engine.errors import Cancelled, ModelError
 from engine.llm.base import Completion, GenerationRequest, Prompt, RequestSource
-from engine.llm.sampling import ConstrainedSampler
+from engine.llm.sampling import ConstrainedSampler, suppression_bias
 
 
 @dataclass
@@ -173,9 +173,13 @@ class BatchedDecoder:
         self._c.llama_memory_seq_cp(self.memory, self.prefix_seq, seq, 0, shared)
         sampler = ConstrainedSampler(self._c, self.vocab, self.n_vocab, seed=request.seed,
                                      temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
-                                     min_p=request.min_p, grammar=self._grammar(request))
+                                     min_p=request.min_p, grammar=self._grammar(request),
+                                     bias=suppression_bias(self._single_tokens, request.suppress))
         return _Slot(seq=seq, key=key, request=request, tokens=tokens, pending=list(tokens[shared:]), pos=shared,
                      shared=shared, cached=reused, prefix_generation=self._prefix_generation, sampler=sampler)
+
+    def _single_tokens(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def _release(self, slot: _Slot) -> None:
         slot.sampler.close()

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.llm.base import BackendSettings, Completion, GenerationRequest, Prompt, RequestSource, kv_cells
-from engine.llm.sampling import ConstrainedSampler
+from engine.llm.sampling import ConstrainedSampler, suppression_bias
 from engine.llm.registry import ModelInfo, inspect_model, list_models
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,10 @@ class LlamaCppBackend:
             n_vocab = llm.n_vocab()
             with ConstrainedSampler(c, self._vocab, n_vocab, seed=request.seed, temperature=request.temperature,
                                     top_k=request.top_k, top_p=request.top_p, min_p=request.min_p,
-                                    grammar=grammar) as sampler:
+                                    grammar=grammar,
+                                    bias=suppression_bias(lambda t: llm.tokenize(t.encode("utf-8"), add_bos=False,
+                                                                                 special=False), request.suppress)
+                                    ) as sampler:
                 while True:
                     logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
                     token = sampler.sample(logits)

@@ -15,11 +15,27 @@ import numpy as np
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
+def suppression_bias(tokenize, suppress) -> dict[int, float]:
+    """Token id -> logit offset for (word, penalty) pairs: every spelling of the word (with and without a
+    leading space, lower case and capitalised) that is one token. Multi-token spellings are left alone:
+    lowering their first piece would hit every other word that starts with it."""
+    bias: dict[int, float] = {}
+    for word, penalty in suppress:
+        for variant in {word, " " + word, word.capitalize(), " " + word.capitalize()}:
+            ids = tokenize(variant)
+            if len(ids) == 1:
+                bias[ids[0]] = min(bias.get(ids[0], 0.0), -abs(penalty))
+    return bias
+
+
 class ConstrainedSampler:
-    """Seeded sampler for one request: top-k, grammar, top-p, min-p, temperature, then a seeded draw."""
+    """Seeded sampler for one request: logit bias (diversity control), top-k, grammar, top-p, min-p,
+    temperature, then a seeded draw."""
 
     def __init__(self, llama_cpp, vocab, n_vocab: int, *, seed: int, temperature: float, top_k: int,
-                 top_p: float, min_p: float, grammar: str | None):
+                 top_p: float, min_p: float, grammar: str | None, bias: dict[int, float] | None = None):
+        self._bias_ids = np.array(sorted(bias or {}), dtype=np.int64)
+        self._bias_values = np.array([bias[i] for i in self._bias_ids.tolist()], dtype=np.float32) if bias else None
         self._c = llama_cpp
         self.n_vocab = n_vocab
         self._data = np.zeros(n_vocab, dtype=_TOKEN_DATA)
@@ -73,6 +89,9 @@ class ConstrainedSampler:
     def sample(self, logits: np.ndarray) -> int:
         """Pick the next token from this step's logits and advance the grammar."""
         ref = ctypes.byref(self._array)
+        if self._bias_values is not None:
+            logits = logits.copy()   # llama.cpp's buffer: the caller's logprob is the model's own
+            logits[self._bias_ids] += self._bias_values
         self._load(logits)
         self._c.llama_sampler_apply(self._top_k, ref)
         if self._grammar is not None:
