@@ -86,12 +86,21 @@ def stage(window: MainWindow, key: str) -> None:
         page.reveal("10.71")
     elif key == "code":
         panel = page.panel
-        panel.text.setText("bakery making bread and rolls")
-        wait_for(lambda: panel.suggested_text == panel.text.text() and bool(panel.suggestions))
+        for text in ("brewing lager in a microbrewery", "bakery making bread and rolls"):
+            panel.text.setText(text)
+            wait_for(lambda: panel.suggested_text == panel.text.text() and bool(panel.suggestions))
+            if text.startswith("brewing"):
+                panel.accept_current()    # one decision in the recent list
+        if panel.table.rowCount() > 1:
+            panel.table.setCurrentCell(1, 0)   # the notes beside follow the highlighted code
     elif key == "train":
         page.threshold.setValue(60)
         page.charts.setCurrentIndex(1)
     elif key == "review":
+        from engine.curate.settings import CurationSettings
+
+        page.run_curation(CurationSettings())   # as "Run curation…" does with its defaults: the summary shows
+        wait_for(lambda: page.curation_job is None, 120)
         page.flag_filter.setCurrentText("any flag")
         page.reload()
     elif key == "generate":
@@ -126,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         window.open_project(project)
         for number, key in enumerate(window.pages, start=1):
             window.show_page(key)
+            window.messages.clear()   # a notice from the page before is not this page's
             stage(window, key)
             capture(window, args.out / f"{number:02d}-{key}.png")
             if key == "train":

@@ -20,6 +20,7 @@ from .. import keys
 from ..coding_backend import CodingBackend, SuggestionLike, SuggestThread
 from ..context import AppContext
 from ..help import term_tooltip
+from ..messages import plural
 from .code_details import CodeDetails
 from .code_picker import CodePicker
 
@@ -301,7 +302,7 @@ class CodingPanel(QWidget):
         self.decisions += 1
         self._add_history(entry)
         what = f"{code} as a {decision.kind}" if code else "the text as one that cannot be coded"
-        self.status.setText(f"Stored {what}. {self.decisions} decisions this session · Ctrl+Z undoes it.")
+        self.status.setText(f"Stored {what}. {plural(self.decisions, 'decision')} this session · Ctrl+Z undoes it.")
         self.tag = None
         self.text.clear()
         self._show([])

@@ -125,6 +125,8 @@ def test_the_first_hour_from_an_empty_project_to_a_coded_csv(window, qtbot, tmp_
             panel.text.clear()
             continue
         accepted.append((text, chosen))
+        if len(accepted) == 1:
+            assert "1 decision this session" in panel.status.text()
     stored = project.conn.execute("SELECT text, chosen_code FROM corrections ORDER BY id").fetchall()
     assert stored == accepted
 
