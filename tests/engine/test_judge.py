@@ -303,3 +303,15 @@ def test_cli_fit_ask_and_judged_batch(coded, gemma_path, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 3 and summary["judge"]["judged"] >= 1
     assert "judge" in out.read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_server_logprobs_are_read_from_completion_and_chat_replies():
+    from engine.llm.server import _first_top_logprobs
+
+    completion = {"choices": [{"text": "B", "logprobs": {"top_logprobs": [{" B": -0.5, "A": -1.5, " the": -2.0}]}}]}
+    chat = {"choices": [{"message": {"content": "B"}, "logprobs": {"content": [
+        {"token": "B", "logprob": -0.5, "top_logprobs": [{"token": "B", "logprob": -0.5},
+                                                         {"token": "A", "logprob": -1.5}]}]}}]}
+    assert _first_top_logprobs(completion) == [(" B", -0.5), ("A", -1.5), (" the", -2.0)]
+    assert _first_top_logprobs(chat) == [("B", -0.5), ("A", -1.5)]
+    assert _first_top_logprobs({"choices": [{"text": "B"}]}) == []
