@@ -57,6 +57,8 @@ class EngineCodingBackend:
         if model_id is None:
             raise ModelError("this project has no trained model yet; train one on the Train & evaluate page")
         self.model = get_model(project, model_id)
+        self._judge = None
+        self._judge_lock = threading.Lock()
 
     def suggest(self, text: str, k: int = 5) -> Sequence[SuggestionLike]:
         return coding.suggest(self.project, text, k=k, model=self.model.id)
@@ -93,6 +95,25 @@ class EngineCodingBackend:
         top1 = (self.model.validation or {}).get("top1")
         score = f", validation top-1 {top1:.1%}" if isinstance(top1, float) else ""
         return f"{self.model.name} (model {self.model.id}, {self.model.kind}{score})"
+
+
+    # the LLM judge (engine.assist.judge): opened on first use, on the caller's (worker) thread --------
+    def second_opinion(self, text: str):
+        """The local LLM's ranking of the top candidates beside the coder's (seconds on a CPU: call it
+        off the GUI thread). The default LLM is loaded on the first call and kept."""
+        from engine.assist.judge import Judge, judge_backend_settings
+        from engine.llm.backends import open_backend
+
+        with self._judge_lock:
+            if self._judge is None:
+                self._judge = Judge(self.project, open_backend(judge_backend_settings()), model=self.model.id)
+            return self._judge.second_opinion(text)
+
+    def close(self) -> None:
+        with self._judge_lock:
+            if self._judge is not None:
+                self._judge.backend.close()
+                self._judge = None
 
 
 def engine_backend(project: Project | None) -> CodingBackend | None:

@@ -14,6 +14,7 @@ SKIP = "Ctrl+S"
 UNCODABLE = "Ctrl+U"
 UNDO = "Ctrl+Z"
 HISTORY = "Ctrl+H"
+SECOND_OPINION = "Ctrl+J"
 # In the recent decisions list:
 HISTORY_EDIT = "Return"
 HISTORY_UNDO = "Delete"
@@ -33,6 +34,8 @@ CODING_KEYS: tuple[KeyHelp, ...] = (
     KeyHelp("Ctrl+K", "pick any other code (type to search codes, titles and notes)"),
     KeyHelp("Ctrl+S", "skip: nothing is stored; in a batch review queue the row stays in the queue for later"),
     KeyHelp("Ctrl+U", "cannot be coded: stored as such, never as a training text"),
+    KeyHelp("Ctrl+J", "second opinion: the local LLM reads the top 5 with their notes (seconds on a CPU); the code "
+                      "it prefers is marked ★ in the Judge column"),
     KeyHelp("Ctrl+Z, or Backspace in an empty field", "undo the last decision, and its training text"),
     KeyHelp("Ctrl+H", "go to the recent decisions: ↑/↓ move, Enter changes the code, Ctrl+U marks the text "
                       "as one that cannot be coded, Delete undoes it, Esc goes back to typing"),

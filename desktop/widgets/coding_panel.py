@@ -6,6 +6,7 @@ The keys are defined in desktop/keys.py, which the help and the README read too.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -27,6 +28,14 @@ from .code_picker import CodePicker
 SUGGEST_DELAY_MS = 60
 TOP_K = 5
 HISTORY_SIZE = 50
+JUDGE_COLUMN = 4
+
+
+class _OpinionSignals(QObject):
+    """Carries the judge's answer from its worker thread to the GUI thread (queued connections)."""
+
+    ready = Signal(str, object)   # text, engine.assist.judge.SecondOpinion
+    failed = Signal(object)
 
 
 def format_path(path) -> str:
@@ -82,8 +91,8 @@ class CodingPanel(QWidget):
         self.text.returnPressed.connect(self.accept_current)
         layout.addWidget(self.text)
 
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Probability", "Code", "Title", "Path"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Probability", "Code", "Title", "Path", "Judge"])
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -116,13 +125,22 @@ class CodingPanel(QWidget):
         self.suggester.worker.ready.connect(self._suggestions_ready)
         self.suggester.worker.failed.connect(lambda _id, exc: self.ctx.report(exc))
         self._timer = QTimer(self, singleShot=True, interval=SUGGEST_DELAY_MS, timeout=self._request)
+        self.opinion: Any = None           # the last second opinion shown (engine.assist.judge.SecondOpinion)
+        self._judging = False
+        self._opinion_signals = _OpinionSignals(self)
+        self._opinion_signals.ready.connect(self._opinion_ready)
+        self._opinion_signals.failed.connect(self._opinion_failed)
         QShortcut(QKeySequence(keys.PICK), self, activated=self.pick_other)
         for row in range(TOP_K):
             QShortcut(QKeySequence(f"Alt+{row + 1}"), self, activated=lambda r=row: self.accept_row(r))
 
     # backend ----------------------------------------------------------------------------------
     def set_backend(self, backend: CodingBackend | None) -> None:
+        old_close = getattr(self.backend, "close", None)
+        if old_close is not None and backend is not self.backend and not self._judging:
+            old_close()   # the judge's LLM (a GB of memory) goes with the coder it served
         self.backend = backend
+        self.opinion = None
         self.suggester.set_backend(backend)
         self.text.setEnabled(backend is not None)
         if backend is None:
@@ -169,6 +187,7 @@ class CodingPanel(QWidget):
         self.table.setRowCount(len(self.suggestions))
         for row, s in enumerate(self.suggestions):
             values = [f"{s.probability:.0%}", s.code, s.title, format_path(s.path)]
+            values.append("")   # the Judge column, filled by a second opinion
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if col == 0:
@@ -187,6 +206,56 @@ class CodingPanel(QWidget):
             self._highlight(0)
         else:
             self.details.show_code(None, None)
+
+    # the LLM judge's second opinion ---------------------------------------------------------------
+    def second_opinion(self) -> None:
+        """Ask the local LLM about the current top 5 on a worker thread; the answer marks the table."""
+        ask = getattr(self.backend, "second_opinion", None)
+        if ask is None or not self.text.text().strip() or not self.suggestions:
+            self.status.setText("A second opinion needs suggestions to judge.")
+            return
+        if not self._fresh():
+            return
+        if self._judging:
+            self.status.setText("The local LLM is still reading the previous text.")
+            return
+        text = self.text.text()
+        self._judging = True
+        self.status.setText("Asking the local LLM for a second opinion on the top 5 (a few seconds on a CPU)…")
+        signals = self._opinion_signals
+
+        def work() -> None:
+            try:
+                signals.ready.emit(text, ask(text))
+            except Exception as exc:  # noqa: BLE001 - shown in the message bar
+                signals.failed.emit(exc)
+
+        threading.Thread(target=work, name="statcoder-judge", daemon=True).start()
+
+    def _opinion_failed(self, exc: Exception) -> None:
+        self._judging = False
+        self.status.setText("No second opinion.")
+        self.ctx.report(exc)
+
+    def _opinion_ready(self, text: str, opinion: Any) -> None:
+        self._judging = False
+        if text != self.text.text() or text != self.suggested_text:
+            return   # the user moved on
+        self.opinion = opinion
+        judged = dict(opinion.judge)
+        for row, s in enumerate(self.suggestions):
+            p = judged.get(s.code)
+            mark = "" if p is None else f"{p:.0%}" + (" ★" if s.code == opinion.preferred else "")
+            item = QTableWidgetItem(mark)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, JUDGE_COLUMN, item)
+        self.table.resizeColumnToContents(JUDGE_COLUMN)
+        shown = next((c for c in opinion.shown if c.code == opinion.preferred), None)
+        lines = "; ".join(shown.lines[:2]) if shown is not None else ""
+        calibrated = "" if opinion.fitted else " (not yet calibrated for this coder)"
+        self.status.setText(f"Second opinion{calibrated}, {opinion.seconds:.0f} s: the local LLM prefers "
+                            f"{opinion.preferred} {shown.title if shown else ''}"
+                            + (f" — it was shown: {lines}" if lines else "") + ".")
 
     def _highlight(self, row: int) -> None:
         if 0 <= row < len(self.suggestions):
@@ -215,7 +284,7 @@ class CodingPanel(QWidget):
             return press
         actions: list[tuple[str, Callable[[], Any]]] = [
             (keys.SKIP, self.skip), (keys.UNCODABLE, self.mark_uncodable), (keys.UNDO, self.undo_last),
-            (keys.HISTORY, self.focus_history)]
+            (keys.HISTORY, self.focus_history), (keys.SECOND_OPINION, self.second_opinion)]
         for binding, action in actions:
             if keys.matches(event, binding):
                 if press:
@@ -387,3 +456,6 @@ class CodingPanel(QWidget):
 
     def shutdown(self) -> None:
         self.suggester.stop()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
