@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QVBoxLayout, QWidget,
 )
 
@@ -46,6 +46,10 @@ class BatchPanel(QWidget):
         self.threshold.setValue(0.5)
         self.threshold.setToolTip("Rows whose top probability reaches this are auto-coded; the rest go to review")
         self.threshold_hint = QLabel()
+        self.judge = QCheckBox("Second opinion from the local LLM on the rows below the threshold")
+        self.judge.setToolTip("The local LLM reads each unsure row's top 5 codes with their notes before the row goes to "
+                              "review: seconds per row on a CPU. Stopped, coding the file again resumes without "
+                              "asking about a row twice.")
         row = QHBoxLayout()
         self.code_button = QPushButton("Code file")
         self.code_button.clicked.connect(self.start)
@@ -57,6 +61,7 @@ class BatchPanel(QWidget):
         form.addRow("Text column", self.text_column)
         form.addRow("Auto-code threshold", self.threshold)
         form.addRow("", self.threshold_hint)
+        form.addRow("", self.judge)
         form.addRow(row)
         layout.addWidget(box)
         self.progress = JobProgress()
@@ -126,10 +131,23 @@ class BatchPanel(QWidget):
             return
         model = getattr(getattr(self.backend, "model", None), "id", None)
         self.code_button.setEnabled(False)
-        job = self.ctx.run("Batch coding", lambda progress, cancel: batch_code_csv(
-            project, source, out, text_column=column, threshold=threshold, model=model, encoding=encoding,
-            progress=progress, cancel=cancel), on_success=self._coded, on_finish=lambda: self.code_button.setEnabled(True))
-        self.progress.attach(job, "Coding…")
+        judged = self.judge.isChecked()
+
+        def work(progress, cancel):
+            if not judged:
+                return batch_code_csv(project, source, out, text_column=column, threshold=threshold, model=model,
+                                      encoding=encoding, progress=progress, cancel=cancel)
+            from engine.assist.judge import BatchJudge, Judge, judge_backend_settings
+            from engine.llm.backends import open_backend
+
+            with open_backend(judge_backend_settings()) as llm:   # loaded here, on the job's thread
+                return batch_code_csv(project, source, out, text_column=column, threshold=threshold, model=model,
+                                      encoding=encoding, progress=progress, cancel=cancel,
+                                      judge=BatchJudge(Judge(project, llm, model=model), out))
+
+        job = self.ctx.run("Batch coding", work, on_success=self._coded,
+                           on_finish=lambda: self.code_button.setEnabled(True))
+        self.progress.attach(job, "Coding with second opinions…" if judged else "Coding…")
 
     def _may_restart(self, out: Path) -> bool:
         """Coding the file again starts a fresh review queue: ask first when reviews would be lost."""
@@ -147,7 +165,9 @@ class BatchPanel(QWidget):
     def _coded(self, result: BatchResult) -> None:
         self.last_result = result
         self.result_label.setText(f"{result.rows:,} rows: {result.auto:,} auto-coded, {result.review:,} to review "
-                                  f"({result.rows_per_s:,.0f} rows/s) → {result.out_path.name}")
+                                  f"({result.rows_per_s:,.0f} rows/s) → {result.out_path.name}"
+                                  + (f"; the local LLM read {result.judge['judged'] + result.judge['reused']:,} "
+                                     f"unsure rows and re-ranked {result.judge['changed']:,}" if result.judge else ""))
         state = result.out_path.with_name(result.out_path.name + ".review.json")
         state.unlink(missing_ok=True)  # a fresh coding starts a fresh queue
         self.open_queue(result.out_path)

@@ -52,3 +52,29 @@ def test_ctrl_j_without_suggestions_says_so(window, trained_path, qtbot):
     panel = window.pages["code"].panel
     qtbot.keyClick(panel.text, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
     assert "needs suggestions" in panel.status.text()
+
+
+@pytest.mark.slow
+def test_batch_tab_with_second_opinions_adds_the_judge_column(window, panel, qtbot, tmp_path):
+    import csv
+
+    from tests.desktop.conftest import wait_jobs
+
+    source = tmp_path / "answers.csv"
+    source.write_text("id,answer\n1,bakery bread\n2,craft beer\n3,goat cheese\n4,chocolate\n", encoding="utf-8")
+    page = window.pages["code"]
+    page.tabs.setCurrentWidget(page.batch)
+    batch = page.batch
+    batch.file.edit.setText(str(source))
+    batch.file.edit.editingFinished.emit()
+    batch.threshold.setValue(0.99)
+    batch.judge.setChecked(True)
+    qtbot.mouseClick(batch.code_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window, timeout=120_000)
+    result = batch.last_result
+    assert result is not None and result.judge is not None and result.judge["judged"] >= 1
+    assert "the local LLM read" in batch.result_label.text()
+    with open(result.out_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {r["judge"] for r in rows} <= {"agreed", "changed", ""}
+    assert sum(r["judge"] != "" for r in rows) == result.judge["judged"]
