@@ -22,7 +22,7 @@ PAGES: dict[str, tuple[str, str]] = {
                        "titles and notes (word forms and small typos are found too), and each code's notes with "
                        "the links of its excludes. Real coded texts, if you have them, are imported here as well: "
                        "half of them are kept aside to test the coder."),
-    "models": ("Models", "Add the local language model (a GGUF file) that writes the synthetic training texts, or "
+    "models": ("LLMs", "Add the local language model (a GGUF file) that writes the synthetic training texts, or "
                "point to a server. The page shows the file's details and the memory it needs at the chosen "
                "context size; Test measures how fast it runs on this computer."),
     "generate": ("Generate", "The language model writes short descriptions for each code, as respondents would "

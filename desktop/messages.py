@@ -28,7 +28,7 @@ STYLES = {
 # How the GUI says an error's hint (engine.errors.Hint): a field or a page, never a command to type.
 GUI_HINTS = {
     "encoding": "choose the encoding {value} in the Encoding field and try again",
-    "add_llm": "add one on the Models page (Add GGUF file… or Install the default)",
+    "add_llm": "add one on the LLMs page (Add GGUF file… or Install the default)",
     "train_coder": "train one on the Train & evaluate page",
     "threshold": "set a threshold",
     "examples": "choose the examples when the run is created, or leave the '{value}' strategy out",

@@ -207,7 +207,7 @@ class GeneratePage(Page):
         settings = backend_settings(project, with_model_path=False)
         model = get_default_model() if settings.kind == "llama-cpp" else None
         if settings.kind == "llama-cpp" and model is None:
-            self.ctx.notify("No generation model yet: add a GGUF file on the Models page.", "warning")
+            self.ctx.notify("No LLM yet: add a GGUF file on the LLMs page.", "warning")
             return
         run_id = self.ctx.guarded(create_run)(
             project, codes=codes, quota=self.quota.value(), strategies=strategies, seed=self.seed.value(),

@@ -1,4 +1,4 @@
-"""Models page: GGUF files with metadata, sha256 and memory estimate; the default; hardware; the server backend."""
+"""LLMs page: the local LLMs (GGUF files) with metadata, sha256 and memory estimate; the default; hardware; the server backend."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def describe_model(info: ModelInfo, n_ctx: int, n_gpu_layers: int, parallel: int
 
 class ModelsPage(Page):
     key = "models"
-    title = "Models"
+    title = "LLMs"
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__(ctx)

@@ -26,7 +26,7 @@ SUMMARY_ROWS = [
     ("generation_runs", "Generation runs"),
     ("samples", "Synthetic samples"),
     ("accepted_samples", "Accepted samples"),
-    ("models", "Trained models"),
+    ("models", "Coders (trained)"),
     ("evaluations", "Evaluations"),
     ("corrections", "Coding decisions"),
 ]

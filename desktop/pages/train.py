@@ -131,7 +131,7 @@ class TrainPage(Page):
         models_box = QWidget()
         models_layout = QVBoxLayout(models_box)
         models_layout.setContentsMargins(0, 0, 0, 0)
-        models_layout.addWidget(QLabel("Models side by side (evaluated on the real test texts of the codes each was "
+        models_layout.addWidget(QLabel("Coders side by side (evaluated on the real test texts of the codes each was "
                                        "trained for; ★ = used for coding):"))
         self.same_texts_note = QLabel()
         self.same_texts_note.setWordWrap(True)
@@ -414,7 +414,7 @@ class TrainPage(Page):
         trained, serving, scope = outcome
         top1 = (trained.validation or {}).get("top1")
         lines = trained.composition.get("train_lines")
-        message = (f"Trained model {trained.model_id} ({trained.kind}) in {trained.train_s:.1f} s"
+        message = (f"Trained coder {trained.model_id} ({trained.kind}) in {trained.train_s:.1f} s"
                    + (f" on {lines:,} lines" if lines else "")
                    + (f"; validation top-1 {top1:.1%}" if top1 is not None else "")
                    + f"; evaluated on {scope}. {serving.message}"
@@ -436,7 +436,7 @@ class TrainPage(Page):
             return
 
         def evaluated(_result) -> None:
-            self.ctx.notify(f"Evaluated model {model} on {scope.describe()}.")
+            self.ctx.notify(f"Evaluated coder {model} on {scope.describe()}.")
             self.refresh()
 
         job = self.ctx.run("Evaluation", lambda progress, cancel: evaluate_model(
@@ -464,7 +464,7 @@ class TrainPage(Page):
         project = self.project
 
         def write(progress, cancel):
-            path = write_report(ev.result, folder, title=f"Model {model} on real test texts", project=project)
+            path = write_report(ev.result, folder, title=f"Coder {model} on real test texts", project=project)
             set_report_path(project, ev.id, str(path))
             return path
 

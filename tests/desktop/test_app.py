@@ -15,7 +15,7 @@ def test_main_window_lists_pages_in_workflow_order(window):
     assert window.windowTitle() == f"statcoder {__version__}"
     titles = [window.sidebar.item(i).text().split(maxsplit=1)[1] for i in range(window.sidebar.count())]
     assert titles[:2] == ["Project", "Classification"]
-    assert titles == [t for t in ["Project", "Classification", "Models", "Generate", "Review",
+    assert titles == [t for t in ["Project", "Classification", "LLMs", "Generate", "Review",
                                   "Train & evaluate", "Code"] if t in titles]
     # no project: only the project page is usable
     assert not window.pages["classification"].isEnabled()

@@ -28,7 +28,7 @@ def test_evaluate_uses_the_coders_codes_and_says_so(window, qtbot, trained_path)
     page.table.setCurrentCell(0, 0)
     page.evaluate_selected()
     wait_jobs(qtbot, window)
-    assert "Evaluated model 1 on the" in window.messages.text and "of the 32 of the" in window.messages.text
+    assert "Evaluated coder 1 on the" in window.messages.text and "of the 32 of the" in window.messages.text
     with_texts = window.ctx.project.conn.execute(
         "SELECT COUNT(DISTINCT code) FROM real_texts WHERE split = 'test' AND (code LIKE '10.%' OR code LIKE '11.%')"
     ).fetchone()[0]

@@ -100,7 +100,7 @@ def test_engine_hints_are_phrased_by_both_front_ends():
     assert set(GUI_HINTS) == set(CLI_HINTS)
     error = with_hint(ModelError("no LLM is registered to generate with"), "add_llm")
     level, message, _ = describe(error)
-    assert "Models page" in message and "statcoder" not in message
+    assert "LLMs page" in message and "statcoder" not in message
     assert "statcoder llm add" in error_line(error)
 
 

@@ -158,7 +158,7 @@ def test_training_and_batch_coding_keep_the_event_loop_ticking(window, qtbot, tr
     qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=120_000)
     qtbot.wait(300)
-    assert page.table.columnCount() == 2 and "Trained model 2" in window.messages.text
+    assert page.table.columnCount() == 2 and "Trained coder 2" in window.messages.text
 
     source = tmp_path / "answers.csv"
     words = ["bakery bread", "chocolate bars", "brewery beer", "fish processing", "sugar refining", "wine"]

@@ -28,7 +28,7 @@ def test_train_and_see_metrics_side_by_side(window, qtbot, trained_path, tmp_pat
     assert page.progress.isVisible()
     wait_jobs(qtbot, window, timeout=120_000)
     # a warning when the new model scored worse than the serving one on the same texts (it is then kept)
-    assert window.messages.level in ("info", "warning") and "Trained model 2" in window.messages.text
+    assert window.messages.level in ("info", "warning") and "Trained coder 2" in window.messages.text
     assert progress and progress == sorted(progress) and progress[-1] == 1000
     assert page.table.columnCount() == 2
     header = page.table.horizontalHeaderItem(1).text()
@@ -75,7 +75,7 @@ def test_train_an_embedding_coder_and_code_with_it(window, qtbot, trained_path):
     page.name.setText("embeddings 10.7")
     qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=180_000)
-    assert "Trained model 2" in window.messages.text, window.messages.text
+    assert "Trained coder 2" in window.messages.text, window.messages.text
     assert page.table.columnCount() == 2 and page.table.horizontalHeaderItem(1).text().endswith("#2 embeddings 10.7")
     assert 0.0 < float(cell(page, "top-1", 1).rstrip("%")) <= 100.0
     # make it the coder of the Code page and get suggestions from it
