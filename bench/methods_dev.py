@@ -55,23 +55,37 @@ class Arm:
     smoothing: float = 0.0
 
 
-def _top1_fasttext(pairs, dev, siblings, smoothing) -> float:
+def _fit_fasttext(pairs, siblings, smoothing):
     labels_of = (lambda code: fasttext_labels(code, siblings, smoothing)) if smoothing > 0 else None
     coder = FastTextCoder.train(pairs, PARAMS, labels_of=labels_of)
-    predictions = coder.predict_many([t for t, _ in dev], k=1)
-    return sum(bool(p) and p[0][0] == c for p, (_, c) in zip(predictions, dev)) / len(dev)
+
+    def top1(evalset) -> float:
+        predictions = coder.predict_many([t for t, _ in evalset], k=1)
+        return sum(bool(p) and p[0][0] == c for p, (_, c) in zip(predictions, evalset)) / len(evalset)
+    return top1
 
 
-def _top1_embedding(pairs, dev, vector_of: Callable[[str], np.ndarray], siblings, smoothing) -> float:
+def _fit_embedding(pairs, vector_of: Callable[[str], np.ndarray], siblings, smoothing):
     classes = sorted({c for _, c in pairs})
     index = {c: i for i, c in enumerate(classes)}
     x = np.stack([vector_of(t) for t, _ in pairs])
     y = np.array([index[c] for _, c in pairs], dtype=np.int64)
     soft = soft_target_matrix([c for _, c in pairs], classes, siblings, smoothing) if smoothing > 0 else None
     linear = fit_logistic(x, y, len(classes), c=EMBEDDING_C, max_iter=300, soft=soft)
-    dx = np.stack([vector_of(t) for t, _ in dev])
-    pred = (dx @ linear.weights + linear.bias).argmax(axis=1)
-    return float(np.mean([classes[p] == c for p, (_, c) in zip(pred, dev)]))
+
+    def top1(evalset) -> float:
+        dx = np.stack([vector_of(t) for t, _ in evalset])
+        pred = (dx @ linear.weights + linear.bias).argmax(axis=1)
+        return float(np.mean([classes[p] == c for p, (_, c) in zip(pred, evalset)]))
+    return top1
+
+
+def _top1_fasttext(pairs, dev, siblings, smoothing) -> float:
+    return _fit_fasttext(pairs, siblings, smoothing)(dev)
+
+
+def _top1_embedding(pairs, dev, vector_of: Callable[[str], np.ndarray], siblings, smoothing) -> float:
+    return _fit_embedding(pairs, vector_of, siblings, smoothing)(dev)
 
 
 def main(argv=None) -> None:
@@ -86,7 +100,9 @@ def main(argv=None) -> None:
     parser.add_argument("--fusegen-top-k", type=int, default=3)
     parser.add_argument("--combination", default="", help="Extra arm on top of the default: e.g. "
                         "'supergen=0.25,sungen=0.25,hierarchy=0.1' (chosen from the single-method arms).")
-    parser.add_argument("--only", default="", help="Comma-separated arm names to train (default: all).")
+    parser.add_argument("--only", default="", help="Arm names to train, comma- or '|'-separated (default: all).")
+    parser.add_argument("--no-dev", action="store_true", help="With --test-arms: skip the dev scores (they are in "
+                        "the dev result file already), to save time.")
     parser.add_argument("--test-arms", default="", help="After choosing on dev: these arms (by name, '|'-separated) "
                         "are also scored on the test half, once.")
     args = parser.parse_args(argv)
@@ -177,7 +193,8 @@ def main(argv=None) -> None:
         arms.append(Arm(f"combination {args.combination} on default", "combination", "default curation",
                         [(text_of[s], labels[s]) for s in ids if s in keep],
                         smoothing=float(parts.get("hierarchy", 0.0))))
-    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    # '|' separates names that contain commas (the combination arm's); plain commas otherwise
+    only = {n.strip() for n in args.only.split("|" if "|" in args.only else ",") if n.strip()}
     table = []
     for arm in arms:
         if only and arm.name not in only:
@@ -188,19 +205,17 @@ def main(argv=None) -> None:
         for coder in coders:
             t0 = time.time()
             if coder == "fasttext":
-                row["fasttext_dev_top1"] = round(_top1_fasttext(pairs, dev, siblings, arm.smoothing), 4)
-                if arm.name in test_names:
-                    row["fasttext_test_top1"] = round(_top1_fasttext(pairs, test, siblings, arm.smoothing), 4)
+                top1 = _fit_fasttext(pairs, siblings, arm.smoothing)
             else:
-                row["embedding_dev_top1"] = round(_top1_embedding(pairs, dev, vec.__getitem__, siblings,
-                                                                  arm.smoothing), 4)
-                if arm.name in test_names:
-                    row["embedding_test_top1"] = round(_top1_embedding(pairs, test, vec.__getitem__, siblings,
-                                                                       arm.smoothing), 4)
+                top1 = _fit_embedding(pairs, vec.__getitem__, siblings, arm.smoothing)
+            if not args.no_dev:
+                row[f"{coder}_dev_top1"] = round(top1(dev), 4)
+            if arm.name in test_names:
+                row[f"{coder}_test_top1"] = round(top1(test), 4)
             row[f"{coder}_s"] = round(time.time() - t0, 1)
         table.append(row)
-        print("  ".join(f"{row.get(f'{c}_dev_top1', 0):.3f}" for c in coders), f"{row['synthetic']:5d}", arm.name,
-              flush=True)
+        print("  ".join(f"{row.get(f'{c}_dev_top1', 0):.3f} {row.get(f'{c}_test_top1', 0):.3f}" for c in coders),
+              f"{row['synthetic']:5d}", arm.name, flush=True)
     command = command_line("bench.methods_dev", argv)
     payload = {"benchmark": "nace-uksic", "subset": tops or "all", "command": command, "created": now(),
                "evaluated_on": "real-train half (development set)" + (
@@ -220,7 +235,7 @@ def main(argv=None) -> None:
              + f" {len(rows)} samples from runs {args.run_id}; the default curation accepted {len(default)}.", "",
              header + " |", "|---|---|" + "---|" * (len(coders) * (2 if test_names else 1))]
     for r in table:
-        cells = [f"{100 * r[f'{c}_dev_top1']:.1f} %" for c in coders]
+        cells = [f"{100 * r[f'{c}_dev_top1']:.1f} %" if f"{c}_dev_top1" in r else "" for c in coders]
         if test_names:
             cells += [f"{100 * r[f'{c}_test_top1']:.1f} %" if f"{c}_test_top1" in r else "" for c in coders]
         lines.append(f"| {r['arm']} | {r['synthetic']} | " + " | ".join(cells) + " |")
