@@ -184,3 +184,51 @@ def test_pausing_the_last_request_of_a_run_does_not_finish_it(nace_project):
     with pytest.raises(Cancelled):
         run_generation(nace_project, run_id, backend=backend, cancel=token)
     assert run_status(nace_project, run_id).status == "paused"
+
+
+class _ConcurrentScripted(ScriptedBackend):
+    """Keeps `parallel` requests in flight and finishes them out of order (the newest first), like a
+    batched backend where short answers finish before long ones."""
+
+    def __init__(self, answer, parallel: int):
+        super().__init__(answer)
+        self.parallel = parallel
+        self.most_in_flight = 0
+
+    def stream(self, source, *, should_stop=None):
+        flight = []
+        while True:
+            while len(flight) < self.parallel:
+                item = source()
+                if item is None:
+                    break
+                flight.append(item)
+            self.most_in_flight = max(self.most_in_flight, len(flight))
+            if not flight:
+                return
+            if should_stop is not None:
+                should_stop()
+            key, request = flight.pop()
+            yield key, self.generate(request)
+
+
+@pytest.mark.parametrize("parallel", [3, 8])
+def test_many_units_in_flight_still_end_at_exactly_the_quota_without_duplicates(nace_project, parallel):
+    answers = iter(range(10_000))
+
+    def answer(request):  # short and repetitive answers: strategies fall short and others top up
+        n = next(answers)
+        return json.dumps([f"phrase {n % 7}", "always the same", f"other {n}"])
+
+    codes = ["10.71", "10.89", "11.05"]
+    run_id = create_run(nace_project, codes=codes, quota=10, seed=5, backend=SCRIPTED,
+                        strategies=["contrastive", "nec", "keywords", "grid", "notes"],
+                        params=GenerationParams(per_request=3))
+    backend = _ConcurrentScripted(answer, parallel)
+    result = run_generation(nace_project, run_id, backend=backend)
+    assert backend.most_in_flight == parallel and result.parallel == parallel
+    assert run_status(nace_project, run_id).per_code == dict.fromkeys(codes, 10)
+    rows = nace_project.conn.execute("SELECT code, text_key, unit FROM samples WHERE run_id = ?", (run_id,)).fetchall()
+    assert len(rows) == 30 and len({(c, k) for c, k, _ in rows}) == 30
+    units = [u for (u,) in nace_project.conn.execute("SELECT unit FROM generation_units WHERE run_id = ?", (run_id,))]
+    assert len(units) == len(set(units))
