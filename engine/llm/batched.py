@@ -2,10 +2,14 @@
 
 Each decoding step sends one `llama_batch` holding, for every active sequence, either its next
 sampled token or a slice of its prompt's task text, so the model's weights are read once per step
-for all of them. The shared prompt prefix (system text, then the code's card) lives in its own
-sequence (id `parallel`): it is evaluated once per code, in its own stage batches, and copied to a
-request's sequence with `llama_memory_seq_cp`, which in a unified KV cache only tags the same cells
-with one more sequence id (no copy of the data, no re-evaluation). Every sequence has its own
+for all of them. The shared prompt prefix (system text, then the code's card) lives in a prefix
+sequence of its own (ids `parallel` .. `parallel + PREFIX_SLOTS - 1`, the least recently used one
+replaced): it is evaluated once per code, in its own stage batches, and copied to a request's
+sequence with `llama_memory_seq_cp`, which in a unified KV cache only tags the same cells with one
+more sequence id (no copy of the data, no re-evaluation). Several prefixes are kept because a run
+fills free slots from the next code while the last requests of the previous one are still in flight,
+and goes back to a code when its requests fall short; a new code's card reuses the system text's
+cells of any cached prefix. Every sequence has its own
 seeded sampler and grammar (`ConstrainedSampler`); a finished sequence frees its slot at once and
 the next request takes it.
 
@@ -31,6 +35,20 @@ from engine.llm.base import Completion, GenerationRequest, Prompt, RequestSource
 from engine.llm.sampling import ConstrainedSampler, suppression_bias
 
 
+# Prefix sequences kept in the KV cache (code cards in use or likely to be used again).
+PREFIX_SLOTS = 4
+
+
+@dataclass
+class _Prefix:
+    """One cached prompt prefix: its sequence id, its tokens, and a counter bumped when it is replaced."""
+
+    seq: int
+    tokens: list[int] = field(default_factory=list)
+    generation: int = 0
+    used: int = 0
+
+
 @dataclass
 class _Slot:
     """One sequence in flight: its request, what is left of its prompt to feed, and what it produced."""
@@ -43,6 +61,7 @@ class _Slot:
     pos: int
     shared: int
     cached: int
+    prefix: _Prefix
     prefix_generation: int
     sampler: ConstrainedSampler
     out: list[int] = field(default_factory=list)
@@ -57,7 +76,7 @@ class _Slot:
 
 
 class BatchedDecoder:
-    """Drives a llama.cpp context created with `n_seq_max = parallel + 1` and a unified KV cache.
+    """Drives a llama.cpp context created with `n_seq_max = parallel + PREFIX_SLOTS` and a unified KV cache.
 
     `tokens_for(prompt)` and `stages(prompt, tokens)` come from the backend (chat template, the
     token counts of the system and card stages). Not thread-safe: the backend holds its lock.
@@ -73,15 +92,14 @@ class BatchedDecoder:
         self.vocab = vocab
         self.n_vocab = llm.n_vocab()
         self.parallel = parallel
-        self.prefix_seq = parallel
+        self._prefixes = [_Prefix(parallel + i) for i in range(PREFIX_SLOTS)]
+        self._clock = 0
         self.n_batch = max(n_batch, parallel)
         self.n_ctx_per_request = n_ctx_per_request
         self.kv_cells = int(llama_cpp.llama_n_ctx(self.ctx))
         self.logprobs = logprobs
         self.tokens_for, self.stages = tokens_for, stages
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
-        self._prefix: list[int] = []
-        self._prefix_generation = 0
         # counters since the backend was opened, for benches and progress displays
         self.steps = 0
         self.evaluated_tokens = 0
@@ -90,8 +108,9 @@ class BatchedDecoder:
     def reset(self) -> None:
         """Forget everything in the KV cache, the shared prefix included."""
         self._c.llama_memory_clear(self.memory, True)
-        self._prefix = []
-        self._prefix_generation += 1
+        for prefix in self._prefixes:
+            prefix.tokens = []
+            prefix.generation += 1
 
     def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
         """One llama_decode of (token, position, sequence, wants logits) items."""
@@ -110,37 +129,43 @@ class BatchedDecoder:
         self.steps += 1
         self.evaluated_tokens += len(items)
 
-    def _eval_prefix(self, tokens: list[int], start: int, end: int) -> None:
+    def _eval_prefix(self, tokens: list[int], start: int, end: int, seq: int) -> None:
         for chunk in range(start, end, self.n_batch):
             stop = min(chunk + self.n_batch, end)
-            self._decode([(tokens[p], p, self.prefix_seq, False) for p in range(chunk, stop)])
+            self._decode([(tokens[p], p, seq, False) for p in range(chunk, stop)])
 
-    def _ensure_prefix(self, tokens: list[int], system: int, shared: int) -> int:
-        """Put `tokens[:shared]` in the prefix sequence; returns how many of them were already there.
+    def _ensure_prefix(self, tokens: list[int], system: int, shared: int) -> tuple[_Prefix, int]:
+        """A prefix sequence holding `tokens[:shared]`, and how many of those tokens were already in the
+        cache (not evaluated now).
 
         The system text and the card are each evaluated as their own batch, never beside other
-        sequences' tokens, so the prefix holds the same numbers whatever else is in flight.
+        sequences' tokens, so a prefix holds the same numbers whatever else is in flight.
         """
+        self._clock += 1
         want = tokens[:shared]
-        if self._prefix[:shared] == want and len(self._prefix) >= shared:
-            if len(self._prefix) > shared:
-                self._c.llama_memory_seq_rm(self.memory, self.prefix_seq, shared, -1)
-                self._prefix = self._prefix[:shared]
-            return shared
-        self._prefix_generation += 1
-        if system and self._prefix[:system] == tokens[:system] and len(self._prefix) >= system:
-            self._c.llama_memory_seq_rm(self.memory, self.prefix_seq, system, -1)
-            self._prefix = self._prefix[:system]
-            reused = system
+        for prefix in self._prefixes:
+            if len(prefix.tokens) >= shared and prefix.tokens[:shared] == want:
+                if len(prefix.tokens) > shared:
+                    self._c.llama_memory_seq_rm(self.memory, prefix.seq, shared, -1)
+                    prefix.tokens = prefix.tokens[:shared]
+                prefix.used = self._clock
+                return prefix, shared
+        target = min(self._prefixes, key=lambda p: (bool(p.tokens), p.used))
+        source = next((p for p in self._prefixes if system and len(p.tokens) >= system
+                       and p.tokens[:system] == tokens[:system]), None)
+        target.generation += 1
+        if source is target:
+            self._c.llama_memory_seq_rm(self.memory, target.seq, system, -1)
         else:
-            self._c.llama_memory_seq_rm(self.memory, self.prefix_seq, -1, -1)
-            self._prefix = []
-            reused = 0
-            if system:
-                self._eval_prefix(tokens, 0, system)
-        self._eval_prefix(tokens, max(system, reused), shared)
-        self._prefix = list(want)
-        return reused
+            self._c.llama_memory_seq_rm(self.memory, target.seq, -1, -1)
+            if source is not None:
+                self._c.llama_memory_seq_cp(self.memory, source.seq, target.seq, 0, system)
+            elif system:
+                self._eval_prefix(tokens, 0, system, target.seq)
+        self._eval_prefix(tokens, system, shared, target.seq)
+        target.tokens = list(want)
+        target.used = self._clock
+        return target, (system if source is not None else 0)
 
     # requests -----------------------------------------------------------------------------------
     def _grammar(self, request: GenerationRequest) -> str | None:
@@ -160,23 +185,24 @@ class BatchedDecoder:
     def _reserved(self, slots: dict[int, _Slot]) -> int:
         """Cells the active sequences may still need (conservative: a sequence admitted under an older
         prefix counts its whole prompt, because the cells of that prefix are not shared any more)."""
-        total = len(self._prefix)
+        total = sum(len(prefix.tokens) for prefix in self._prefixes)
         for slot in slots.values():
-            own = len(slot.tokens) - (slot.shared if slot.prefix_generation == self._prefix_generation else 0)
+            own = len(slot.tokens) - (slot.shared if slot.prefix_generation == slot.prefix.generation else 0)
             total += own + slot.request.max_tokens
         return total
 
     def _admit(self, seq: int, key: Any, request: GenerationRequest, tokens: list[int]) -> _Slot:
         system, shared = self.stages(request.prompt, tokens)
-        reused = self._ensure_prefix(tokens, system, shared)
+        prefix, reused = self._ensure_prefix(tokens, system, shared)
         self._c.llama_memory_seq_rm(self.memory, seq, -1, -1)
-        self._c.llama_memory_seq_cp(self.memory, self.prefix_seq, seq, 0, shared)
+        self._c.llama_memory_seq_cp(self.memory, prefix.seq, seq, 0, shared)
         sampler = ConstrainedSampler(self._c, self.vocab, self.n_vocab, seed=request.seed,
                                      temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
                                      min_p=request.min_p, grammar=self._grammar(request),
                                      bias=suppression_bias(self._single_tokens, request.suppress))
         return _Slot(seq=seq, key=key, request=request, tokens=tokens, pending=list(tokens[shared:]), pos=shared,
-                     shared=shared, cached=reused, prefix_generation=self._prefix_generation, sampler=sampler)
+                     shared=shared, cached=reused, prefix=prefix, prefix_generation=prefix.generation,
+                     sampler=sampler)
 
     def _single_tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)

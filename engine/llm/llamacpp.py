@@ -120,11 +120,13 @@ class LlamaCppBackend:
 
     def _open_batched_context(self, hw, llama_cpp) -> None:
         """Replace the context `Llama` made (one sequence) by one for `parallel` sequences plus the
-        shared-prefix sequence, with a unified KV cache so copied prefix cells are shared, not duplicated."""
+        shared-prefix sequences, with a unified KV cache so copied prefix cells are shared, not duplicated."""
         from llama_cpp import _internals
 
+        from engine.llm.batched import PREFIX_SLOTS
+
         params = self.llm.context_params
-        params.n_seq_max = self.parallel + 1
+        params.n_seq_max = self.parallel + PREFIX_SLOTS
         params.kv_unified = True
         params.n_ctx = kv_cells(hw)
         self.llm._ctx.close()

@@ -212,3 +212,14 @@ def test_the_memory_estimate_counts_the_kv_cells_llama_cpp_really_allocates(batc
     one = estimate_memory(info, n_ctx=hardware.n_ctx)
     four = estimate_memory(info, n_ctx=hardware.n_ctx, parallel=hardware.parallel)
     assert four.kv_cache_bytes * hardware.n_ctx == one.kv_cache_bytes * kv_cells(hardware)
+
+
+def test_going_back_to_an_earlier_code_reuses_its_card_from_the_kv_cache(batched):
+    """A run fills free slots from the next code and comes back to a code whose requests fell short:
+    the earlier card must still be cached, not evaluated again."""
+    requests = _requests(seed=70)
+    a1, b1, a2 = requests[0], requests[3], requests[1]
+    batched.reset_cache()
+    done = list(batched.generate_many([a1, b1, a2]))
+    assert done[0].cached_tokens == 0 and 5 < done[1].cached_tokens < 30   # new cards: b1 reuses the system text
+    assert done[2].cached_tokens > 30    # a2: the whole system text and card of a1's code, still cached
