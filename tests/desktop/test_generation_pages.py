@@ -44,8 +44,18 @@ def test_models_page_registers_and_reports_the_device(window, qtbot, registered,
     assert page.table.rowCount() == 1
     assert page.table.item(0, 0).text().startswith("★ ")
     assert page.table.item(0, 1).text() == "gemma3"
+    from engine.llm.backends import DEFAULT_PARALLEL
+
     settings = window.ctx.project.get_setting("llm_backend")
     assert settings["hardware"] == {"threads": 1, "n_ctx": 1024, "n_gpu_layers": 0, "parallel": DEFAULT_PARALLEL}
+    # The parallel sequences are a hardware setting too, and their KV cache is in the memory estimate.
+    page.table.selectRow(0)
+    page.parallel.setValue(1)
+    one = page.details.text()
+    page.parallel.setValue(8)
+    assert "8 parallel sequences" in page.details.text() and "1 parallel sequence:" in one
+    assert window.ctx.project.get_setting("llm_backend")["hardware"]["parallel"] == 8
+    page.parallel.setValue(DEFAULT_PARALLEL)
     qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=120_000)
     assert page.last_device == "cpu"
