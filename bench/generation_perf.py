@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model = install_default_model()
     params = GenerationParams(per_request=args.per_request)
-    settings = BackendSettings(model_path=model.path, hardware=HardwareSettings(threads=args.threads, n_ctx=2048))
+    settings = BackendSettings(model_path=model.path, hardware=HardwareSettings(threads=args.threads, n_ctx=2048,
+                                                                                    parallel=1))
     with tempfile.TemporaryDirectory() as scratch, Project.create(Path(scratch) / "perf.statcoder") as project:
         import_builtin(project, "nace2")
         import_preset(project, "uksic-index")

@@ -198,7 +198,7 @@ def judge_settings(threads: int) -> BackendSettings:
     info = get_default_model()
     if info is None:
         raise SystemExit("no default LLM registered: set STATCODER_DATA_DIR to where it is installed")
-    return BackendSettings(model_path=info.path, hardware=HardwareSettings(threads=threads, n_ctx=2048))
+    return BackendSettings(model_path=info.path, hardware=HardwareSettings(threads=threads, n_ctx=2048, parallel=1))
 
 
 def coder_facts(record) -> dict:

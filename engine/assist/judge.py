@@ -93,8 +93,11 @@ def judge_backend_settings(model: str | None = None, *, threads: int = 2, n_ctx:
         info = add_model(model)
     else:
         info = get_model(model)
+    # parallel=1: the judge scores one prompt at a time (choice_logprobs); a batched context would only
+    # hold KV cache for sequences it never uses.
     return BackendSettings(model_path=info.path,
-                           hardware=HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers))
+                           hardware=HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers,
+                                                     parallel=1))
 
 
 def _classification_name(project: Project) -> str:

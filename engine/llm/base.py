@@ -12,7 +12,10 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 DEFAULT_THREADS = 2
 DEFAULT_CONTEXT = 2048
-DEFAULT_PARALLEL = 4
+# Chosen by bench/generation_batched.py on a 2-core CPU (generation-batched-nace-10-11.md): 16 sequences
+# gave 1.04-1.11 x the kept samples/s of one at a time, 2-8 no gain (llama.cpp's CPU kernels decode
+# fewer than 16 tokens per step no faster than one), 32 between 0.91 and 1.30 x.
+DEFAULT_PARALLEL = 16
 # KV cache cells each parallel sequence beyond the first may add: its task text and its answer. The
 # shared prompt prefix (system text and code card) is stored once, whatever the number of sequences.
 CELLS_PER_EXTRA_SEQUENCE = 512
