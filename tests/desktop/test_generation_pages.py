@@ -44,8 +44,6 @@ def test_models_page_registers_and_reports_the_device(window, qtbot, registered,
     assert page.table.rowCount() == 1
     assert page.table.item(0, 0).text().startswith("★ ")
     assert page.table.item(0, 1).text() == "gemma3"
-    from engine.llm.backends import DEFAULT_PARALLEL
-
     settings = window.ctx.project.get_setting("llm_backend")
     assert settings["hardware"] == {"threads": 1, "n_ctx": 1024, "n_gpu_layers": 0, "parallel": DEFAULT_PARALLEL}
     # The parallel sequences are a hardware setting too, and their KV cache is in the memory estimate.
