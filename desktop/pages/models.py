@@ -48,8 +48,7 @@ def describe_model(info: ModelInfo, n_ctx: int, n_gpu_layers: int, parallel: int
             f"{info.quantisation}, trained context {info.context_length:,}, "
             f"{'chat template: chat prompts' if info.has_chat_template else 'no chat template: completion prompts'}<br>"
             f"sha256 <tt>{info.sha256}</tt><br>"
-            f"Memory at context {n_ctx:,} with {n_gpu_layers} GPU layers and {parallel} parallel "
-            f"sequence{'' if parallel == 1 else 's'}: "
+            f"Memory at context {n_ctx:,} with {n_gpu_layers} GPU layers and {parallel} parallel sequences: "
             f"<b>{where}</b> "
             f"(weights {human_size(memory.weights_bytes)}, KV cache {human_size(memory.kv_cache_bytes)})")
 
