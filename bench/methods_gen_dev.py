@@ -149,6 +149,61 @@ def score(args) -> None:
     write_result(args.name, payload, "\n".join(lines) + "\n")
 
 
+def diversity(args) -> None:
+    """Diversity control: per-code diversity (the dataset-quality metrics) and dev top-1, run against run."""
+    from engine.curate.quality import text_stats
+
+    with Project.open(args.work) as project:
+        codes = leaf_codes_under(project, args.subset.split(","))
+        notes = list(notes_pairs(project, codes))
+        dev = real_texts(project, "train", codes)
+        runs = {}
+        for run in args.runs:
+            name, params = project.conn.execute("SELECT name, params FROM generation_runs WHERE id = ?",
+                                                (run,)).fetchone()
+            rows = project.conn.execute("SELECT text, code, condition FROM samples WHERE run_id = ? ORDER BY id",
+                                        (run,)).fetchall()
+            runs[run] = (name, json.loads(params)["generation"], rows)
+        base = project.conn.execute("SELECT text, code FROM samples WHERE run_id IN (1, 2) ORDER BY id").fetchall()
+        embedder = load_embedding_model(None)
+        texts = list(dict.fromkeys([t for r in runs.values() for t, _, _ in r[2]] + [t for t, _ in notes]
+                                   + [t for t, _ in dev] + [t for t, _ in base]))
+        vec = dict(zip(texts, embed_cached(project, embedder, texts)))
+    table = []
+    for run, (name, params, rows) in runs.items():
+        per_code = defaultdict(list)
+        for text, code, _ in rows:
+            per_code[code].append(text)
+        stats = [text_stats(t) for t in per_code.values()]
+        pairs = [(t, c) for t, c, _ in rows]
+        row = {"run": run, "name": name, "suppress_penalty": params.get("suppress_penalty", 0.0),
+               "samples": len(rows), "suppressed_samples": sum("suppressed" in (c or "") for _, _, c in rows),
+               "distinct_1_per_code": round(float(np.mean([x.distinct_1 for x in stats])), 4),
+               "distinct_2_per_code": round(float(np.mean([x.distinct_2 for x in stats])), 4),
+               "self_similarity_per_code": round(float(np.mean([x.self_similarity for x in stats
+                                                                if x.self_similarity is not None])), 4),
+               "fasttext_dev_top1": round(_top1_fasttext(notes + pairs, dev, {}, 0.0), 4),
+               "embedding_dev_top1": round(_top1_embedding(notes + pairs, dev, vec.__getitem__, {}, 0.0), 4),
+               "fasttext_dev_top1_with_runs_1_2": round(_top1_fasttext(notes + base + pairs, dev, {}, 0.0), 4)}
+        table.append(row)
+        print(json.dumps(row), flush=True)
+    command = command_line("bench.methods_gen_dev", _ARGV)
+    payload = {"benchmark": "nace-uksic", "subset": args.subset.split(","), "command": command, "created": now(),
+               "evaluated_on": "the non-pool hash half of real-train (development set; the test half is not read)",
+               "n_dev": len(dev), "rows": table}
+    lines = ["# Diversity control on the development set (NACE 10-11, Gemma 3 270M, small runs)", "", f"`{command}`", "",
+             f"Per-code diversity of each run's samples (the dataset-quality metrics: distinct-1/2, mean pairwise "
+             f"similarity), and zero-real top-1 on {len(dev)} real-train texts (notes + the run; and notes + Qwen "
+             "runs 1+2 + the run). The test half is not read.", "",
+             "| run | suppress | samples (under suppression) | distinct-1 | distinct-2 | self-sim | fastText dev | "
+             "embeddings dev | fastText dev, + runs 1+2 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} {r['name']} | {r['suppress_penalty']} | {r['samples']} ({r['suppressed_samples']}) | "
+              f"{r['distinct_1_per_code']:.3f} | {r['distinct_2_per_code']:.3f} | {r['self_similarity_per_code']:.3f} | "
+              f"{100 * r['fasttext_dev_top1']:.1f} % | {100 * r['embedding_dev_top1']:.1f} % | "
+              f"{100 * r['fasttext_dev_top1_with_runs_1_2']:.1f} % |" for r in table]
+    write_result(args.name, payload, "\n".join(lines) + "\n")
+
+
 _ARGV: list[str] | None = None
 
 
@@ -179,8 +234,13 @@ def main(argv=None) -> None:
     s.add_argument("--quota", type=int, default=4)
     s.add_argument("--fusegen-top-k", type=int, default=3)
     s.add_argument("--name", default="methods-gen-dev-nace-10-11")
+    d = sub.add_parser("diversity")
+    d.add_argument("--work", required=True)
+    d.add_argument("--subset", default="10,11")
+    d.add_argument("--run", dest="runs", type=int, action="append", required=True)
+    d.add_argument("--name", default="methods-diversity-dev-nace-10-11")
     args = parser.parse_args(argv)
-    prepare(args) if args.command == "prepare" else score(args)
+    {"prepare": prepare, "score": score, "diversity": diversity}[args.command](args)
 
 
 if __name__ == "__main__":
