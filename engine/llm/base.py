@@ -14,7 +14,7 @@ DEFAULT_THREADS = 2
 DEFAULT_CONTEXT = 2048
 # Chosen by bench/generation_batched.py on a 2-core CPU (generation-batched-nace-10-11.md): 16 sequences
 # gave 1.04-1.11 x the kept samples/s of one at a time in whole runs and 1.08-1.63 x in alternating A/B
-# rounds, 2-8 no gain (llama.cpp's CPU kernels decode fewer than 16 tokens per step no faster than one),
+# rounds under load (1.07-1.09 x on a quiet machine), 2-8 no gain (llama.cpp's CPU kernels decode fewer than 16 tokens per step no faster than one),
 # 32 between 0.91 and 1.30 x.
 DEFAULT_PARALLEL = 16
 # KV cache cells each parallel sequence beyond the first may add: its task text and its answer. The
