@@ -7,7 +7,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from engine.changes import Changes, NAMES, changes_of
+from engine.changes import Changes, changes_of
 from engine.jobs import ProgressInfo
 from engine.store.project import Project
 
@@ -20,9 +20,6 @@ class AppContext(QObject):
 
     project_changed = Signal(object)   # Project | None
     changed = Signal(object)           # engine.changes.Changes: what an operation changed; pages refresh from it
-    # The older per-name announcement, kept for pages not yet converted to `changed`: every Changes is
-    # also announced here name by name, and a name emitted here reaches `changed` as a Changes.
-    data_changed = Signal(str)
     show_code = Signal(str)            # ask the classification page to show a code
     show_page = Signal(str)            # ask the main window to switch to a page (by its key)
 
@@ -31,24 +28,12 @@ class AppContext(QObject):
         self.runner = runner
         self.messages = messages
         self.project: Project | None = None
-        self._announcing = False
-        self.data_changed.connect(self._legacy_changed)
 
     def apply_changes(self, changes: Changes | None) -> None:
         """Tell every page what an operation changed: one `changed` signal (nothing if nothing changed)."""
         if not changes:
             return
         self.changed.emit(changes)
-        self._announcing = True
-        try:
-            for name in changes.names():
-                self.data_changed.emit(name)
-        finally:
-            self._announcing = False
-
-    def _legacy_changed(self, what: str) -> None:
-        if not self._announcing and what in NAMES:
-            self.changed.emit(Changes.of(what))
 
     def set_project(self, project: Project | None) -> None:
         old = self.project

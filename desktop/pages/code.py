@@ -6,6 +6,7 @@ from typing import Callable
 
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout
 
+from engine.changes import Changes
 from engine.store.project import Project
 
 from ..coding_backend import CodingBackend, engine_backend
@@ -28,13 +29,13 @@ class CodePage(Page):
         self.batch = BatchPanel(ctx)
         self.tabs.addTab(self.batch, "Batch file")
         layout.addWidget(self.tabs)
-        ctx.data_changed.connect(self._data_changed)
+        ctx.changed.connect(self._changed)
 
     def on_project_changed(self, project: Project | None) -> None:
         self.reload_backend()
 
-    def _data_changed(self, what: str) -> None:
-        if what == "models":
+    def _changed(self, changes: Changes) -> None:
+        if changes.touches("models"):
             self.reload_backend()
 
     def reload_backend(self) -> None:

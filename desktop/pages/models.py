@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QPushButton, QRadioButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout,
 )
 
+from engine.changes import Changes
 from engine.llm import (BackendSettings, HardwareSettings, ModelInfo, add_model, estimate_memory, get_default_model,
                         inspect_model, install_default_model, list_models, open_backend, set_default_model)
 from engine.llm.backends import DEFAULT_PARALLEL
@@ -200,7 +201,7 @@ class ModelsPage(Page):
         self.register_button.hide()
         self.ctx.notify(f"Registered {info.name} ({info.sha256[:12]}…).")
         self.refresh()
-        self.ctx.data_changed.emit("llm")
+        self.ctx.apply_changes(Changes(llm=True))
 
     def install_default(self) -> None:
         self.install_button.setEnabled(False)
@@ -212,7 +213,7 @@ class ModelsPage(Page):
         info = self.selected()
         if info is not None and self.ctx.guarded(set_default_model)(info.sha256) is not None:
             self.refresh()
-            self.ctx.data_changed.emit("llm")
+            self.ctx.apply_changes(Changes(llm=True))
 
     # settings -----------------------------------------------------------------------------------
     def on_project_changed(self, project: Project | None) -> None:
@@ -240,7 +241,7 @@ class ModelsPage(Page):
                  "base_url": self.server_url.text().strip() or None, "server_model": self.server_model.text().strip(),
                  "parallel": self.parallel.value()}
         self.project.set_setting(SETTINGS_KEY, value)
-        self.ctx.data_changed.emit("llm")
+        self.ctx.apply_changes(Changes(llm=True))
 
     def test_backend(self) -> None:
         """Open the backend for real (load the model, or reach the server) and report the device it runs on."""

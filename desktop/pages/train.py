@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from engine.changes import Changes
 from engine.classification import get_code, leaf_codes_under
 from engine.errors import StatcoderError
 from engine.coders.base import TrainedModel
@@ -197,7 +198,8 @@ class TrainPage(Page):
         self.shared = None
         self.evaluations: dict[int, StoredEvaluation] = {}
         self.last_report: Path | None = None
-        ctx.data_changed.connect(lambda what: self.refresh() if what in ("samples", "models", "realdata") else None)
+        ctx.changed.connect(lambda changes: self.refresh() if changes.touches("samples", "models", "realdata",
+                                                                               "evaluations") else None)
 
     # data ---------------------------------------------------------------------------------------
     def on_project_changed(self, project: Project | None) -> None:
@@ -425,7 +427,7 @@ class TrainPage(Page):
             self.ctx.guarded(set_default_model)(self.project, serving.new)
             message += f" You chose model {serving.new} for coding anyway."
         self.ctx.notify(message, "warning" if serving.kept_better or trained.warnings else "info")
-        self.ctx.data_changed.emit("models")   # refreshes this page too
+        self.ctx.apply_changes(Changes(models=True, evaluations=True))   # refreshes this page too
 
     def evaluate_selected(self) -> None:
         project, model = self.project, self.selected_model()
@@ -448,8 +450,7 @@ class TrainPage(Page):
         if self.project is None or model is None:
             return
         self.ctx.guarded(set_default_model)(self.project, model)
-        self.ctx.data_changed.emit("models")
-        self.refresh()
+        self.ctx.apply_changes(Changes(models=True))   # refreshes this page too
 
     def export_report_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the HTML report", str(Path.home()))

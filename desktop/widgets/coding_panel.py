@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from engine.changes import Changes
+
 from .. import keys
 from ..coding_backend import CodingBackend, SuggestionLike, SuggestThread
 from ..context import AppContext
@@ -375,7 +377,7 @@ class CodingPanel(QWidget):
         self.tag = None
         self.text.clear()
         self._show([])
-        self.ctx.data_changed.emit("corrections")
+        self.ctx.apply_changes(Changes(corrections=True))
         self.decided.emit(entry)
 
     def skip(self) -> None:
@@ -422,7 +424,7 @@ class CodingPanel(QWidget):
         self.history.takeItem(row)
         self.decisions = max(0, self.decisions - 1)
         self.status.setText(f"Undone: {entry.code or 'cannot be coded'} ← {entry.text} (and its training text).")
-        self.ctx.data_changed.emit("corrections")
+        self.ctx.apply_changes(Changes(corrections=True))
         self.undone.emit(entry)
         if row == 0 and not self.text.text().strip():
             self.set_text(entry.text, entry.tag)
@@ -451,7 +453,7 @@ class CodingPanel(QWidget):
         item.setText(entry.label())
         item.setData(Qt.ItemDataRole.UserRole, entry)
         self.status.setText(f"Changed to {code or 'cannot be coded'}: {entry.text}")
-        self.ctx.data_changed.emit("corrections")
+        self.ctx.apply_changes(Changes(corrections=True))
         self.revised.emit(entry)
 
     def shutdown(self) -> None:

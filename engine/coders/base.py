@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from engine.changes import Changes
+
 Prediction = list[tuple[str, float]]
 
 
@@ -61,3 +63,8 @@ class TrainedModel:
     validation: dict[str, Any] | None
     made_default: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> Changes:
+        """A new coder is registered (and may now be the one used for coding)."""
+        return Changes(models=True)

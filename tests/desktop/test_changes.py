@@ -29,21 +29,27 @@ def test_a_job_result_that_carries_changes_is_announced_once(window, qtbot):
         changes: Changes
 
     heard: list[Changes] = []
-    legacy: list[str] = []
     window.ctx.changed.connect(heard.append)
-    window.ctx.data_changed.connect(legacy.append)
     window.ctx.run("op", lambda progress, cancel: Result(Changes(samples=True, curation=True)))
     wait_jobs(qtbot, window)
     qtbot.waitUntil(lambda: bool(heard))
     assert heard == [Changes(samples=True, curation=True)]
-    assert legacy == ["samples", "curation"]          # pages not yet converted still hear their names
 
 
-def test_a_name_announced_the_old_way_reaches_converted_pages(window):
-    heard: list[Changes] = []
-    window.ctx.changed.connect(heard.append)
-    window.ctx.data_changed.emit("models")
-    assert heard == [Changes(models=True)]
+def test_no_page_announces_changes_by_name():
+    """Every page hears one `changed` signal carrying a Changes record (Anki's OpChanges)."""
+    import desktop
+
+    sources = [p for p in Path(desktop.__file__).parent.rglob("*.py")]
+    assert not [p.name for p in sources if "data_changed" in p.read_text(encoding="utf-8")]
+
+
+def test_training_says_it_changed_the_coders():
+    from engine.coders.base import TrainedModel
+
+    trained = TrainedModel(model_id=1, kind="fasttext", name="x", path=Path("x"), sha256="0", train_s=0.0,
+                           params={}, composition={}, validation=None)
+    assert changes_of(trained) == Changes(models=True)
 
 
 def test_a_finished_generation_run_says_what_it_changed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.changes import Changes
+
 from PySide6.QtCore import Qt, QUrl
 
 from engine.classification import children, search_codes
@@ -95,7 +97,7 @@ def test_import_real_texts_preset_through_the_dialog(window, qtbot, tmp_path):
 
     project = window.new_project(tmp_path / "n.statcoder")
     import_builtin(project, "nace2")
-    window.ctx.data_changed.emit("classification")
+    window.ctx.apply_changes(Changes(classification=True))
     page = window.pages["classification"]
     dialog = page.open_real_dialog()
     qtbot.addWidget(dialog)
