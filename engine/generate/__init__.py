@@ -7,7 +7,8 @@
 
 from engine.generate.prompts import DEFAULT_GRID
 from engine.generate.runs import (PAUSED, GenerationParams, RunResult, RunStatus, cancel_run, create_run, is_pause,
-                                  list_runs, resume, run_generation, run_settings, run_status)
+                                  list_runs, run_settings, run_status)
+from engine.generate.execute import resume, run_generation
 from engine.generate.strategies import DEFAULT_STRATEGIES, STRATEGIES
 
 __all__ = [

@@ -218,7 +218,7 @@ def test_pipeline_tries_no_connection(offline, tmp_path, gemma_path):
     from engine.curate import CurationOptions, curate
     from engine.evaluate.metrics import evaluate_model
     from engine.coders.fasttext.bindings import FastTextParams
-    from engine.generate.runs import GenerationParams, create_run, run_generation
+    from engine.generate import GenerationParams, create_run, run_generation
     from engine.llm.backends import BackendSettings, HardwareSettings
     from engine.pipeline import PipelineOptions, prepare_project
     from engine.coders.data import DataMix
