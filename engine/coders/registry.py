@@ -66,8 +66,18 @@ def model_file(project: Project, prefix: str, suffix: str) -> Path:
     """A new file name in the models folder; the pid in it lets `clean_orphans` tell a live training."""
     folder = models_folder(project)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{threading.get_ident() % 10_000}"
-    return folder / f"{prefix}-{stamp}{suffix}"
+    owner = f"-{os.getpid()}-{threading.get_ident() % 10_000}"
+    # Two models of one kind in the same second (a quick retrain) must not share a file: the name
+    # carries microseconds and is reserved by creating it exclusively.
+    while True:
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1e6) % 1_000_000:06d}"
+        path = folder / f"{prefix}-{stamp}{owner}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return path
+        except FileExistsError:
+            continue
 
 
 def scratch_prefix() -> str:

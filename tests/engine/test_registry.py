@@ -154,3 +154,9 @@ def test_leftovers_of_killed_trainings_are_removed_and_nothing_else(nace_project
     assert sorted(p.name for p in removed) == sorted([orphan.name, partial.name, scratch.name])
     assert trained.path.exists() and live.exists() and not scratch.exists()
     assert get_model(nace_project, trained.model_id).sha256 == file_sha256(trained.path)
+
+
+def test_two_models_in_the_same_second_never_share_a_file(nace_project):
+    """The name had one-second resolution: a quick retrain overwrote (or deleted) the previous model."""
+    names = {model_file(nace_project, "fasttext", ".bin") for _ in range(50)}
+    assert len(names) == 50 and all(p.exists() for p in names)

@@ -9,7 +9,7 @@ from typing import Sequence
 import fasttext
 
 from engine.coders.base import CoderBase
-from engine.coders.fasttext.bindings import LABEL, FastTextParams, preprocess, train_supervised, write_training_file
+from engine.coders.fasttext.bindings import LABEL, FastTextParams, preprocess, write_training_file
 from engine.coders.fasttext.child import run_child_training
 from engine.coders.fasttext.serve import ChildFastText, out_of_process
 
@@ -29,22 +29,20 @@ class FastTextCoder(CoderBase):
     @classmethod
     def train(cls, pairs: Sequence[tuple[str, str]], params: FastTextParams | None = None,
               train_file: Path | None = None, labels_of=None) -> "FastTextCoder":
-        """Train in this process. `labels_of`: see bindings.write_training_file."""
+        """Train in a fresh child process and load the result. `labels_of`: see bindings.write_training_file.
+
+        In a process that has trained many models, fastText (fasttext-numpy2) now and then diverges
+        at every learning rate, or quietly returns a degenerate model (uniform probabilities: seen in
+        the label check under a long test run); a fresh process does neither.
+        """
         params = params or FastTextParams()
         with tempfile.TemporaryDirectory(prefix="statcoder-ft-") as tmp:
             path = train_file or Path(tmp) / "train.txt"
             if write_training_file(pairs, path, labels_of) == 0:
                 raise ValueError("no training texts")
-            try:
-                model, _ = train_supervised(path, params.as_kwargs())
-            except RuntimeError as exc:
-                if "NaN" not in str(exc):
-                    raise
-                # In a process that has trained before, fastText (fasttext-numpy2) now and then diverges
-                # at any learning rate; a fresh process does not. Train there and load its model.
-                output = Path(tmp) / "model.bin"
-                run_child_training(path, output, params)
-                model = fasttext.load_model(str(output))
+            output = Path(tmp) / "model.bin"
+            run_child_training(path, output, params)
+            model = fasttext.load_model(str(output))
         return cls(model)
 
     @classmethod

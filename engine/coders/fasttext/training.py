@@ -15,7 +15,7 @@ from engine.coders.data import DataMix, TrainingData, build_training_data, score
 from engine.coders.fasttext.bindings import FastTextParams, preprocess, write_training_file
 from engine.coders.fasttext.child import FLOAT_BYTES, run_child_training
 from engine.coders.fasttext.model import FastTextCoder
-from engine.coders.registry import clean_orphans, model_file, register_model, scratch_prefix
+from engine.coders.registry import clean_orphans, model_file, models_folder, register_model, scratch_prefix
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback
 from engine.store.project import Project
@@ -90,14 +90,16 @@ def train_fasttext(project: Project, mix: DataMix, options: TrainOptions | None 
     """Build the mix, train in a child process, verify and validate the file, register the model."""
     options = options or TrainOptions()
     data = build_training_data(project, mix)
-    output = model_file(project, "fasttext", ".ftz" if options.quantize else ".bin")
     clean_orphans(project)
     params = options.params
     if options.scale_epochs:
         params = dataclasses.replace(params, epoch=scaled_epochs(len(data.train), params.epoch))
     if options.scale_buckets:
         params = dataclasses.replace(params, bucket=scaled_buckets(len(data.train), params.bucket))
-    check_disk_space(output.parent, needed_bytes(data, params))
+    folder = models_folder(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_disk_space(folder, needed_bytes(data, params))
+    output = model_file(project, "fasttext", ".ftz" if options.quantize else ".bin")
     try:
         with tempfile.TemporaryDirectory(prefix=scratch_prefix(), dir=output.parent) as tmp:
             train_file, val_file = Path(tmp) / "train.txt", Path(tmp) / "validation.txt"
