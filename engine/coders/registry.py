@@ -62,22 +62,23 @@ def models_folder(project: Project) -> Path:
     return project.path.parent / f"{project.path.stem}.models"
 
 
+_name_lock = threading.Lock()
+_last_stamp_us = 0
+
+
 def model_file(project: Project, prefix: str, suffix: str) -> Path:
     """A new file name in the models folder; the pid in it lets `clean_orphans` tell a live training."""
     folder = models_folder(project)
     folder.mkdir(parents=True, exist_ok=True)
     owner = f"-{os.getpid()}-{threading.get_ident() % 10_000}"
-    # Two models of one kind in the same second (a quick retrain) must not share a file: the name
-    # carries microseconds and is reserved by creating it exclusively.
-    while True:
-        now = time.time()
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1e6) % 1_000_000:06d}"
-        path = folder / f"{prefix}-{stamp}{owner}{suffix}"
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return path
-        except FileExistsError:
-            continue
+    # Two models of one kind in the same second (a quick retrain) must not share a file: the name carries
+    # microseconds, strictly increasing within this process (the pid in the name separates processes).
+    global _last_stamp_us
+    with _name_lock:
+        now_us = max(int(time.time() * 1e6), _last_stamp_us + 1)
+        _last_stamp_us = now_us
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_us / 1e6)) + f"{now_us % 1_000_000:06d}"
+    return folder / f"{prefix}-{stamp}{owner}{suffix}"
 
 
 def scratch_prefix() -> str:

@@ -159,4 +159,4 @@ def test_leftovers_of_killed_trainings_are_removed_and_nothing_else(nace_project
 def test_two_models_in_the_same_second_never_share_a_file(nace_project):
     """The name had one-second resolution: a quick retrain overwrote (or deleted) the previous model."""
     names = {model_file(nace_project, "fasttext", ".bin") for _ in range(50)}
-    assert len(names) == 50 and all(p.exists() for p in names)
+    assert len(names) == 50 and not any(p.exists() for p in names)    # nothing left if training dies
