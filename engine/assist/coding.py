@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from engine.classification.reading import CsvStream, shown_columns
 from engine.coders.registry import default_model_id, get_model, load_coder
 from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Problem
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
+from engine.store.cache import ProjectCache
 from engine.store.project import Project
 from engine.text import clean_text, normalise_key
 
@@ -77,27 +77,14 @@ class StoredDecision:
     created: str
 
 
-class _Titles:
+class _Titles(ProjectCache):
     """Titles and parents of every code, read once per project file and kept for fast suggestions."""
-
-    _lock = threading.Lock()
-    _by_project: dict[tuple[str, int], "_Titles"] = {}
 
     def __init__(self, project: Project):
         rows = project.conn.execute("SELECT code, parent, title FROM codes").fetchall()
         self.title = {c: t for c, _, t in rows}
         self.parent = {c: p for c, p, _ in rows}
         self._paths: dict[str, tuple[tuple[str, str], ...]] = {}
-
-    @classmethod
-    def of(cls, project: Project) -> "_Titles":
-        count = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0]
-        key = (str(project.path), count)
-        with cls._lock:
-            found = cls._by_project.get(key)
-            if found is None:
-                found = cls._by_project[key] = cls(project)
-            return found
 
     def path(self, code: str) -> tuple[tuple[str, str], ...]:
         cached = self._paths.get(code)
@@ -111,11 +98,8 @@ class _Titles:
         return cached
 
 
-class _Vocabulary:
+class _Vocabulary(ProjectCache):
     """The words of the classification (titles, notes) and of the real texts, by their first letters."""
-
-    _lock = threading.Lock()
-    _by_project: dict[tuple[str, int], "_Vocabulary"] = {}
 
     def __init__(self, project: Project):
         self.stems: set[str] = set()
@@ -131,15 +115,6 @@ class _Vocabulary:
     def knows(self, word: str) -> bool:
         return word[:_STEM] in self.stems
 
-    @classmethod
-    def of(cls, project: Project) -> "_Vocabulary":
-        count = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0]
-        key = (str(project.path), count)
-        with cls._lock:
-            found = cls._by_project.get(key)
-            if found is None:
-                found = cls._by_project[key] = cls(project)
-            return found
 
 
 def codable_problem(project: Project, text: str) -> str | None:

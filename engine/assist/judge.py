@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from engine.llm.judge import (Candidate, Combination, CombinationFit, JudgeOptio
                         fit_position_prior, judge_candidates, recalibrate)
 from engine.classification import Code
 from engine.classification.note_lines import code_lines
+from engine.store.cache import ProjectCache
 from engine.store.project import Project
 from engine.text import normalise_key
 
@@ -104,27 +104,14 @@ def _classification_name(project: Project) -> str:
     return (project.get_setting("classification", {}) or {}).get("name") or "the classification"
 
 
-class _Cards:
-    """Each code's title and note lines, read once per project and code count (as coding._Titles)."""
-
-    _lock = threading.Lock()
-    _by_project: dict[tuple[str, int], "_Cards"] = {}
+class _Cards(ProjectCache):
+    """Each code's title and note lines, read once per project and code count (a ProjectCache, as coding._Titles)."""
 
     def __init__(self, project: Project):
         rows = project.conn.execute("SELECT code, parent, level, title, includes, also_includes, excludes, notes,"
                                     " is_leaf FROM codes").fetchall()
         self.codes = {r[0]: Code(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows}
         self._cards: dict[str, Candidate] = {}
-
-    @classmethod
-    def of(cls, project: Project) -> "_Cards":
-        count = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0]
-        key = (str(project.path), count)
-        with cls._lock:
-            found = cls._by_project.get(key)
-            if found is None:
-                found = cls._by_project[key] = cls(project)
-            return found
 
     def candidate(self, code: str) -> Candidate:
         card = self._cards.get(code)
