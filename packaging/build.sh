@@ -27,6 +27,9 @@ fi
     echo "PyInstaller is missing: $PYTHON -m pip install -e \"$ROOT[packaging]\"" >&2; exit 1; }
 
 cd "$ROOT"
+# A llama.cpp built with -march=native would stop with "illegal instruction" on other PCs (and its AMX
+# kernel crashes on CPUs that have AMX): refuse to bundle one (engine/llm/portability.py says how to rebuild).
+PYTHONPATH="$ROOT" "$PYTHON" -m engine.llm.portability
 VERSION="$(PYTHONPATH="$ROOT" "$PYTHON" -c 'import engine; print(engine.__version__)')"
 ARCHIVE="$DIST/statcoder-$VERSION-linux-$(uname -m).tar.gz"
 START=$(date +%s)
