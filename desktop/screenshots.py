@@ -1,7 +1,10 @@
 """Screenshots of every page of the real app on a NACE project: `python -m desktop.screenshots OUT [--project P]`.
 
-Run it under an X server (xvfb-run) to capture the window as the screen shows it; under the offscreen
-platform it falls back to rendering the widget.
+Run it under an X server with room for the 1440x900 window to capture it as the screen shows it
+(`xvfb-run -a -s "-screen 0 1440x900x24" python -m desktop.screenshots docs/screenshots`; xvfb-run's
+default screen is narrower, and what falls off the screen would be black); under the offscreen
+platform it falls back to rendering the widget. The Code page shows the LLM judge's second opinion
+(Ctrl+J), from the demo's Gemma 3 270M test model.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .app import create_app
 from .main_window import MainWindow
 
 DEMO_DIVISIONS = ["10", "11"]
+WINDOW_SIZE = (1440, 900)
 
 
 def build_demo_project(path: Path) -> Path:
@@ -91,6 +95,12 @@ def stage(window: MainWindow, key: str) -> None:
             wait_for(lambda: panel.suggested_text == panel.text.text() and bool(panel.suggestions))
             if text.startswith("brewing"):
                 panel.accept_current()    # one decision in the recent list
+        # The judge's second opinion (Ctrl+J): the demo's default LLM is the Gemma test model. Wait for its
+        # worker thread to answer (or fail), not for a fixed time.
+        panel.second_opinion()
+        wait_for(lambda: not panel.judging, 600)
+        if panel.opinion is None:
+            raise RuntimeError(f"no second opinion for the Code page: {panel.status.text()}")
         if panel.table.rowCount() > 1:
             panel.table.setCurrentCell(1, 0)   # the notes beside follow the highlighted code
     elif key == "train":
@@ -124,13 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     app = create_app([sys.argv[0]])
+    room = app.primaryScreen().availableGeometry()
+    if QApplication.platformName() != "offscreen" and (room.width() < WINDOW_SIZE[0] or room.height() < WINDOW_SIZE[1]):
+        parser.error(f"the screen is {room.width()}x{room.height()}, smaller than the {WINDOW_SIZE[0]}x{WINDOW_SIZE[1]} "
+                     'window: run it under xvfb-run -a -s "-screen 0 1440x900x24"')
     with tempfile.TemporaryDirectory(prefix="statcoder-shots-") as tmp:
         os.environ.setdefault("STATCODER_DATA_DIR", str(Path(tmp) / "data"))
         # Keep the user's own recent projects and window geometry out of it (and untouched).
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(Path(tmp) / "settings"))
         project = args.project or build_demo_project(Path(tmp) / "nace-demo.statcoder")
         window = MainWindow()
-        window.resize(1440, 900)
+        window.resize(*WINDOW_SIZE)
         window.show()
         window.open_project(project)
         for number, key in enumerate(window.pages, start=1):

@@ -210,6 +210,11 @@ class CodingPanel(QWidget):
             self.details.show_code(None, None)
 
     # the LLM judge's second opinion ---------------------------------------------------------------
+    @property
+    def judging(self) -> bool:
+        """True while the judge's worker thread is reading a text (a second opinion is on its way)."""
+        return self._judging
+
     def second_opinion(self) -> None:
         """Ask the local LLM about the current top 5 on a worker thread; the answer marks the table."""
         ask = getattr(self.backend, "second_opinion", None)

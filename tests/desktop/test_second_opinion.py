@@ -28,7 +28,9 @@ def test_ctrl_j_marks_the_judges_choice_without_freezing_the_gui(window, panel, 
     meter.start(qtbot)
     qtbot.keyClick(panel.text, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
     assert "Asking the local LLM" in panel.status.text()
+    assert panel.judging                    # what a caller (desktop.screenshots) waits on
     qtbot.waitUntil(lambda: panel.opinion is not None, timeout=120_000)
+    assert not panel.judging
     qtbot.wait(200)
     meter.stop()
     opinion = panel.opinion
@@ -52,6 +54,7 @@ def test_ctrl_j_without_suggestions_says_so(window, trained_path, qtbot):
     panel = window.pages["code"].panel
     qtbot.keyClick(panel.text, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
     assert "needs suggestions" in panel.status.text()
+    assert not panel.judging
 
 
 @pytest.mark.slow
