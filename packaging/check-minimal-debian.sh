@@ -14,7 +14,8 @@
 # (default dist/statcoder, from packaging/build.sh) copied to /opt/statcoder; Xvfb started inside the
 # chroot; `statcoder-desktop` started there with QT_QPA_PLATFORM=xcb and QT_DEBUG_PLUGINS=1. When its
 # window is on the screen, a screenshot is taken from outside the chroot over the same X socket
-# (an abstract socket, shared with the host's network namespace), to OUT/window.png.
+# (an abstract socket, shared with the host's network namespace), to OUT/window.png. LOOK at it:
+# without a font the window opens with a box for every letter.
 # OUT (default WORK/out) also gets app.log (Qt's plugin log), packages.txt (dpkg -l in the chroot) and
 # installed.txt (what apt installed). Exit status 0: the window opened; 1: the app stopped or no
 # window came.
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
         --packages) PACKAGES_SET=1; read -r -a PACKAGES <<< "$2"; shift 2 ;;
         --without) WITHOUT+=("$2"); shift 2 ;;
         --with) WITH+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -118,7 +119,7 @@ export DISPLAY=":$DISPLAY_NUMBER"
 
 chroot "$RUN" Xvfb "$DISPLAY" -screen 0 1600x1000x24 -nolisten tcp > "$OUT/xvfb.log" 2>&1 &
 XVFB_PID=$!
-for _ in $(seq 1 100); do xwininfo -root >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 300); do xwininfo -root >/dev/null 2>&1 && break; kill -0 "$XVFB_PID" 2>/dev/null || break; sleep 0.1; done
 xwininfo -root >/dev/null 2>&1 || { echo "Xvfb did not start:"; cat "$OUT/xvfb.log"; exit 1; }
 
 chroot "$RUN" env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 DISPLAY="$DISPLAY" QT_QPA_PLATFORM=xcb \
@@ -145,3 +146,7 @@ xwd -root -silent | convert xwd:- "$OUT/window.png"
 echo "OK: the window opened on the xcb platform ($DISPLAY, Debian $(cat "$RUN/etc/debian_version"))"
 echo "installed: xvfb ${KEPT[*]}"
 echo "screenshot: $OUT/window.png; Qt's plugin log: $OUT/app.log"
+if grep -qi "cannot load" "$OUT/app.log"; then
+    echo "Qt could not load these plugins (the window opened without them):"
+    grep -i "cannot load" "$OUT/app.log" | sort -u
+fi
