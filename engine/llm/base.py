@@ -121,7 +121,17 @@ class GenerationRequest:
 @dataclass(frozen=True)
 class Completion:
     """What came back. `cached_tokens` are prompt tokens reused from the KV cache (not re-evaluated);
-    `logprob` is the sum of the sampled tokens' log-probabilities, None where the backend gives none."""
+    `logprob` is the sum of the sampled tokens' log-probabilities, None where the backend gives none.
+
+    `token_logprobs`: one `(end, logprob)` pair per completion token, in order, so that the request's
+    logprob can be split by phrase (SuperGen per phrase, engine.generate.writer). `end` is the byte
+    offset in the completion's UTF-8 bytes where the token's bytes end; token i covers the bytes
+    `[end of token i-1, end)` (the first starts at 0). Offsets are in bytes, not characters, because
+    one token may hold part of a multi-byte character. The bytes are `text.encode("utf-8")` whenever
+    the output is valid UTF-8; an output cut off inside a character (finish 'length') ends in a
+    replacement character in `text`, and the offsets of its last tokens may pass the end of those
+    bytes. `logprob` is the same sum as `sum(lp for _, lp in token_logprobs)`. Empty where the
+    backend gives no per-token log-probabilities (the server backend, or `logprobs` off)."""
 
     text: str
     prompt_tokens: int
@@ -131,10 +141,27 @@ class Completion:
     finish_reason: str = "stop"
     prompt_s: float = 0.0
     decode_s: float = 0.0
+    token_logprobs: tuple[tuple[int, float], ...] = ()
 
     @property
     def evaluated_prompt_tokens(self) -> int:
         return self.prompt_tokens - self.cached_tokens
+
+
+def span_logprob(token_logprobs: Sequence[tuple[int, float]], start: int, end: int) -> tuple[float, int]:
+    """(summed logprob, token count) of the tokens whose bytes overlap the byte span `[start, end)`
+    (`Completion.token_logprobs`). A token that also holds bytes outside the span (a quote, a comma,
+    the space before a word) counts whole: a phrase's score is the probability of the tokens that
+    spelled it."""
+    total, count, begin = 0.0, 0, 0
+    for stop, logprob in token_logprobs:
+        if stop > start and begin < end:
+            total += logprob
+            count += 1
+        begin = stop
+        if begin >= end:
+            break
+    return total, count
 
 
 RequestSource = Callable[[], "tuple[Any, GenerationRequest] | None"]

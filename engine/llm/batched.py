@@ -32,7 +32,7 @@ import numpy as np
 
 from engine.errors import Cancelled, ModelError
 from engine.llm.base import Completion, GenerationRequest, Prompt, RequestSource
-from engine.llm.sampling import ConstrainedSampler, suppression_bias
+from engine.llm.sampling import ConstrainedSampler, completion_bytes, suppression_bias
 
 
 # Prefix sequences kept in the KV cache (code cards in use or likely to be used again).
@@ -65,7 +65,7 @@ class _Slot:
     prefix_generation: int
     sampler: ConstrainedSampler
     out: list[int] = field(default_factory=list)
-    logprob: float = 0.0
+    logprobs: list[float] = field(default_factory=list)     # per token of `out`, from the raw logits
     prompt_s: float = 0.0
     decode_s: float = 0.0
     finish: str = "length"
@@ -212,10 +212,12 @@ class BatchedDecoder:
         self._c.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
 
     def _completion(self, slot: _Slot) -> Completion:
-        text = self.llm.detokenize(slot.out).decode("utf-8", errors="replace")
-        return Completion(text=text, prompt_tokens=len(slot.tokens), completion_tokens=len(slot.out),
-                          logprob=slot.logprob if self.logprobs and slot.out else None, cached_tokens=slot.cached,
-                          finish_reason=slot.finish, prompt_s=slot.prompt_s, decode_s=slot.decode_s)
+        raw, per_token = completion_bytes(self.llm.detokenize, slot.out, slot.logprobs)
+        return Completion(text=raw.decode("utf-8", errors="replace"), prompt_tokens=len(slot.tokens),
+                          completion_tokens=len(slot.out),
+                          logprob=sum(slot.logprobs) if self.logprobs and slot.out else None,
+                          cached_tokens=slot.cached, finish_reason=slot.finish, prompt_s=slot.prompt_s,
+                          decode_s=slot.decode_s, token_logprobs=per_token)
 
     # the loop -----------------------------------------------------------------------------------
     def stream(self, source: RequestSource, *, should_stop: Callable[[], bool] | None = None
@@ -295,7 +297,7 @@ class BatchedDecoder:
                 continue
             if self.logprobs:
                 top = float(logits.max())
-                slot.logprob += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+                slot.logprobs.append(float(logits[token]) - top - float(np.log(np.exp(logits - top).sum())))
             slot.out.append(token)
             if len(slot.out) >= slot.request.max_tokens:
                 finished.append(slot)

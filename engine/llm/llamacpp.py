@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.llm.base import BackendSettings, Completion, GenerationRequest, Prompt, RequestSource, kv_cells
-from engine.llm.sampling import ConstrainedSampler, suppression_bias
+from engine.llm.sampling import ConstrainedSampler, completion_bytes, suppression_bias
 from engine.llm.registry import ModelInfo, inspect_model, list_models
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class LlamaCppBackend:
             llm.eval(tokens[llm.n_tokens:])
             first_token_at = time.perf_counter()
             out: list[int] = []
-            logprob = 0.0
+            logprobs: list[float] = []
             finish = "length"
             n_vocab = llm.n_vocab()
             with ConstrainedSampler(c, self._vocab, n_vocab, seed=request.seed, temperature=request.temperature,
@@ -252,8 +252,10 @@ class LlamaCppBackend:
                         finish = "stop"
                         break
                     if self.settings.logprobs:
+                        # From the model's raw logits: before the grammar, the suppression bias and the
+                        # temperature, so it is the model's own probability of the token.
                         top = float(logits.max())
-                        logprob += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+                        logprobs.append(float(logits[token]) - top - float(np.log(np.exp(logits - top).sum())))
                     out.append(token)
                     if len(out) >= request.max_tokens:
                         break
@@ -261,10 +263,12 @@ class LlamaCppBackend:
                         self.interrupt()
                     llm.eval([token])
             end = time.perf_counter()
-            text = llm.detokenize(out).decode("utf-8", errors="replace")
+            raw, per_token = completion_bytes(llm.detokenize, out, logprobs)
+            text = raw.decode("utf-8", errors="replace")
         return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=len(out),
-                          logprob=logprob if self.settings.logprobs and out else None, cached_tokens=cached,
-                          finish_reason=finish, prompt_s=first_token_at - start, decode_s=end - first_token_at)
+                          logprob=sum(logprobs) if self.settings.logprobs and out else None, cached_tokens=cached,
+                          finish_reason=finish, prompt_s=first_token_at - start, decode_s=end - first_token_at,
+                          token_logprobs=per_token)
 
     def generate_many(self, requests: Sequence[GenerationRequest]) -> Iterator[Completion]:
         """Completions in request order; with `parallel` > 1 up to that many are computed together."""

@@ -28,6 +28,29 @@ def suppression_bias(tokenize, suppress) -> dict[int, float]:
     return bias
 
 
+def completion_bytes(detokenize, tokens: list[int], logprobs: list[float]) -> tuple[bytes, tuple[tuple[int, float], ...]]:
+    """The completion's bytes and `Completion.token_logprobs`: (byte end, logprob) per token.
+
+    `detokenize(tokens) -> bytes`. Each token's piece is its own bytes (part of a multi-byte character
+    stays bytes); when the pieces do not add up to the whole (a tokenizer that drops a leading space
+    at the start), each end is the length of the detokenized prefix instead. Empty `logprobs`: none.
+    """
+    whole = detokenize(tokens) if tokens else b""
+    if not logprobs:
+        return whole, ()
+    pieces = [detokenize([t]) for t in tokens]
+    if b"".join(pieces) == whole:
+        ends, at = [], 0
+        for piece in pieces:
+            at += len(piece)
+            ends.append(at)
+    else:
+        ends = []
+        for i in range(1, len(tokens) + 1):
+            ends.append(max(len(detokenize(tokens[:i])), ends[-1] if ends else 0))
+    return whole, tuple(zip(ends, logprobs))
+
+
 class ConstrainedSampler:
     """Seeded sampler for one request: logit bias (diversity control), top-k, grammar, top-p, min-p,
     temperature, then a seeded draw."""

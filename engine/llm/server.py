@@ -96,7 +96,15 @@ class OpenAIServerBackend:
         return "/v1/completions", body
 
     def generate(self, request: GenerationRequest) -> Completion:
-        """One request; the server's own usage figures give the token counts."""
+        """One request; the server's own usage figures give the token counts.
+
+        No log-probabilities: `logprob` is None and `token_logprobs` empty, so SuperGen leaves a
+        server run's samples out. Asking for them is not straightforward across servers: the
+        completions reply's `logprobs.text_offset` counts characters, not bytes, and llama-cpp-python's
+        server counts it from the start of the prompt while others count from the completion; its
+        `tokens` are strings, in which a token holding part of a multi-byte character is already
+        garbled; and a server may report them after its grammar or temperature, not from the raw logits
+        as the in-process backends do. A per-phrase split built on them would not mean the same thing."""
         path, body = self._body(request)
         start = time.perf_counter()
         reply = self._call("POST", path, body, timeout=self.settings.timeout_s)
