@@ -119,7 +119,7 @@ def main(argv=None) -> None:
                 r[0] for r in project.conn.execute("SELECT code FROM codes WHERE is_leaf ORDER BY ord")]
             marks = ",".join("?" * len(args.run_id))
             rows = project.conn.execute(
-                f"SELECT id, text, code, logprob, completion_tokens, model_sha256 FROM samples"
+                f"SELECT id, text, code, logprob, completion_tokens, model_sha256, logprob_tokens FROM samples"
                 f" WHERE run_id IN ({marks}) ORDER BY id", args.run_id).fetchall()
             notes = list(notes_pairs(project, codes))
             dev = real_texts(project, "train", codes)
@@ -144,7 +144,7 @@ def main(argv=None) -> None:
     text_of = {r[0]: r[1] for r in rows}
     own = {r[0]: r[2] for r in rows}
     bases = {"all samples": own, "default curation": default}
-    logprob = supergen_scores([(r[0], r[3], r[4]) for r in rows])
+    logprob = supergen_scores([(r[0], r[3], r[4], r[6]) for r in rows])
     arms: list[Arm] = [Arm("no curation", "none", "all samples", [(text_of[s], own[s]) for s in own]),
                        Arm("default curation", "default", "default curation",
                            [(text_of[s], default[s]) for s in sorted(default)])]

@@ -55,7 +55,8 @@ def curate_group() -> None:
 @click.option("--cap", type=int, help="Keep at most this many accepted samples per code.")
 @click.option("--supergen", "supergen_share", type=float, default=0.0, show_default=True,
               help="SuperGen: flag (low_logprob) this share of each code's samples with the lowest generation "
-                   "log-probability per token; 0 = off.")
+                   "log-probability per token of the phrase (per request for samples written before phrases were "
+                   "scored); 0 = off.")
 @click.option("--sungen", "sungen_share", type=float, default=0.0, show_default=True,
               help="SunGen (simplified): flag (low_influence) this share of each code's samples whose training "
                    "gradient works against the notes (and real-train) the most; 0 = off.")

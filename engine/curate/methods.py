@@ -5,9 +5,12 @@ like the rules in engine.curate.rules; engine.curate.store runs them when their 
 stores the flags, so a rejected sample says which method rejected it and why, and can be overridden.
 
 - low_logprob (SuperGen, Meng et al. 2022): keep the samples the generator was surest of. The score
-  is the length-normalised generation log-probability (logprob / completion tokens). The writer stores
-  one logprob per *request* (all phrases of one reply share it), so this ranks requests, not single
-  phrases; within a code, the lowest `share` of samples is flagged.
+  is the phrase's length-normalised generation log-probability: the writer sums the log-probabilities
+  of the reply's tokens that spelled the phrase (`samples.logprob`) and counts them
+  (`samples.logprob_tokens`), so the phrases of one reply get scores of their own. Rows without that
+  count (written before phrases were scored, a phrase not found in its reply, a backend without
+  per-token log-probabilities) carry the request's logprob and are scored per request (logprob /
+  completion tokens of the whole reply). Within a code, the lowest `share` of samples is flagged.
 - low_influence (SunGen, Gao et al. 2023, simplified): SunGen learns per-sample weights so that a model
   trained on the weighted synthetic set fits a small clean set, by meta-gradients through training.
   Simplified here to one step of that meta-gradient at a model trained on every synthetic sample: a
@@ -72,16 +75,21 @@ def lowest_share(scores: dict[int, float], code_of: dict[int, str], share: float
     return out
 
 
-def supergen_scores(rows: Sequence[tuple[int, float | None, int | None]]) -> dict[int, float]:
-    """(sample id, logprob, completion tokens) -> logprob per token; samples without a logprob are left out."""
-    return {sid: lp / max(1, tokens or 1) for sid, lp, tokens in rows if lp is not None}
+def supergen_scores(rows: Sequence[tuple[int, float | None, int | None, int | None]]) -> dict[int, float]:
+    """(sample id, logprob, completion tokens, logprob tokens) -> logprob per token.
+
+    With `logprob tokens` (the phrase's own tokens) the score is the phrase's; without (NULL: an older
+    row, or one stored with its request's logprob) it is logprob / completion tokens, the request's.
+    Samples without a logprob are left out."""
+    return {sid: lp / max(1, phrase_tokens if phrase_tokens else (tokens or 1))
+            for sid, lp, tokens, phrase_tokens in rows if lp is not None}
 
 
 def low_logprob(samples: Sequence[Sample], scores: dict[int, float], *, share: float) -> list[Hit]:
     code_of = {s.id: s.code for s in samples}
     known = {sid: v for sid, v in scores.items() if sid in code_of}
-    return [Hit(sid, "low_logprob", f"generation log-probability {known[sid]:.3f} per token, among the lowest "
-                f"{share:.0%} of {code_of[sid]}'s samples")
+    return [Hit(sid, "low_logprob", f"generation log-probability {known[sid]:.3f} per token of the phrase, among "
+                f"the lowest {share:.0%} of {code_of[sid]}'s samples")
             for sid in sorted(lowest_share(known, code_of, share))]
 
 

@@ -262,11 +262,13 @@ def _method_hits(project: Project, clean: Sequence[Sample], real: Sequence[tuple
     meta: dict[int, tuple] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        for row in project.conn.execute(f"SELECT id, logprob, completion_tokens, model_sha256 FROM samples"
+        for row in project.conn.execute(f"SELECT id, logprob, completion_tokens, logprob_tokens, model_sha256"
+                                        f" FROM samples"
                                         f" WHERE id IN ({','.join('?' * len(chunk))})", chunk):
             meta[row[0]] = row[1:]
     if methods.supergen_share > 0 and "low_logprob" in enabled:
-        scores = supergen_scores([(sid, lp, tokens) for sid, (lp, tokens, _) in meta.items()])
+        scores = supergen_scores([(sid, lp, tokens, phrase_tokens)
+                                  for sid, (lp, tokens, phrase_tokens, _) in meta.items()])
         hits += low_logprob(clean, scores, share=methods.supergen_share)
     codes = sorted({s.code for s in clean})
     notes = list(notes_pairs(project, codes)) if options.use_notes else []
@@ -284,7 +286,7 @@ def _method_hits(project: Project, clean: Sequence[Sample], real: Sequence[tuple
                                [c for _, c in reference], c=methods.sungen_c)
         hits += low_influence(clean, {s.id: float(v) for s, v in zip(clean, scores)}, share=methods.sungen_share)
     if methods.fusegen_top_k > 0 and "model_disagreement" in enabled:
-        hits += model_disagreement(clean, {sid: m[2] for sid, m in meta.items()}, notes + list(real),
+        hits += model_disagreement(clean, {sid: m[3] for sid, m in meta.items()}, notes + list(real),
                                    top_k=methods.fusegen_top_k)
     return hits
 

@@ -21,6 +21,7 @@ from engine.errors import Cancelled
 from engine.generate.lease import renew as renew_lease
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.llm.backends import Backend, Completion, stream_in_rounds
+from engine.llm.base import span_logprob
 from engine.store.project import Project
 from engine.generate.runs import (PAUSE_REQUEST, PAUSED, GenerationParams, grammar_for, key_of, make_request,
                                   phrase_words,
@@ -81,6 +82,8 @@ class RunWriter:
         self.grammar, self.schema = grammar_for(params, constraint)
         self.sampling = json.dumps(params.sampling())
         self.written = self.units = self.parse_failures = 0
+        # Samples stored with the request's logprob because their phrase was not found in the reply text.
+        self.logprob_fallbacks = 0
         self.prompt_tokens = self.cached_tokens = self.completion_tokens = 0
         self.seconds = 0.0
         self.lease_token: str | None = None   # set by run_generation: the run's lease, renewed per unit
@@ -274,9 +277,15 @@ class RunWriter:
         prompt_hash = request.prompt.hash()
         condition = json.dumps({**task.condition, **({"suppressed": [w for w, _ in request.suppress]}
                                                       if request.suppress else {})}, ensure_ascii=False)
+        scores = phrase_logprobs(completion, parsed.phrases)
+        kept = {phrase for phrase, _ in fresh}
+        fallbacks = sum(1 for phrase in kept if scores[phrase][1] is None and completion.token_logprobs)
+        if fallbacks:
+            log.info("run %s unit %s: %d phrases not found in the reply; stored with the request's logprob",
+                     self.run_id, unit, fallbacks)
         rows = [(self.run_id, code, phrase, key, strategy, unit, version, prompt_hash, condition, seed,
                  self.model_sha256, self.backend_label, self.sampling, completion.prompt_tokens,
-                 completion.completion_tokens, completion.logprob) for phrase, key in fresh]
+                 completion.completion_tokens, *scores[phrase]) for phrase, key in fresh]
         try:
             with self.project.transaction() as conn:
                 if self.lease_token is not None:
@@ -290,8 +299,8 @@ class RunWriter:
                      completion.prompt_s + completion.decode_s, None if parsed.ok else completion.text))
                 conn.executemany(
                     "INSERT INTO samples (run_id, code, text, text_key, strategy, unit, prompt_version, prompt_hash,"
-                    " condition, seed, model_sha256, backend, params, prompt_tokens, completion_tokens, logprob)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    " condition, seed, model_sha256, backend, params, prompt_tokens, completion_tokens, logprob,"
+                    " logprob_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError:
             # Another process finished this unit first (two runners on one run): keep theirs.
             log.warning("run %s unit %s was already written by another process", self.run_id, unit)
@@ -303,10 +312,49 @@ class RunWriter:
                 state.words.update(phrase_words(phrase))
         self.units += 1
         self.written += len(rows)
+        self.logprob_fallbacks += fallbacks
         self.prompt_tokens += completion.prompt_tokens
         self.cached_tokens += completion.cached_tokens
         self.completion_tokens += completion.completion_tokens
         return len(rows)
+
+
+def phrase_spans(text: str, phrases: list[str]) -> list[tuple[int, int] | None]:
+    """Per phrase, its byte span `[start, end)` in `text`'s UTF-8 bytes, or None where it is not there.
+
+    Searched in order, each from the end of the previous phrase found: first as a whole JSON string
+    (`"phrase"`, so a phrase is not found inside a longer one the parser dropped), then bare. A phrase
+    the parser changed (spaces tidied, a leading dash stripped) may be found bare; one it rewrote is not.
+    """
+    spans: list[tuple[int, int] | None] = []
+    at = 0
+    for phrase in phrases:
+        quoted = text.find(f'"{phrase}"', at)
+        start = quoted + 1 if quoted >= 0 else text.find(phrase, at) if phrase else -1
+        if start < 0:
+            spans.append(None)
+            continue
+        stop = start + len(phrase)
+        begin = len(text[:start].encode("utf-8"))
+        spans.append((begin, begin + len(phrase.encode("utf-8"))))
+        at = stop
+    return spans
+
+
+def phrase_logprobs(completion: Completion, phrases: list[str]) -> dict[str, tuple[float | None, int | None]]:
+    """Per phrase: (logprob, tokens) summed over the completion tokens that overlap the phrase's bytes
+    in the reply (SuperGen per phrase), or (the request's logprob, None) where the backend gave no
+    per-token log-probabilities or the phrase was not found in the reply: such a row is scored per
+    request, logprob / completion_tokens, like the rows written before phrases were scored."""
+    out: dict[str, tuple[float | None, int | None]] = {}
+    spans = phrase_spans(completion.text, phrases) if completion.token_logprobs else [None] * len(phrases)
+    for phrase, span in zip(phrases, spans):
+        if span is None:
+            out[phrase] = (completion.logprob, None)
+            continue
+        logprob, tokens = span_logprob(completion.token_logprobs, *span)
+        out[phrase] = (logprob, tokens) if tokens else (completion.logprob, None)
+    return out
 
 
 def _parallel(backend: Backend) -> int:

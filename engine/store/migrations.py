@@ -401,3 +401,17 @@ def m095_uncodable_decisions(conn: sqlite3.Connection) -> None:
         ALTER TABLE corrections_new RENAME TO corrections;
         """
     )
+
+
+@migration
+def m100_phrase_logprob(conn: sqlite3.Connection) -> None:
+    """SuperGen scores a phrase, not its request: a sample's `logprob` is the sum over the tokens that
+    spelled the phrase, and `logprob_tokens` how many tokens that is. NULL (older rows, a phrase the
+    writer could not find in the reply, a backend without per-token log-probabilities): `logprob` is
+    the request's, to be divided by `completion_tokens` as before. `completion_tokens` keeps meaning
+    the request's answer length."""
+    _script(conn,
+        """
+        ALTER TABLE samples ADD COLUMN logprob_tokens INTEGER;
+        """
+    )

@@ -36,7 +36,14 @@ def _status(project, sid):
 # SuperGen ------------------------------------------------------------------------------------
 
 def test_supergen_score_is_logprob_per_token_and_samples_without_one_are_left_out():
-    assert supergen_scores([(1, -10.0, 20), (2, -6.0, 6), (3, None, 5), (4, -3.0, 0)]) == {1: -0.5, 2: -1.0, 4: -3.0}
+    # (id, logprob, completion tokens, logprob tokens): without a phrase token count, per request.
+    assert supergen_scores([(1, -10.0, 20, None), (2, -6.0, 6, None), (3, None, 5, None), (4, -3.0, 0, None)]) == {
+        1: -0.5, 2: -1.0, 4: -3.0}
+
+
+def test_supergen_score_divides_by_the_phrase_tokens_when_known():
+    # The same request (40 completion tokens): the phrase's own 4 tokens, not the request's 40.
+    assert supergen_scores([(1, -2.0, 40, 4), (2, -8.0, 40, 4), (3, -20.0, 40, None)]) == {1: -0.5, 2: -2.0, 3: -0.5}
 
 
 def test_lowest_share_is_per_code_and_floors():
