@@ -92,7 +92,7 @@ def _run_leased(project: Project, run_id: int, row: dict[str, Any], settings: Ba
                          units=writer.units, parse_failures=writer.parse_failures, prompt_tokens=writer.prompt_tokens,
                          cached_tokens=writer.cached_tokens, completion_tokens=writer.completion_tokens,
                          seconds=writer.seconds, device=backend.device, shortfall=status.shortfall,
-                         parallel=writer.parallel)
+                         parallel=writer.parallel, logprob_fallbacks=writer.logprob_fallbacks)
     finally:
         if owned:
             backend.close()

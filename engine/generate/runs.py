@@ -142,6 +142,9 @@ class RunResult:
     device: str
     shortfall: dict[str, int]
     parallel: int = 1
+    # Samples stored with their request's logprob (scored per request by SuperGen): their phrase was not
+    # found in the reply text as written (the parser tidied it).
+    logprob_fallbacks: int = 0
 
     @property
     def samples_per_s(self) -> float:

@@ -99,7 +99,8 @@ def test_the_writer_stores_each_phrase_its_own_logprob_and_token_count(nace_proj
     answer = json.dumps(["bread", "cake", "ice  cream"])     # the parser tidies the third: not found as written
     # tokens: '["' -0.1, 'bread' -0.2, '", "' -0.3, 'cake' -0.4, '", "' -0.5, 'ice' -0.6, '  cream' -0.7, '"]' -0.8
     run_id = create_run(nace_project, codes=["10.71"], quota=3, seed=1, backend=SCRIPTED, strategies=["notes"])
-    run_generation(nace_project, run_id, backend=_TokenScripted(lambda request: answer))
+    result = run_generation(nace_project, run_id, backend=_TokenScripted(lambda request: answer))
+    assert result.logprob_fallbacks == 1
     rows = nace_project.conn.execute("SELECT text, logprob, logprob_tokens, completion_tokens FROM samples"
                                      " WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
     assert [r[0] for r in rows] == ["bread", "cake", "ice cream"]
