@@ -98,6 +98,10 @@ def main(argv=None) -> None:
     parser.add_argument("--shares", default="0.25,0.5", help="Shares SuperGen and SunGen drop per code.")
     parser.add_argument("--smoothing", default="0.1,0.2", help="Hierarchy smoothing values.")
     parser.add_argument("--fusegen-top-k", type=int, default=3)
+    parser.add_argument("--supergen-per", choices=("sample", "unit"), default="sample",
+                        help="SuperGen's score: each sample's own (per phrase where the project holds per-phrase "
+                        "logprobs, else per request), or 'unit': every sample of a request gets the request's "
+                        "(its phrases' logprobs summed over their tokens): a per-request control for per-phrase scores.")
     parser.add_argument("--combination", default="", help="Extra arm on top of the default: e.g. "
                         "'supergen=0.25,sungen=0.25,hierarchy=0.1' (chosen from the single-method arms).")
     parser.add_argument("--only", default="", help="Arm names to train, comma- or '|'-separated (default: all).")
@@ -119,7 +123,8 @@ def main(argv=None) -> None:
                 r[0] for r in project.conn.execute("SELECT code FROM codes WHERE is_leaf ORDER BY ord")]
             marks = ",".join("?" * len(args.run_id))
             rows = project.conn.execute(
-                f"SELECT id, text, code, logprob, completion_tokens, model_sha256, logprob_tokens FROM samples"
+                f"SELECT id, text, code, logprob, completion_tokens, model_sha256, logprob_tokens, run_id, unit"
+                f" FROM samples"
                 f" WHERE run_id IN ({marks}) ORDER BY id", args.run_id).fetchall()
             notes = list(notes_pairs(project, codes))
             dev = real_texts(project, "train", codes)
@@ -145,6 +150,14 @@ def main(argv=None) -> None:
     own = {r[0]: r[2] for r in rows}
     bases = {"all samples": own, "default curation": default}
     logprob = supergen_scores([(r[0], r[3], r[4], r[6]) for r in rows])
+    if args.supergen_per == "unit":
+        totals: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0])
+        for r in rows:
+            if r[3] is not None and r[6]:
+                totals[(r[7], r[8])][0] += r[3]
+                totals[(r[7], r[8])][1] += r[6]
+        logprob = {r[0]: totals[(r[7], r[8])][0] / totals[(r[7], r[8])][1] for r in rows
+                   if totals.get((r[7], r[8]), [0, 0])[1]}
     arms: list[Arm] = [Arm("no curation", "none", "all samples", [(text_of[s], own[s]) for s in own]),
                        Arm("default curation", "default", "default curation",
                            [(text_of[s], default[s]) for s in sorted(default)])]
@@ -220,7 +233,7 @@ def main(argv=None) -> None:
     payload = {"benchmark": "nace-uksic", "subset": tops or "all", "command": command, "created": now(),
                "evaluated_on": "real-train half (development set)" + (
                    f"; test half read once for: {', '.join(test_names)}" if test_names else "; the test half is not read"),
-               "run_ids": args.run_id, "n_dev": len(dev), "n_test": len(test), "n_notes": len(notes),
+               "run_ids": args.run_id, "supergen_per": args.supergen_per, "n_dev": len(dev), "n_test": len(test), "n_notes": len(notes),
                "samples": len(rows), "models": sorted({r[5] for r in rows}), "coders": coders,
                "fasttext_params": dataclasses.asdict(PARAMS), "embedding_c": EMBEDDING_C,
                "default_curation": result.to_dict(), "curation_s": round(curation_s, 1), "embed_s": round(embed_s, 1),

@@ -129,6 +129,8 @@ def main(argv=None) -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--check-only", action="store_true", help="Rebuild the prompts, compare hashes, stop.")
     parser.add_argument("--limit", type=int, default=0, help="Stop after this many units (timing estimates).")
+    parser.add_argument("--name", default="", help="Also write bench/results/NAME.{json,md}: the copy's rescoring "
+                        "summaries and the mean per-phrase score by position in the reply.")
     args = parser.parse_args(argv)
 
     source, out = Path(args.project).resolve(), Path(args.out).resolve()
@@ -226,9 +228,53 @@ def main(argv=None) -> None:
                 "requests": len(stored)}
         if forcer is not None:
             previous = project.get_setting("bench.supergen_rescore", []) or []
-            project.set_setting("bench.supergen_rescore", [*previous, summary])
+            if totals["samples"]:
+                project.set_setting("bench.supergen_rescore", [*previous, summary])
             forcer.close()
         _log(json.dumps(summary))
+        if args.name:
+            _report(project, args, out, summary)
+
+
+def _report(project: Project, args, out: Path, summary: dict) -> None:
+    """The copy's rescoring summaries, and the mean per-phrase score by the phrase's place in its reply."""
+    from .common import command_line, now, write_result
+
+    by_unit: dict[tuple, list[float]] = defaultdict(list)
+    marks = ",".join("?" * len(args.run_id))
+    for run_id, unit, lp, n in project.conn.execute(
+            f"SELECT run_id, unit, logprob, logprob_tokens FROM samples WHERE run_id IN ({marks})"
+            " AND logprob_tokens IS NOT NULL ORDER BY id", args.run_id):
+        by_unit[(run_id, unit)].append(lp / n)
+    positions: dict[int, list[float]] = defaultdict(list)
+    for scores in by_unit.values():
+        for k, v in enumerate(scores):
+            positions[k].append(v)
+    values = np.array([v for s in by_unit.values() for v in s]) if by_unit else np.zeros(0)
+    within = np.array([v - np.mean(s) for s in by_unit.values() for v in s]) if by_unit else np.zeros(0)
+    data = {"command": command_line("bench.supergen_rescore"), "created": now(), "project": str(out),
+            "run_ids": args.run_id, "rescoring": project.get_setting("bench.supergen_rescore", []) or [summary],
+            "phrase_score_by_position": {k + 1: {"n": len(v), "mean": round(float(np.mean(v)), 4)}
+                                         for k, v in sorted(positions.items())},
+            "variance_total": round(float(values.var()), 4) if len(values) else None,
+            "variance_within_request": round(float(within.var()), 4) if len(within) else None}
+    runs = data["rescoring"]
+    lines = ["# Per-phrase generation logprobs by teacher forcing", "", f"`{data['command']}`", "",
+             "| units | prompt hash matches | samples re-scored | phrases not found | seconds |", "|---|---|---|---|---|"]
+    lines += [f"| {r['units']} | {r['prompt_hash_ok']} | {r['samples_rescored']} | {r['phrases_not_found']} "
+              f"| {r['seconds']} |" for r in runs]
+    for r in runs:
+        agreement = r.get("request_logprob_per_token")
+        if agreement:
+            lines += ["", f"Request logprob per token, stored (sampled reply) {agreement['stored_mean']} against "
+                      f"teacher-forced (rebuilt reply) {agreement['teacher_forced_mean']}; Pearson "
+                      f"{agreement['pearson']} over {agreement['requests']} requests."]
+    lines += ["", "Mean logprob per token of a phrase by its place in the reply (the model grows surer along a list):",
+              "", "| place | phrases | mean |", "|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {v['mean']} |" for k, v in data["phrase_score_by_position"].items()]
+    lines += ["", f"Variance of the per-phrase score: {data['variance_total']} in all, "
+              f"{data['variance_within_request']} within requests (what per-request scores could not see)."]
+    write_result(args.name, data, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
