@@ -85,11 +85,14 @@ def supergen_scores(rows: Sequence[tuple[int, float | None, int | None, int | No
             for sid, lp, tokens, phrase_tokens in rows if lp is not None}
 
 
-def low_logprob(samples: Sequence[Sample], scores: dict[int, float], *, share: float) -> list[Hit]:
+def low_logprob(samples: Sequence[Sample], scores: dict[int, float], *, share: float,
+                per_request: frozenset[int] | set[int] = frozenset()) -> list[Hit]:
+    """`per_request`: the samples whose score is their request's (no per-phrase count), said so in the reason."""
     code_of = {s.id: s.code for s in samples}
     known = {sid: v for sid, v in scores.items() if sid in code_of}
-    return [Hit(sid, "low_logprob", f"generation log-probability {known[sid]:.3f} per token of the phrase, among "
-                f"the lowest {share:.0%} of {code_of[sid]}'s samples")
+    return [Hit(sid, "low_logprob", f"generation log-probability {known[sid]:.3f} per token of "
+                f"{'its request' if sid in per_request else 'the phrase'}, among the lowest {share:.0%} of "
+                f"{code_of[sid]}'s samples")
             for sid in sorted(lowest_share(known, code_of, share))]
 
 

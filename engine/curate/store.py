@@ -269,7 +269,8 @@ def _method_hits(project: Project, clean: Sequence[Sample], real: Sequence[tuple
     if methods.supergen_share > 0 and "low_logprob" in enabled:
         scores = supergen_scores([(sid, lp, tokens, phrase_tokens)
                                   for sid, (lp, tokens, phrase_tokens, _) in meta.items()])
-        hits += low_logprob(clean, scores, share=methods.supergen_share)
+        hits += low_logprob(clean, scores, share=methods.supergen_share,
+                            per_request={sid for sid, m in meta.items() if not m[2]})
     codes = sorted({s.code for s in clean})
     notes = list(notes_pairs(project, codes)) if options.use_notes else []
     if methods.sungen_share > 0 and "low_influence" in enabled:

@@ -171,7 +171,7 @@ def test_supergen_flags_the_least_probable_phrases_of_one_request_and_old_rows_p
     flags = {f.sample_id: f.reason for f in list_flags(nace_project) if f.rule == "low_logprob"}
     # Per request the 10.71 half would be pastry and rusks; per phrase it is pastry and bread.
     assert set(flags) == {ids[3], ids[0], ids[5]}
-    assert "-2.000 per token of the phrase" in flags[ids[3]] and "-1.500" in flags[ids[5]]
+    assert "-2.000 per token of the phrase" in flags[ids[3]] and "-1.500 per token of its request" in flags[ids[5]]
 
 
 # real inference -------------------------------------------------------------------------------
