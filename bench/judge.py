@@ -1,7 +1,12 @@
-"""The LLM judge on all of NACE: a development probe on the real-train half, then the test half read once.
+"""The LLM judge on a whole classification: a development probe on the real-train half, then the test half once.
 
     STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge dev --n 120
     STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge test --n 150
+    ... python -m bench.judge dev --benchmark naics --n 80      # NAICS 2017 with the NAICS index
+
+NACE (UK SIC index) starts from bench/projects/nace-full.statcoder; NAICS from a fresh project holding the
+built-in NAICS 2017 and its index (bench/work/judge-naics-full.statcoder). Result files, verdict caches and
+the committed test ids are per benchmark (NACE keeps its original names).
 
 The coder is the notes-only embedding kNN (semantic search over the note lines, the best zero-real
 figure in bench/results/anchors-nace-full.md), its temperature chosen on a carve of its own training
@@ -32,7 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, machine, now  # noqa: E402
+from bench.common import BENCHMARKS, command_line, machine, now  # noqa: E402
+from engine.classification import import_builtin  # noqa: E402
+from engine.realdata.importing import import_preset  # noqa: E402
 from engine.assist.judge import candidates_for  # noqa: E402
 from engine.coders.registry import load_coder  # noqa: E402
 from engine.coders.embedding.cache import embed_cached  # noqa: E402
@@ -47,18 +54,36 @@ from engine.store.project import Project  # noqa: E402
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 SOURCE_PROJECT = ROOT / "bench" / "projects" / "nace-full.statcoder"
-TEST_IDS = RESULTS / "judge-test-ids-nace-full.json"
+# benchmark -> (result/test-ids stem, verdict cache prefix, the classification's name in the judge's prompt, title)
+SETUPS = {"nace-uksic": ("nace-full", "judge-verdicts", "NACE Rev. 2", "all of NACE (UK SIC index)"),
+          "naics": ("naics-full", "judge-verdicts-naics", "NAICS 2017", "all of NAICS 2017 (NAICS index)")}
+BENCH = "nace-uksic"   # set by main()
 K = 5
 THRESHOLD = 0.5
 ORDERS = 2
 
 
+def stem() -> str:
+    return SETUPS[BENCH][0]
+
+
+def test_ids_path() -> Path:
+    return RESULTS / f"judge-test-ids-{stem()}.json"
+
+
 def open_project() -> Project:
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / "judge-nace-full.statcoder"
-    if not path.exists():
+    path = WORK / f"judge-{stem()}.statcoder"
+    if path.exists():
+        return Project.open(path)
+    if BENCH == "nace-uksic":
         shutil.copy(SOURCE_PROJECT, path)
-    return Project.open(path)
+        return Project.open(path)
+    project = Project.create(path)
+    classification, real = BENCHMARKS[BENCH]
+    import_builtin(project, classification)
+    import_preset(project, real)
+    return project
 
 
 def coder_for(project: Project):
@@ -81,7 +106,7 @@ def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tupl
 
 
 def cache_path(kind: str) -> Path:
-    return WORK / f"judge-verdicts-{kind}.jsonl"
+    return WORK / f"{SETUPS[BENCH][1]}-{kind}.jsonl"
 
 
 def load_cache(kind: str) -> dict[int, JudgeVerdict]:
@@ -100,7 +125,7 @@ def load_cache(kind: str) -> dict[int, JudgeVerdict]:
 def judge_all(project: Project, backend, rows, preds, kind: str, orders: int) -> tuple[dict[int, JudgeVerdict], float]:
     """Verdicts (uncalibrated) for the unsure rows, from the cache where there; seconds per new verdict."""
     cache = load_cache(kind)
-    options = JudgeOptions(orders=orders, classification="NACE Rev. 2")
+    options = JudgeOptions(orders=orders, classification=SETUPS[BENCH][2])
     seconds, fresh = 0.0, 0
     with open(cache_path(kind), "a", encoding="utf-8") as handle:
         todo = [(rid, text, pred) for (rid, text, _), pred in zip(rows, preds) if pred[0][1] < THRESHOLD]
@@ -230,11 +255,11 @@ def cmd_test(args, dev_result: dict) -> dict:
                           [dev_gold[i] for i in dev_ids])
     # The fixed test sample (ids committed), then the whole test half for the coder alone.
     test_rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
-    if TEST_IDS.exists():
-        wanted = set(json.loads(TEST_IDS.read_text(encoding="utf-8"))["ids"])
+    if test_ids_path().exists():
+        wanted = set(json.loads(test_ids_path().read_text(encoding="utf-8"))["ids"])
     else:
         wanted = set(sorted(random.Random(f"judge-test:{args.seed}").sample([r[0] for r in test_rows], args.n)))
-        TEST_IDS.write_text(json.dumps({"seed": args.seed, "n": len(wanted), "ids": sorted(wanted)}) + "\n",
+        test_ids_path().write_text(json.dumps({"seed": args.seed, "n": len(wanted), "ids": sorted(wanted)}) + "\n",
                             encoding="utf-8")
     all_preds = predict(project, coder, [t for _, t, _ in test_rows], 5)
     full_t1, full_t5 = top(all_preds, [c for _, _, c in test_rows])
@@ -264,14 +289,14 @@ def cmd_test(args, dev_result: dict) -> dict:
 
 def write(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "judge-nace-full.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"judge-{stem()}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     dev = result["dev"]
-    lines = ["# LLM judge, all of NACE (UK SIC index)", "",
+    lines = [f"# LLM judge, {SETUPS[BENCH][3]}", "",
              "Commands: " + "; ".join(f"`{c}`" for c in result["commands"]), "",
              f"Created {result['created']}. {result['machine']['note']}.", "",
              f"Coder: {result['coder']['name']} (model sha256 `{result['coder']['sha256'][:12]}`). Judge: "
              f"{result['judge']['model']} (`{result['judge']['sha256'][:12]}`), k = {K} candidates, only texts with "
-             f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread.", "",
+             f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread(s).", "",
              f"## Development probe: {dev['n']} seeded real-train texts (never test)", "",
              f"Coder alone: top-1 {dev['coder_top1']:.1%}, top-5 {dev['coder_top5']:.1%}. Judged: {dev['unsure']} "
              f"({dev['share_judged']:.0%}); right code among the candidates of judged texts: "
@@ -287,7 +312,8 @@ def write(result: dict) -> None:
     lines += ["", f"Chosen on dev: {dev['chosen']} (gain over the coder on dev: {dev['gain_on_dev'] * 100:+.1f} points).", ""]
     test = result.get("test")
     if test:
-        lines += [f"## Test half, read once: fixed sample of {test['n']} test ids (`{TEST_IDS.relative_to(ROOT)}`)", "",
+        lines += [f"## Test half, read once: fixed sample of {test['n']} test ids (`{test_ids_path().relative_to(ROOT)}`)",
+                  "",
                   "| arm | top-1 | top-5 | n |", "|---|---|---|---|",
                   f"| zero-real (notes kNN), whole test half | {test['coder_full_test']['top1']:.1%} | "
                   f"{test['coder_full_test']['top5']:.1%} | {test['coder_full_test']['n']} |",
@@ -301,7 +327,7 @@ def write(result: dict) -> None:
                   + f" Combination fitted on dev: {test['combination']}.", ""]
     else:
         lines += ["The test half was not read" + (": no gain on dev." if dev["gain_on_dev"] <= 0 else "."), ""]
-    (RESULTS / "judge-nace-full.md").write_text("\n".join(lines), encoding="utf-8")
+    (RESULTS / f"judge-{stem()}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,8 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--benchmark", choices=sorted(SETUPS), default="nace-uksic")
     args = parser.parse_args(argv)
-    path = RESULTS / "judge-nace-full.json"
+    global BENCH
+    BENCH = args.benchmark
+    path = RESULTS / f"judge-{stem()}.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
     command = command_line("bench.judge", argv)
     result["commands"] = [c for c in result.get("commands", []) if c != command] + [command]
@@ -322,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if "dev" not in result:
             raise SystemExit("run the dev step first")
-        if result["dev"]["gain_on_dev"] <= 0 and not TEST_IDS.exists():
+        if result["dev"]["gain_on_dev"] <= 0 and not test_ids_path().exists():
             print("no gain on dev: the test half stays unread", file=sys.stderr)
         else:
             result["test"] = cmd_test(args, result)
