@@ -248,8 +248,10 @@ class RunWriter:
         meter.update(done, "finished", force=True, **self.rates())
 
     def _room(self, state: _CodeState, strategy: str) -> int:
+        # Projected, as in _next_of: the last strategy must leave room for the other strategies' units
+        # still in flight, or with many in flight it fills their shares before they return.
         position = [s for s, _ in state.plan].index(strategy)
-        target = self._target(state, position, projected=False)
+        target = self._target(state, position, projected=True)
         return max(0, min(target - state.counts.get(strategy, 0), self.quota - state.total))
 
     def rates(self) -> dict[str, float]:

@@ -10,6 +10,7 @@ from engine.errors import Cancelled, StatcoderError
 from engine.generate import GenerationParams, cancel_run, create_run, run_generation, run_status
 from engine.classification import leaf_codes_under
 from engine.generate.cards import code_card, keywords_of, note_items
+from engine.generate.runs import plan_for_code
 from engine.generate.strategies import grid_cells, shares
 from engine.jobs import CancelToken
 from tests.engine.llm_support import SCRIPTED, ScriptedBackend
@@ -232,3 +233,29 @@ def test_many_units_in_flight_still_end_at_exactly_the_quota_without_duplicates(
     assert len(rows) == 30 and len({(c, k) for c, k, _ in rows}) == 30
     units = [u for (u,) in nace_project.conn.execute("SELECT unit FROM generation_units WHERE run_id = ?", (run_id,))]
     assert len(units) == len(set(units))
+
+
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_many_units_in_flight_keep_each_strategys_share_of_the_quota(nace_project, parallel):
+    """With full, distinct answers every strategy gets exactly its planned share, however many units
+    are in flight: the last strategy must not fill the room reserved for the others' flying units
+    (found on NACE 10-11 at parallel 16: 14 notes samples and no keywords ones for 10.13)."""
+    answers = iter(range(100_000))
+
+    def answer(request):
+        return json.dumps([f"distinct phrase {next(answers)}" for _ in range(3)])
+
+    codes = ["10.71", "10.89", "11.05"]
+    strategies = ["contrastive", "nec", "keywords", "grid", "notes"]
+    params = GenerationParams(per_request=3, weights={"notes": 2, "grid": 2})
+    run_id = create_run(nace_project, codes=codes, quota=12, seed=5, backend=SCRIPTED, strategies=strategies,
+                        params=params)
+    backend = _ConcurrentScripted(answer, parallel)
+    run_generation(nace_project, run_id, backend=backend)
+    assert backend.most_in_flight == parallel
+    for code in codes:
+        _card, _ctx, plan = plan_for_code(nace_project, code, strategies, 12, params, 5)
+        got = dict(nace_project.conn.execute(
+            "SELECT strategy, COUNT(*) FROM samples WHERE run_id = ? AND code = ? GROUP BY strategy",
+            (run_id, code)).fetchall())
+        assert got == {s: n for s, n in plan if n}, code
