@@ -7,9 +7,10 @@ which needs the writer, import no cycle.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from engine.errors import Cancelled, ModelError, StatcoderError
+from engine.errors import Cancelled, ModelError, StatcoderError, with_hint
 import engine.generate.lease as lease
 from engine.generate.lease import LeaseLostError
 from engine.generate.runs import (PAUSED, GenerationParams, RunResult, _run_row, _set_status, is_pause, run_settings,
@@ -17,6 +18,7 @@ from engine.generate.runs import (PAUSED, GenerationParams, RunResult, _run_row,
 from engine.generate.writer import RunWriter
 from engine.jobs import CancelToken, ProgressCallback
 from engine.llm.backends import Backend, BackendSettings, open_backend
+from engine.llm.registry import list_models
 from engine.store.project import Project
 
 
@@ -41,12 +43,28 @@ def run_generation(project: Project, run_id: int, *, progress: ProgressCallback 
         if parallel < 1:
             raise StatcoderError("parallel must be at least 1")
         settings = replace(settings, hardware=replace(settings.hardware, parallel=parallel))
+    if settings.kind == "llama-cpp" and backend is None:
+        settings = _locate_model(settings, row["model_sha256"] or "", run_id)
     token = lease.acquire(project, run_id)   # refuses while another live runner holds the run
     try:
         return _run_leased(project, run_id, row, settings, params, token, progress=progress, cancel=cancel,
                            backend=backend)
     finally:
         lease.release(project, run_id, token)
+
+
+def _locate_model(settings: BackendSettings, sha256: str, run_id: int) -> BackendSettings:
+    """The run's settings with a model file that exists: the stored path, or else the registered model
+    with the run's sha256 (a project moved to another workstation, or a model file moved since)."""
+    if settings.model_path and Path(settings.model_path).is_file():
+        return settings
+    for model in list_models():
+        if model.sha256 == sha256 and Path(model.path).is_file():
+            return replace(settings, model_path=model.path)
+    raise with_hint(ModelError(
+        f"run {run_id} was made with model sha256 {sha256[:12]}..., whose file {settings.model_path} is gone, "
+        f"and no registered model has that sha256; add that model file (statcoder models add FILE) and resume"),
+        "add_llm")
 
 
 def _run_leased(project: Project, run_id: int, row: dict[str, Any], settings: BackendSettings,

@@ -14,7 +14,9 @@ import time
 import pytest
 
 from engine.classification import links_to
+from engine.errors import ModelError
 from engine.generate import GenerationParams, create_run, run_generation, run_status
+from engine.llm.registry import add_model
 from engine.store.project import Project
 from tests.conftest import REPO
 from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
@@ -59,6 +61,25 @@ def test_contrastive_samples_carry_the_excluded_to_code(nace_project, gemma_path
     for row in rows:
         condition = json.loads(row[4])
         assert (condition["excluded_from"], condition["item"]) in links
+
+
+def test_a_run_whose_model_file_moved_resumes_with_the_registered_file_of_the_same_sha256(nace_project,
+                                                                                        gemma_path, tmp_path):
+    # A project carried to another workstation (or a model file moved) stores a path that is gone: the
+    # run must find its model by sha256 in the registry, and say what to do when none is registered.
+    old = tmp_path / "old-place" / "gemma.gguf"
+    old.parent.mkdir()
+    shutil.copy(gemma_path, old)
+    run_id = create_run(nace_project, codes=["10.89"], quota=2, seed=3, model=str(old),
+                        backend=gemma_settings(old), strategies=["notes"], params=PARAMS)
+    old.unlink()
+    with pytest.raises(ModelError, match=r"sha256 a5fd3b62230a.*gone.*statcoder models add"):
+        run_generation(nace_project, run_id)
+    assert run_status(nace_project, run_id).per_code == {"10.89": 0}
+    add_model(gemma_path)
+    run_generation(nace_project, run_id)
+    assert run_status(nace_project, run_id).per_code == {"10.89": 2}
+    assert {row[6] for row in _samples(nace_project, run_id)} == {GEMMA_SHA}
 
 
 def test_kill_9_mid_run_resumes_to_the_exact_quota_and_matches_an_unbroken_run(nace_project, gemma_path,
