@@ -3,6 +3,7 @@
     STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge dev --n 120
     STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge test --n 150
     ... python -m bench.judge dev --benchmark naics --n 80      # NAICS 2017 with the NAICS index
+    ... python -m bench.judge dev --coder real+notes --n 120    # does the judge help a coder trained on real data?
 
 NACE (UK SIC index) starts from bench/projects/nace-full.statcoder; NAICS from a fresh project holding the
 built-in NAICS 2017 and its index (bench/work/judge-naics-full.statcoder). Result files, verdict caches and
@@ -12,7 +13,9 @@ The coder is the notes-only embedding kNN (semantic search over the note lines, 
 figure in bench/results/anchors-nace-full.md), its temperature chosen on a carve of its own training
 lines (no real text). The judge is the default LLM (Qwen2.5-Coder 1.5B Q4_K_M), one thread, shown the
 coder's k best candidates (code, title, two note lines), only for texts whose coder probability is
-below the auto-code threshold.
+below the auto-code threshold. `--coder real+notes` re-ranks the embedding coder trained on the notes and
+real-train instead; its dev texts come from its own 10 % validation carve of real-train (the texts it did
+not train on), and its files are named `judge-nace-full-real+notes.*`; the test ids are shared.
 
 `dev`: a seeded sample of real-train texts (never test); every verdict keeps both candidate orders, so
 one pass compares one order vs two, with and without the fitted position prior. Each variant's combined
@@ -44,7 +47,7 @@ from engine.assist.judge import candidates_for  # noqa: E402
 from engine.coders.registry import load_coder  # noqa: E402
 from engine.coders.embedding.cache import embed_cached  # noqa: E402
 from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding  # noqa: E402
-from engine.coders.data import DataMix  # noqa: E402
+from engine.coders.data import DataMix, in_validation  # noqa: E402
 from engine.llm.backends import BackendSettings, HardwareSettings, open_backend  # noqa: E402
 from engine.llm.judge import (Combination, JudgeOptions, JudgeVerdict, combine, fit_combination,  # noqa: E402
                               fit_position_prior, judge_candidates, recalibrate)
@@ -58,22 +61,27 @@ SOURCE_PROJECT = ROOT / "bench" / "projects" / "nace-full.statcoder"
 SETUPS = {"nace-uksic": ("nace-full", "judge-verdicts", "NACE Rev. 2", "all of NACE (UK SIC index)"),
           "naics": ("naics-full", "judge-verdicts-naics", "NAICS 2017", "all of NAICS 2017 (NAICS index)")}
 BENCH = "nace-uksic"   # set by main()
+# coder -> (file-name suffix, label in the tables). "real+notes": the embedding coder (logistic head) trained
+# on the notes and real-train less its validation carve; the dev texts are drawn from that carve only.
+CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+notes", "real+notes (embedding)")}
+CODER = "notes-knn"    # set by main()
 K = 5
 THRESHOLD = 0.5
 ORDERS = 2
 
 
 def stem() -> str:
-    return SETUPS[BENCH][0]
+    return SETUPS[BENCH][0] + CODERS[CODER][0]
 
 
 def test_ids_path() -> Path:
-    return RESULTS / f"judge-test-ids-{stem()}.json"
+    # Shared by every coder of a benchmark, so that their judged arms read the same test texts.
+    return RESULTS / f"judge-test-ids-{SETUPS[BENCH][0]}.json"
 
 
 def open_project() -> Project:
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"judge-{stem()}.statcoder"
+    path = WORK / f"judge-{SETUPS[BENCH][0]}.statcoder"
     if path.exists():
         return Project.open(path)
     if BENCH == "nace-uksic":
@@ -86,13 +94,29 @@ def open_project() -> Project:
     return project
 
 
+def coder_mix() -> tuple[str, DataMix, str]:
+    """(model name, data mix, embedding mode) of the coder the judge re-ranks."""
+    if CODER == "real+notes":
+        return "bench judge: real+notes embedding lr", DataMix(notes=1, real=1, validation_share=0.1), "lr"
+    return ("bench judge: notes-only embedding knn",
+            DataMix(notes=1, validation_share=0.1, validation_from="training"), "knn")
+
+
+def dev_pool(project: Project) -> list[tuple[int, str, str]]:
+    """(id, text, code) of the real-train texts the dev sample is drawn from: all of them for the notes-only
+    coder (it saw none), only the validation carve for a coder trained on real-train (never its training texts)."""
+    rows = project.conn.execute("SELECT id, text, code, text_key FROM real_texts WHERE split = 'train' ORDER BY id")
+    _, mix, _ = coder_mix()
+    carve = mix.real and mix.validation_from == "real"
+    return [(i, t, c) for i, t, c, k in rows if not carve or in_validation(k, mix.validation_share)]
+
+
 def coder_for(project: Project):
-    """The notes-only kNN coder, trained once per work project (model name marks it)."""
-    name = "bench judge: notes-only embedding knn"
+    """The coder the judge re-ranks, trained once per work project (model name marks it)."""
+    name, mix, mode = coder_mix()
     row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
     if row is None:
-        mix = DataMix(notes=1, validation_share=0.1, validation_from="training")
-        result = train_embedding(project, mix, EmbeddingTrainOptions(mode="knn", name=name, make_default=False))
+        result = train_embedding(project, mix, EmbeddingTrainOptions(mode=mode, name=name, make_default=False))
         model_id = result.model_id
     else:
         model_id = row[0]
@@ -106,7 +130,7 @@ def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tupl
 
 
 def cache_path(kind: str) -> Path:
-    return WORK / f"{SETUPS[BENCH][1]}-{kind}.jsonl"
+    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}-{kind}.jsonl"
 
 
 def load_cache(kind: str) -> dict[int, JudgeVerdict]:
@@ -180,7 +204,7 @@ def cross_fitted(ids, preds, verdicts, gold) -> dict:
 def cmd_dev(args) -> dict:
     project = open_project()
     coder, record = coder_for(project)
-    rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'train' ORDER BY id").fetchall()
+    rows = dev_pool(project)
     rng = random.Random(f"judge-dev:{args.seed}")
     rows = sorted(rng.sample(rows, args.n))
     preds_list = predict(project, coder, [t for _, t, _ in rows], max(K, 5))
@@ -243,7 +267,7 @@ def cmd_test(args, dev_result: dict) -> dict:
     project = open_project()
     coder, record = coder_for(project)
     # Fit the chosen variant on the whole dev sample.
-    rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'train' ORDER BY id").fetchall()
+    rows = dev_pool(project)
     dev_rows = sorted(random.Random(f"judge-dev:{args.seed}").sample(rows, dev["n"]))
     dev_preds = dict(zip([r[0] for r in dev_rows], predict(project, coder, [t for _, t, _ in dev_rows], 5)))
     dev_gold = {r[0]: r[2] for r in dev_rows}
@@ -291,13 +315,15 @@ def write(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"judge-{stem()}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     dev = result["dev"]
-    lines = [f"# LLM judge, {SETUPS[BENCH][3]}", "",
+    lines = [f"# LLM judge over the {CODERS[CODER][1]} coder, {SETUPS[BENCH][3]}", "",
              "Commands: " + "; ".join(f"`{c}`" for c in result["commands"]), "",
              f"Created {result['created']}. {result['machine']['note']}.", "",
              f"Coder: {result['coder']['name']} (model sha256 `{result['coder']['sha256'][:12]}`). Judge: "
              f"{result['judge']['model']} (`{result['judge']['sha256'][:12]}`), k = {K} candidates, only texts with "
              f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread(s).", "",
-             f"## Development probe: {dev['n']} seeded real-train texts (never test)", "",
+             f"## Development probe: {dev['n']} seeded real-train texts (never test"
+             + ("; from the coder's validation carve, never its training texts" if CODER == "real+notes" else "")
+             + ")", "",
              f"Coder alone: top-1 {dev['coder_top1']:.1%}, top-5 {dev['coder_top5']:.1%}. Judged: {dev['unsure']} "
              f"({dev['share_judged']:.0%}); right code among the candidates of judged texts: "
              f"{dev['gold_among_candidates_when_judged']:.0%}; "
@@ -315,11 +341,11 @@ def write(result: dict) -> None:
         lines += [f"## Test half, read once: fixed sample of {test['n']} test ids (`{test_ids_path().relative_to(ROOT)}`)",
                   "",
                   "| arm | top-1 | top-5 | n |", "|---|---|---|---|",
-                  f"| zero-real (notes kNN), whole test half | {test['coder_full_test']['top1']:.1%} | "
+                  f"| {CODERS[CODER][1]}, whole test half | {test['coder_full_test']['top1']:.1%} | "
                   f"{test['coder_full_test']['top5']:.1%} | {test['coder_full_test']['n']} |",
-                  f"| zero-real (notes kNN), same sample | {test['coder_on_sample']['top1']:.1%} | "
+                  f"| {CODERS[CODER][1]}, same sample | {test['coder_on_sample']['top1']:.1%} | "
                   f"{test['coder_on_sample']['top5']:.1%} | {test['n']} |",
-                  f"| zero-real + judge, same sample | {test['coder_plus_judge_on_sample']['top1']:.1%} | "
+                  f"| {CODERS[CODER][1]} + judge, same sample | {test['coder_plus_judge_on_sample']['top1']:.1%} | "
                   f"{test['coder_plus_judge_on_sample']['top5']:.1%} | {test['n']} |", "",
                   f"Judged {test['judged']} of {test['n']} ({test['share_judged']:.0%}); judge alone on them "
                   f"{test['judge_alone_top1_on_judged']:.1%}; "
@@ -337,9 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--benchmark", choices=sorted(SETUPS), default="nace-uksic")
+    parser.add_argument("--coder", choices=sorted(CODERS), default="notes-knn",
+                        help="the coder the judge re-ranks: the notes-only kNN (zero real), or the embedding coder "
+                             "trained on real-train + notes (dev drawn from its real validation carve)")
     args = parser.parse_args(argv)
-    global BENCH
-    BENCH = args.benchmark
+    global BENCH, CODER
+    BENCH, CODER = args.benchmark, args.coder
     path = RESULTS / f"judge-{stem()}.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
     command = command_line("bench.judge", argv)

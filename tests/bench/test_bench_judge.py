@@ -1,0 +1,36 @@
+"""The judge bench's dev texts: never a text the re-ranked coder trained on."""
+
+from __future__ import annotations
+
+import pytest
+
+import bench.judge
+from engine.coders.data import build_training_data, notes_pairs
+
+
+@pytest.mark.parametrize("coder", ["notes-knn", "real+notes"])
+def test_dev_texts_are_never_training_texts_of_the_coder_the_judge_re_ranks(nace_project, monkeypatch, coder):
+    monkeypatch.setattr(bench.judge, "CODER", coder)
+    _, mix, _ = bench.judge.coder_mix()
+    # The real pairs the coder trained on (some index entries repeat a note line word for word: those
+    # count as notes, which every coder may see).
+    trained_real = set(build_training_data(nace_project, mix).train) - set(notes_pairs(nace_project, None))
+    pool = bench.judge.dev_pool(nace_project)
+    real_train = nace_project.conn.execute("SELECT COUNT(*) FROM real_texts WHERE split = 'train'").fetchone()[0]
+    assert pool and not {(text, code) for _, text, code in pool} & trained_real
+    assert bool(trained_real) == (coder == "real+notes")
+    if coder == "notes-knn":
+        assert len(pool) == real_train            # it saw no real text: all of real-train may be dev
+    else:
+        # only the 10 % validation carve of real-train, which the coder did not train on
+        assert 0.05 * real_train < len(pool) < 0.15 * real_train
+        assert {(text, code) for _, text, code in pool} == set(build_training_data(nace_project, mix).validation)
+
+
+def test_coders_keep_their_own_result_and_cache_files_but_share_the_test_ids(monkeypatch):
+    monkeypatch.setattr(bench.judge, "CODER", "real+notes")
+    real = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
+    monkeypatch.setattr(bench.judge, "CODER", "notes-knn")
+    notes = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
+    assert notes[0] == "nace-full" and real[0] == "nace-full-real+notes"
+    assert notes[1] != real[1] and notes[2] == real[2]
