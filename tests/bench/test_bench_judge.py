@@ -14,7 +14,8 @@ def test_dev_texts_are_never_training_texts_of_the_coder_the_judge_re_ranks(nace
     _, mix, _ = bench.judge.coder_mix()
     # The real pairs the coder trained on (some index entries repeat a note line word for word: those
     # count as notes, which every coder may see).
-    trained_real = set(build_training_data(nace_project, mix).train) - set(notes_pairs(nace_project, None))
+    data = build_training_data(nace_project, mix)
+    trained_real = set(data.train) - set(notes_pairs(nace_project, None))
     pool = bench.judge.dev_pool(nace_project)
     real_train = nace_project.conn.execute("SELECT COUNT(*) FROM real_texts WHERE split = 'train'").fetchone()[0]
     assert pool and not {(text, code) for _, text, code in pool} & trained_real
@@ -24,7 +25,7 @@ def test_dev_texts_are_never_training_texts_of_the_coder_the_judge_re_ranks(nace
     else:
         # only the 10 % validation carve of real-train, which the coder did not train on
         assert 0.05 * real_train < len(pool) < 0.15 * real_train
-        assert {(text, code) for _, text, code in pool} == set(build_training_data(nace_project, mix).validation)
+        assert {(text, code) for _, text, code in pool} == set(data.validation)
 
 
 def test_coders_keep_their_own_result_and_cache_files_but_share_the_test_ids(monkeypatch):
