@@ -19,7 +19,7 @@ class Changes:
     """Which parts of a project an operation changed. Everything False: nothing to refresh."""
 
     classification: bool = False   # codes, titles, notes, links (and the code search index)
-    realdata: bool = False         # real coded texts (train/test) and their augmentations
+    realdata: bool = False         # real coded texts (train/test), their augmentations, uncoded texts and their labels
     llm: bool = False              # the generation models and backend settings
     runs: bool = False             # generation runs (definitions and their status)
     samples: bool = False          # synthetic samples: added, edited, accepted or rejected

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from engine.assist.judge import Judge, choose_label_threshold, validation_pairs
+from engine.changes import Changes
 from engine.coders.registry import load_coder
 from engine.errors import StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
@@ -41,6 +42,10 @@ class LabelResult:
     seconds: float
     coder_model_id: int
     judge_model_sha256: str | None
+
+    @property
+    def changes(self) -> Changes:
+        return Changes.of("realdata")
 
     def lines(self) -> list[str]:
         thr = "none (nothing reaches the precision)" if self.threshold is None else f"{self.threshold:.3f}"
@@ -163,8 +168,50 @@ def decide_pseudo(project: Project, uncoded_id: int, code: str) -> None:
     if row is None:
         raise StatcoderError(f"uncoded text {uncoded_id} has no label to review")
     record_decision(project, row[0], row[1], code, model_id=row[2], confidence=row[3])
+    mark_reviewed(project, uncoded_id, code)
+
+
+def mark_reviewed(project: Project, uncoded_id: int, code: str | None) -> None:
+    """The label was decided by a person whose decision is already stored (the Code page's panel records
+    it): 'reviewed', with the person's code, or with the label's own code when the text cannot be coded.
+    Either way it leaves the pseudo-labelled source and the review queue."""
     with project.transaction() as conn:
-        conn.execute("UPDATE pseudo_labels SET status = 'reviewed', code = ? WHERE uncoded_id = ?", (code, uncoded_id))
+        cur = conn.execute("UPDATE pseudo_labels SET status = 'reviewed', code = COALESCE(?, code)"
+                           " WHERE uncoded_id = ?", (code, uncoded_id))
+        if cur.rowcount != 1:
+            raise StatcoderError(f"uncoded text {uncoded_id} has no label to review")
+
+
+def reopen_review(project: Project, uncoded_id: int) -> None:
+    """A person's decision on a reviewed label was undone: the text waits in the review queue again."""
+    with project.transaction() as conn:
+        conn.execute("UPDATE pseudo_labels SET status = 'review' WHERE uncoded_id = ? AND status = 'reviewed'",
+                     (uncoded_id,))
+
+
+@dataclass(frozen=True)
+class PseudoStatus:
+    """Where a project's uncoded texts stand, for the Code page and `statcoder info`."""
+
+    uncoded: int        # imported uncoded texts
+    test: int           # of them in the test split of the coded texts: never labelled
+    unlabelled: int     # waiting for `label_uncoded`
+    pseudo: int         # confident labels: the pseudo-labelled training source
+    held: int           # labelled, below the threshold, not in the review queue
+    review: int         # waiting for a person
+    reviewed: int       # decided by a person (now real coded texts)
+
+
+def pseudo_status(project: Project) -> PseudoStatus:
+    conn = project.conn
+    uncoded = conn.execute("SELECT COUNT(*) FROM uncoded_texts").fetchone()[0]
+    test = conn.execute(f"SELECT COUNT(*) FROM uncoded_texts WHERE text_key IN ({TEST_KEYS})").fetchone()[0]
+    unlabelled = conn.execute("SELECT COUNT(*) FROM uncoded_texts WHERE id NOT IN (SELECT uncoded_id FROM"
+                              f" pseudo_labels) AND text_key NOT IN ({TEST_KEYS})").fetchone()[0]
+    counts = dict(conn.execute("SELECT status, COUNT(*) FROM pseudo_labels GROUP BY status").fetchall())
+    return PseudoStatus(uncoded=uncoded, test=test, unlabelled=unlabelled, pseudo=counts.get("pseudo", 0),
+                        held=counts.get("held", 0), review=counts.get("review", 0),
+                        reviewed=counts.get("reviewed", 0))
 
 
 def pseudo_pairs(project: Project, codes: Sequence[str] | None = None) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.changes import Changes
 from engine.classification.reading import read_csv
 from engine.errors import Problem, RealDataError
 from engine.store.project import Project
@@ -23,6 +24,10 @@ class UncodedImportResult:
     duplicates: list[int] = field(default_factory=list)     # rows whose text is already uncoded (or twice here)
     already_coded: list[int] = field(default_factory=list)  # rows whose text is already a real coded text
     empty_rows: list[int] = field(default_factory=list)
+
+    @property
+    def changes(self) -> Changes:
+        return Changes.of("realdata") if self.imported else Changes()
 
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read} rows; imported {self.imported} uncoded texts"]

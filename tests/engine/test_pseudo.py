@@ -9,13 +9,14 @@ import shutil
 import pytest
 
 from engine.assist.judge import Judge, JudgeConfig
-from engine.assist.pseudo import (decide_pseudo, label_uncoded, pseudo_pairs, pseudo_provenance,
+from engine.assist.pseudo import (decide_pseudo, label_uncoded, mark_reviewed, pseudo_pairs, pseudo_provenance,
+                                  pseudo_status, reopen_review,
                                   pseudo_review_queue)
 from engine.coders.registry import clear_coder_cache
 from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
 from engine.coders.data import DataMix
 from engine.classification import leaf_codes_under
-from engine.errors import RealDataError
+from engine.errors import RealDataError, StatcoderError
 from engine.realdata.importing import split_of
 from engine.realdata.uncoded import import_uncoded_texts
 from engine.store.project import Project
@@ -109,6 +110,44 @@ def test_threshold_and_review_queue(labelled_project, tmp_path):
     assert len(pseudo_review_queue(project)) == 2
     row = project.conn.execute("SELECT code, split, source FROM real_texts WHERE text = ?", (queue[0].text,)).fetchone()
     assert row is not None and row[0] == "11.05" and row[2] in ("correction", "confirmation")
+
+
+def test_status_counts_follow_labelling_review_and_undo(labelled_project, tmp_path):
+    project, _, _ = labelled_project
+    test_text = _a_test_text()
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS + [test_text]), text_column="answer")
+    assert (pseudo_status(project).test, pseudo_status(project).unlabelled) == (0, len(TEXTS) + 1)
+    # The same text then arrives coded, in the test split: it is never labelled and is counted apart.
+    from engine.realdata.importing import import_real_texts
+
+    import_real_texts(project, _write(tmp_path / "coded.csv", [f"{test_text},10.89"], header="text,code"),
+                      text_column="text", code_column="code")
+    before = pseudo_status(project)
+    assert (before.uncoded, before.test, before.unlabelled) == (len(TEXTS) + 1, 1, len(TEXTS))
+    assert before.pseudo == before.held == before.review == before.reviewed == 0
+    label_uncoded(project, threshold=1.01, review=3)
+    labelled = pseudo_status(project)
+    assert (labelled.unlabelled, labelled.pseudo, labelled.review, labelled.held) == (0, 0, 3, len(TEXTS) - 3)
+    first, second = pseudo_review_queue(project)[:2]
+    mark_reviewed(project, first.uncoded_id, "11.05")
+    mark_reviewed(project, second.uncoded_id, None)     # cannot be coded: keeps the label's own code
+    row = project.conn.execute("SELECT status, code FROM pseudo_labels WHERE uncoded_id = ?",
+                               (second.uncoded_id,)).fetchone()
+    assert tuple(row) == ("reviewed", second.code)
+    assert (pseudo_status(project).review, pseudo_status(project).reviewed) == (1, 2)
+    reopen_review(project, first.uncoded_id)
+    assert (pseudo_status(project).review, pseudo_status(project).reviewed) == (2, 1)
+    assert first.uncoded_id in [item.uncoded_id for item in pseudo_review_queue(project)]
+
+
+def test_marking_a_text_without_a_label_names_it_and_changes_nothing(labelled_project, tmp_path):
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    uncoded_id = project.conn.execute("SELECT MIN(id) FROM uncoded_texts").fetchone()[0]
+    before = snapshot(project)
+    with pytest.raises(StatcoderError, match=f"uncoded text {uncoded_id} has no label"):
+        mark_reviewed(project, uncoded_id, "11.05")
+    assert snapshot(project) == before
 
 
 def test_labelling_chooses_its_threshold_on_validation(labelled_project, tmp_path):
