@@ -39,7 +39,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "code": ("Code", "Type a description and the coder suggests the five most likely codes with their "
              "probabilities; the notes of the highlighted code are shown beside them. Accept with Enter, or pick "
              "another code. Each decision is stored and becomes training data for the next coder. The Batch tab "
-             "codes a whole CSV file and queues the uncertain rows for review."),
+             "codes a whole CSV file and queues the uncertain rows for review. The Uncoded tab labels texts nobody "
+             "has coded (optionally with the local LLM's second opinion): the confident labels train the next "
+             "coder as “pseudo”, the least confident wait for you one at a time."),
 }
 
 # Which terms each page uses (shown under the page's paragraph; every term is in the full glossary).

@@ -18,7 +18,7 @@ from engine.assist.review_queue import UNCODABLE, ReviewQueue
 from ..context import AppContext
 from .. import messages
 from ..widgets.coding_panel import CodingPanel, HistoryEntry
-from ..widgets.file_chooser import FileChooser, encoding_box
+from ..widgets.file_chooser import file_and_encoding
 from ..widgets.progress import JobProgress
 from .imports import guess_column
 
@@ -35,10 +35,8 @@ class BatchPanel(QWidget):
         layout = QVBoxLayout(self)
         box = QGroupBox("1. Code a file")
         form = QFormLayout(box)
-        self.file = FileChooser("CSV file to code", "CSV (*.csv *.txt);;All files (*)")
-        self.file.edit.editingFinished.connect(self.load_columns)
-        self.encoding = encoding_box()
-        self.encoding.currentTextChanged.connect(lambda _t: self.load_columns())
+        self.file, self.encoding = file_and_encoding("CSV file to code", "CSV (*.csv *.txt);;All files (*)",
+                                                     self.load_columns)
         self.text_column = QComboBox()
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)

@@ -1,4 +1,5 @@
-"""Code page: the keyboard-only coding panel (type, see the top 5, decide by key) and batch coding of a CSV."""
+"""Code page: the keyboard-only coding panel (type, see the top 5, decide by key), batch coding of a CSV, and
+the uncoded texts: labelled by the coder (and the LLM judge), the least confident reviewed one at a time."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..coding_backend import CodingBackend, engine_backend
 from ..context import AppContext, Page
 from ..widgets.coding_panel import CodingPanel
 from .batch import BatchPanel
+from .uncoded import UncodedPanel
 
 
 class CodePage(Page):
@@ -28,6 +30,8 @@ class CodePage(Page):
         self.tabs.addTab(self.panel, "One at a time")
         self.batch = BatchPanel(ctx)
         self.tabs.addTab(self.batch, "Batch file")
+        self.uncoded = UncodedPanel(ctx)
+        self.tabs.addTab(self.uncoded, "Uncoded texts")
         layout.addWidget(self.tabs)
         ctx.changed.connect(self._changed)
 
@@ -42,6 +46,7 @@ class CodePage(Page):
         backend = self.ctx.guarded(self.backend_factory)(self.project) if self.project is not None else None
         self.panel.set_backend(backend)
         self.batch.set_backend(backend)
+        self.uncoded.set_backend(backend)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -50,3 +55,4 @@ class CodePage(Page):
     def shutdown(self) -> None:
         self.panel.shutdown()
         self.batch.panel.shutdown()
+        self.uncoded.panel.shutdown()

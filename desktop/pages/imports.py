@@ -1,4 +1,4 @@
-"""Import dialogs: a generic classification file with column mapping, and real coded texts."""
+"""Import dialogs: a generic classification file with column mapping, real coded texts, uncoded texts."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from engine.classification.model import validate
 from engine.errors import ValidationError
 from engine.classification.reading import FilePreview, preview_file
 from engine.realdata.importing import PRESETS, import_preset, import_real_texts
+from engine.realdata.uncoded import import_uncoded_texts
 
 from ..context import AppContext
-from ..widgets.file_chooser import ENCODINGS, FileChooser
+from ..widgets.file_chooser import file_and_encoding
 
 NONE = "(none)"
 FIELD_GUESSES = {
@@ -67,11 +68,7 @@ class ClassificationImportDialog(QDialog):
         self.resize(980, 700)
         layout = QVBoxLayout(self)
         form = QFormLayout()
-        self.file = FileChooser("Classification file", "CSV or JSON (*.csv *.json *.txt);;All files (*)")
-        self.file.edit.editingFinished.connect(self.load_preview)
-        self.encoding = QComboBox()
-        self.encoding.addItems(ENCODINGS)
-        self.encoding.currentTextChanged.connect(lambda _t: self.load_preview())
+        self.file, self.encoding = file_and_encoding("Classification file", "CSV or JSON (*.csv *.json *.txt);;All files (*)", self.load_preview)
         self.name = QLineEdit()
         self.name.setPlaceholderText("defaults to the file name")
         self.lenient = QCheckBox("Report links to unknown codes instead of refusing the file")
@@ -231,11 +228,7 @@ class RealTextsImportDialog(QDialog):
             self.source.addItem(f"built-in: {name} ({preset.file})", name)
         self.source.addItem("a CSV file…", None)
         self.source.currentIndexChanged.connect(self._source_changed)
-        self.file = FileChooser("Coded texts", "CSV (*.csv *.txt);;All files (*)")
-        self.file.edit.editingFinished.connect(self.load_preview)
-        self.encoding = QComboBox()
-        self.encoding.addItems(ENCODINGS)
-        self.encoding.currentTextChanged.connect(lambda _t: self.load_preview())
+        self.file, self.encoding = file_and_encoding("Coded texts", "CSV (*.csv *.txt);;All files (*)", self.load_preview)
         self.text_column = QComboBox()
         self.code_column = QComboBox()
         self.code_digits = QSpinBox()
@@ -309,3 +302,64 @@ class RealTextsImportDialog(QDialog):
         self.result = result
         self.ctx.notify("Coded texts: " + "\n".join(result.lines()))
         self.accept()   # the result's changes reach the pages once this returns
+
+
+class UncodedTextsImportDialog(QDialog):
+    """Import the answers an office never coded: a CSV with a text column (other columns are ignored)."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setWindowTitle("Import uncoded texts")
+        self.resize(760, 480)
+        layout = QVBoxLayout(self)
+        hint = QLabel("Texts already coded in the project and repeated texts are skipped and counted. Texts that are "
+                      "in the test split of your coded texts are kept but never labelled.")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        form = QFormLayout()
+        self.file, self.encoding = file_and_encoding("Uncoded texts", "CSV (*.csv *.txt);;All files (*)", self.load_preview)
+        self.text_column = QComboBox()
+        for label, widget in (("File", self.file), ("Encoding", self.encoding), ("Text column", self.text_column)):
+            form.addRow(label, widget)
+        layout.addLayout(form)
+        self.table = QTableWidget()
+        layout.addWidget(self.table, 1)
+        buttons = QDialogButtonBox()
+        self.import_button = buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.import_button.setEnabled(False)
+        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.import_button.clicked.connect(self.do_import)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.result = None
+
+    def load_preview(self) -> None:
+        self.import_button.setEnabled(False)
+        if not self.file.path:
+            return
+        try:
+            preview = preview_file(self.file.path, encoding=self.encoding.currentText())
+        except ValidationError as exc:
+            self.ctx.report(exc)
+            return
+        self.text_column.clear()
+        self.text_column.addItems(preview.columns)
+        self.text_column.setCurrentText(guess_column("text", preview.columns) or preview.columns[0])
+        fill_table(self.table, preview)
+        self.import_button.setEnabled(bool(preview.columns))
+
+    def do_import(self) -> None:
+        project = self.ctx.project
+        if project is None or not self.file.path:
+            return
+        path, column, encoding = self.file.path, self.text_column.currentText(), self.encoding.currentText()
+        self.import_button.setEnabled(False)
+        self.ctx.run("Import uncoded texts",
+                     lambda progress, cancel: import_uncoded_texts(project, path, text_column=column, encoding=encoding),
+                     on_success=self._imported, on_finish=lambda: self.import_button.setEnabled(True))
+
+    def _imported(self, result) -> None:
+        self.result = result
+        self.ctx.notify("Uncoded texts: " + "; ".join(result.lines()))
+        self.accept()

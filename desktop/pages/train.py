@@ -75,7 +75,8 @@ class TrainPage(Page):
         for source, default, tip in (("notes", 1, "lines of the explanatory notes"),
                                      ("synthetic", 1, "accepted synthetic samples"),
                                      ("real", 1, "real coded texts (train split only)"),
-                                     ("augmented", 0, "augmented real-train texts")):
+                                     ("augmented", 0, "augmented real-train texts"),
+                                     ("pseudo", 0, "confident labels of uncoded texts (Code page, Uncoded texts)")):
             spin = QSpinBox()
             spin.setRange(0, 10)
             spin.setValue(default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
@@ -16,6 +17,15 @@ def encoding_box() -> QComboBox:
     box.addItems(ENCODINGS)
     box.setToolTip("The file's character encoding: try cp1252 for a CSV saved by Excel on Windows")
     return box
+
+
+def file_and_encoding(caption: str, file_filter: str, reload: Callable[[], None]) -> tuple[FileChooser, QComboBox]:
+    """A file field and its encoding choice; `reload()` runs when either changes (to preview the file)."""
+    chooser = FileChooser(caption, file_filter)
+    chooser.edit.editingFinished.connect(reload)
+    encoding = encoding_box()
+    encoding.currentTextChanged.connect(lambda _t: reload())
+    return chooser, encoding
 
 
 class FileChooser(QWidget):
