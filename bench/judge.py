@@ -4,6 +4,7 @@
     STATCODER_DATA_DIR=/work/notes/data PYTHONPATH=. python -m bench.judge test --n 150
     ... python -m bench.judge dev --benchmark naics --n 80      # NAICS 2017 with the NAICS index
     ... python -m bench.judge dev --coder real+notes --n 120    # does the judge help a coder trained on real data?
+    ... python -m bench.judge dev --method channel --n 120      # the channel judge: log P(text | card)
 
 NACE (UK SIC index) starts from bench/projects/nace-full.statcoder; NAICS from a fresh project holding the
 built-in NAICS 2017 and its index (bench/work/judge-naics-full.statcoder). Result files, verdict caches and
@@ -65,13 +66,17 @@ BENCH = "nace-uksic"   # set by main()
 # on the notes and real-train less its validation carve; the dev texts are drawn from that carve only.
 CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+notes", "real+notes (embedding)")}
 CODER = "notes-knn"    # set by main()
+# judge method -> (file-name suffix, note lines per candidate). "channel": log P(text | card) per candidate
+# (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
+METHODS = {"letters": ("", 2), "channel": ("-channel", 3)}
+METHOD = "letters"     # set by main()
 K = 5
 THRESHOLD = 0.5
 ORDERS = 2
 
 
 def stem() -> str:
-    return SETUPS[BENCH][0] + CODERS[CODER][0]
+    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0]
 
 
 def test_ids_path() -> Path:
@@ -130,7 +135,7 @@ def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tupl
 
 
 def cache_path(kind: str) -> Path:
-    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}-{kind}.jsonl"
+    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}{METHODS[METHOD][0]}-{kind}.jsonl"
 
 
 def load_cache(kind: str) -> dict[int, JudgeVerdict]:
@@ -149,7 +154,8 @@ def load_cache(kind: str) -> dict[int, JudgeVerdict]:
 def judge_all(project: Project, backend, rows, preds, kind: str, orders: int) -> tuple[dict[int, JudgeVerdict], float]:
     """Verdicts (uncalibrated) for the unsure rows, from the cache where there; seconds per new verdict."""
     cache = load_cache(kind)
-    options = JudgeOptions(orders=orders, classification=SETUPS[BENCH][2])
+    options = JudgeOptions(orders=orders, classification=SETUPS[BENCH][2], method=METHOD,
+                           max_lines=METHODS[METHOD][1])
     seconds, fresh = 0.0, 0
     with open(cache_path(kind), "a", encoding="utf-8") as handle:
         todo = [(rid, text, pred) for (rid, text, _), pred in zip(rows, preds) if pred[0][1] < THRESHOLD]
@@ -212,7 +218,7 @@ def cmd_dev(args) -> dict:
     preds = dict(zip(ids, preds_list))
     gold = {r[0]: r[2] for r in rows}
     backend = open_backend(judge_settings(args.threads))
-    raw, s_per = judge_all(project, backend, rows, preds_list, "dev", ORDERS)
+    raw, s_per = judge_all(project, backend, rows, preds_list, "dev", ORDERS if METHOD == "letters" else 1)
     raw = {i: v for i, v in raw.items() if i in preds}
     unsure = [i for i in ids if preds[i][0][1] < THRESHOLD]
     coder_t1, coder_t5 = top([preds[i] for i in ids], [gold[i] for i in ids])
@@ -221,15 +227,16 @@ def cmd_dev(args) -> dict:
               "unsure": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
               "gold_among_candidates_when_judged": round(len(present) / max(1, len(unsure)), 4),
               "seconds_per_judged_text": s_per, "variants": {}}
-    for orders in (1, 2):
-        for use_prior in (False, True):
+    for orders in ((1, 2) if METHOD == "letters" else (1,)):
+        for use_prior in ((False, True) if METHOD == "letters" else (False,)):
             base = variant(raw, orders, None)
             prior = fit_position_prior(base.values(), K) if use_prior else None
             verdicts = variant(raw, orders, prior)
             alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
             alone_present = sum(verdicts[i].best[0] == gold[i] for i in present) / max(1, len(present))
             answered = Counter(verdicts[i].raw[0].index(max(verdicts[i].raw[0])) for i in unsure)
-            name = f"orders={orders}, prior={'fitted' if use_prior else 'none'}"
+            name = (f"orders={orders}, prior={'fitted' if use_prior else 'none'}" if METHOD == "letters"
+                    else "orders=1, prior=none (channel)")
             report["variants"][name] = {
                 "judge_alone_top1_on_judged": round(alone, 4), "judge_alone_top1_when_gold_present": round(alone_present, 4),
                 "first_order_argmax_positions": {"ABCDE"[p]: c for p, c in sorted(answered.items())},
@@ -256,14 +263,14 @@ def coder_facts(record) -> dict:
 
 
 def judge_facts(backend) -> dict:
-    return {"model": backend.model_name, "sha256": backend.model_sha256, "k": K, "threshold": THRESHOLD,
+    return {"model": backend.model_name, "sha256": backend.model_sha256, "k": K, "threshold": THRESHOLD, "method": METHOD,
             "threads": backend.settings.hardware.threads, "device": backend.device}
 
 
 def cmd_test(args, dev_result: dict) -> dict:
     dev = dev_result["dev"]
     orders = int(dev["chosen"].split(",")[0][-1])
-    use_prior = dev["chosen"].endswith("fitted")
+    use_prior = dev["chosen"].endswith("fitted")   # "orders=1, prior=none (channel)" for the channel judge
     project = open_project()
     coder, record = coder_for(project)
     # Fit the chosen variant on the whole dev sample.
@@ -320,14 +327,17 @@ def write(result: dict) -> None:
              f"Created {result['created']}. {result['machine']['note']}.", "",
              f"Coder: {result['coder']['name']} (model sha256 `{result['coder']['sha256'][:12]}`). Judge: "
              f"{result['judge']['model']} (`{result['judge']['sha256'][:12]}`), k = {K} candidates, only texts with "
-             f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread(s).", "",
+             f"coder probability < {THRESHOLD}, {result['judge']['threads']} thread(s), method "
+             f"{result['judge'].get('method', 'letters')}.", "",
              f"## Development probe: {dev['n']} seeded real-train texts (never test"
              + ("; from the coder's validation carve, never its training texts" if CODER == "real+notes" else "")
              + ")", "",
              f"Coder alone: top-1 {dev['coder_top1']:.1%}, top-5 {dev['coder_top5']:.1%}. Judged: {dev['unsure']} "
              f"({dev['share_judged']:.0%}); right code among the candidates of judged texts: "
              f"{dev['gold_among_candidates_when_judged']:.0%}; "
-             + (f"{dev['seconds_per_judged_text']:.1f} s per judged text (both orders)." if dev['seconds_per_judged_text']
+             + (f"{dev['seconds_per_judged_text']:.1f} s per judged text"
+                + (" (both orders)." if METHOD == "letters" else " (cards evaluated on first use, then cached).")
+                if dev['seconds_per_judged_text']
                 else "verdicts from the cache."), "",
              "| variant | judge alone (judged texts) | judge alone, right code present | coder + judge top-1 (cross-fitted) | top-5 | first-order answers by position |",
              "|---|---|---|---|---|---|"]
@@ -366,9 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coder", choices=sorted(CODERS), default="notes-knn",
                         help="the coder the judge re-ranks: the notes-only kNN (zero real), or the embedding coder "
                              "trained on real-train + notes (dev drawn from its real validation carve)")
+    parser.add_argument("--method", choices=sorted(METHODS), default="letters",
+                        help="letters: the LLM picks a lettered candidate (two orders); channel: log P(text | card) "
+                             "per candidate, cards cached (its files end in -channel)")
     args = parser.parse_args(argv)
-    global BENCH, CODER
-    BENCH, CODER = args.benchmark, args.coder
+    global BENCH, CODER, METHOD
+    BENCH, CODER, METHOD = args.benchmark, args.coder, args.method
     path = RESULTS / f"judge-{stem()}.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
     command = command_line("bench.judge", argv)

@@ -37,6 +37,12 @@ from engine.text import normalise_key
 JUDGE_SETTING = "judge"
 DEFAULT_K = 5
 DEFAULT_THRESHOLD = 0.5
+# The channel judge won on the NACE development texts (bench/results/judge-nace-full-channel.md); the
+# letter judge is what a server backend can do.
+DEFAULT_METHOD = "channel"
+# Note lines shown per candidate, per method: the letter judge lists k candidates in one prompt, the
+# channel judge reads one card at a time.
+DEFAULT_LINES = {"letters": 2, "channel": 3}
 # Unfitted judge: it counts as much as the coder; fit_judge replaces this with what validation says.
 UNFITTED = Combination(weight=1.0, gate=0.0, temperature=1.0)
 
@@ -48,6 +54,7 @@ class JudgeConfig:
     k: int = DEFAULT_K
     orders: int = 2
     max_lines: int = 2
+    method: str = DEFAULT_METHOD               # "channel" (log P(text | card)) or "letters" (pick a letter)
     threshold: float = DEFAULT_THRESHOLD       # judge only texts whose coder top probability is below this
     prior: list[float] | None = None
     combination: Combination = field(default_factory=lambda: UNFITTED)
@@ -60,7 +67,8 @@ class JudgeConfig:
     fit: dict = field(default_factory=dict)    # what validation said (CombinationFit and the costs)
 
     def options(self, classification: str = "the classification") -> JudgeOptions:
-        return JudgeOptions(orders=self.orders, max_lines=self.max_lines, classification=classification)
+        return JudgeOptions(orders=self.orders, max_lines=self.max_lines, classification=classification,
+                            method=self.method)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -71,6 +79,7 @@ class JudgeConfig:
     def from_json(cls, data: dict) -> "JudgeConfig":
         data = dict(data)
         data["combination"] = Combination(**data.get("combination", {}))
+        data.setdefault("method", "letters")       # stored before there was a choice
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -93,8 +102,9 @@ def judge_backend_settings(model: str | None = None, *, threads: int = 2, n_ctx:
         info = add_model(model)
     else:
         info = get_model(model)
-    # parallel=1: the judge scores one prompt at a time (choice_logprobs); a batched context would only
-    # hold KV cache for sequences it never uses.
+    # parallel=1: the letter judge scores one prompt at a time (choice_logprobs), and the channel judge
+    # keeps its cards in a context of its own (engine.llm.channel); a batched context would only hold KV
+    # cache for sequences nobody uses.
     return BackendSettings(model_path=info.path,
                            hardware=HardwareSettings(threads=threads, n_ctx=n_ctx, n_gpu_layers=gpu_layers,
                                                      parallel=1))
@@ -165,8 +175,12 @@ class Judge:
         stored = config or stored_config(project)
         if stored is not None and config is None and not self._matches(stored, self.record):
             stored = JudgeConfig(k=stored.k, orders=stored.orders, max_lines=stored.max_lines,
-                                 threshold=stored.threshold)  # fitted for another coder or LLM: defaults again
-        self.config = stored or JudgeConfig()
+                                 threshold=stored.threshold, method=stored.method)  # another coder or LLM
+        self.config = stored or JudgeConfig(max_lines=DEFAULT_LINES[DEFAULT_METHOD])
+        if self.config.method == "channel" and not hasattr(backend, "continuation_logprobs"):
+            # A server backend cannot score a text after each card: the letter judge, unfitted.
+            self.config = JudgeConfig(k=self.config.k, orders=self.config.orders, threshold=self.config.threshold,
+                                      method="letters", max_lines=DEFAULT_LINES["letters"])
         self.config.coder_model_id, self.config.coder_sha256 = self.record.id, self.record.sha256
         self.config.judge_model_name = backend.model_name
         self.config.judge_model_sha256 = backend.model_sha256
@@ -183,7 +197,8 @@ class Judge:
         """What a verdict depends on: the coder, the LLM and how the judge asks (not the combination,
         which is applied to stored verdicts afresh)."""
         data = json.dumps([self.record.sha256, self.backend.model_sha256, self.config.k, self.config.orders,
-                           self.config.max_lines, self.options.classification])
+                           self.config.max_lines, self.options.classification]
+                          + ([self.config.method] if self.config.method != "letters" else []))
         return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
     def verdict(self, text: str, coder_top: Sequence[tuple[str, float]]) -> JudgeVerdict:
@@ -256,7 +271,7 @@ def choose_label_threshold(preds: Sequence[Sequence[tuple[str, float]]], gold: S
 
 
 def fit_judge(project: Project, backend, *, model: int | None = None, k: int = DEFAULT_K, orders: int = 2,
-              max_lines: int = 2, threshold: float = DEFAULT_THRESHOLD, limit: int = 200, seed: int = 0,
+              max_lines: int | None = None, method: str | None = None, threshold: float = DEFAULT_THRESHOLD, limit: int = 200, seed: int = 0,
               label_precision: float = 0.9, pairs: Sequence[tuple[str, str]] | None = None, save: bool = True,
               progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> JudgeConfig:
     """Calibrate the judge for the project's coder on validation texts and store it.
@@ -266,7 +281,13 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
     prior, then the combination's weight, gate and temperature; then the pseudo-label threshold at which
     validation precision reaches `label_precision`.
     """
-    config = JudgeConfig(k=k, orders=orders, max_lines=max_lines, threshold=threshold)
+    method = method or (DEFAULT_METHOD if hasattr(backend, "continuation_logprobs") else "letters")
+    if method not in DEFAULT_LINES:
+        raise StatcoderError(f"unknown judge method {method!r}: use 'channel' or 'letters'")
+    if method == "channel" and not hasattr(backend, "continuation_logprobs"):
+        raise StatcoderError("the channel judge needs the in-process backend; use the method 'letters' with a server")
+    config = JudgeConfig(k=k, orders=orders, max_lines=max_lines or DEFAULT_LINES[method], threshold=threshold,
+                         method=method)
     judge = Judge(project, backend, model=model, config=config)
     source = "given pairs"
     if pairs is None:
@@ -291,7 +312,8 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
                                   options=judge.options, prior=None)
         meter.update(n + 1, f"judging validation texts: {n + 1} of {len(chosen)}")
     seconds = time.perf_counter() - started
-    prior = list(fit_position_prior(raw.values(), k)) if raw else None
+    # The channel judge shows no positions: nothing to divide out.
+    prior = list(fit_position_prior(raw.values(), k)) if raw and method == "letters" else None
     verdicts = {i: recalibrate(v, prior) for i, v in raw.items()}
     gold = [c for _, c in pairs]
     if verdicts:

@@ -32,11 +32,14 @@ def judge() -> None:
 @click.option("--threshold", type=float, default=0.5, show_default=True,
               help="Judge only texts whose top probability is below this (the auto-code threshold).")
 @click.option("--limit", type=int, default=200, show_default=True, help="At most this many validation texts judged.")
+@click.option("--method", type=click.Choice(["channel", "letters"]), default=None,
+              help="channel: how likely the LLM finds the text after each candidate's card (in-process only, "
+                   "the default there); letters: the LLM picks a lettered candidate (works with a server too).")
 @click.option("--label-precision", type=float, default=0.9, show_default=True,
               help="Pseudo-labels need this precision on validation (sets the labelling threshold).")
 @json_option
 def judge_fit(project_path: str, model_id: int | None, judge_model: str | None, threads: int, k: int, orders: int,
-              threshold: float, limit: int, label_precision: float, as_json: bool) -> None:
+              threshold: float, limit: int, method: str | None, label_precision: float, as_json: bool) -> None:
     """Fit the judge for the coder on validation texts (real validation carve, else held-out samples)."""
     from engine.assist.judge import fit_judge, judge_backend_settings
     from engine.llm.backends import open_backend
@@ -44,7 +47,7 @@ def judge_fit(project_path: str, model_id: int | None, judge_model: str | None, 
     project = open_project(project_path)
     with open_backend(judge_backend_settings(judge_model, threads=threads)) as backend:
         config = fit_judge(project, backend, model=model_id, k=k, orders=orders, threshold=threshold, limit=limit,
-                           label_precision=label_precision, progress=None if as_json else _progress)
+                           method=method, label_precision=label_precision, progress=None if as_json else _progress)
     if as_json:
         echo_json(config.to_json())
         return
@@ -55,8 +58,9 @@ def judge_fit(project_path: str, model_id: int | None, judge_model: str | None, 
                f"threshold, {fit['judged']} judged ({fit['seconds_per_text']:.1f} s each)")
     click.echo(f"top-1 on the judged texts: coder {fit['coder_top1']:.1%}, judge alone {fit['judge_top1']:.1%}, "
                f"combined {fit['combined_top1']:.1%}; right code among the candidates {fit['candidates_hold_gold']:.1%}")
-    click.echo(f"combination: weight {comb.weight}, gate {comb.gate}, temperature {comb.temperature}; position prior "
-               + ", ".join(f"{p:.2f}" for p in config.prior or []))
+    click.echo(f"method {config.method}; combination: weight {comb.weight}, gate {comb.gate}, temperature "
+               f"{comb.temperature}" + ("; position prior " + ", ".join(f"{p:.2f}" for p in config.prior)
+                                        if config.prior else ""))
     label = "none reaches the precision" if config.label_threshold is None else f"{config.label_threshold:.3f}"
     click.echo(f"pseudo-label threshold (precision {label_precision:.0%} on validation): {label}")
 

@@ -12,6 +12,12 @@ in the issue-14 probe), so the judge is calibrated two ways, both optional:
 - a per-position `prior`, fitted as the judge's average answer distribution per position over a
   validation set (`fit_position_prior`), is divided out before the orders are averaged.
 
+The "channel" method (`JudgeOptions.method`) asks differently: how likely the LLM finds the text after
+each candidate's card (`channel_card`), log P(text | card), normalised over the candidates. There are no
+positions, so no position bias, and each card is evaluated once and kept in a KV cache
+(engine.llm.channel), so a text costs one short batch. It needs the in-process backend
+(`continuation_logprobs`); a server gets the letter judge.
+
 `combine` merges the judge with the coder, `fit_combination` fits how (weight, confidence gate,
 temperature) on validation texts. Everything here is pure arithmetic over a backend; the project-level
 use (which coder, which texts, batch coding, pseudo-labels) is in engine.assist.judge.
@@ -71,6 +77,7 @@ class JudgeOptions:
     max_line_chars: int = 110
     seed: int | None = 0
     classification: str = "the classification"
+    method: str = "letters"     # or "channel": log P(text | candidate's card), see `channel_card`
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +143,20 @@ def judge_prompt(text: str, candidates: Sequence[Candidate], options: JudgeOptio
     rows.append(f"Which candidate fits the description best? Answer with one letter, {LETTERS[0]} to "
                 f"{LETTERS[k - 1]}.")
     return Prompt(system=system, shared=shared, task="\n".join(rows), cue="Answer:")
+
+
+def channel_card(candidate: Candidate, options: JudgeOptions = JudgeOptions()) -> str:
+    """The plain-text prefix after which the channel judge reads the text: a header naming the
+    classification, the candidate's code, title and first note lines, then the answer cue. The text
+    follows after a space and ends with a newline (`channel_text`)."""
+    rows = [f"Short answers from a survey form, each with its {options.classification} code.", "",
+            f"Code {candidate.code}: {_short(candidate.title, 200)}"]
+    rows += [f"- {_short(line, 200)}" for line in candidate.lines[: options.max_lines]]
+    return "\n".join(rows) + "\nAnswer:"
+
+
+def channel_text(text: str) -> str:
+    return " " + " ".join(text.split()) + "\n"
 
 
 def candidate_orders(k: int, options: JudgeOptions, text: str = "") -> list[tuple[int, ...]]:
@@ -219,6 +240,10 @@ def judge_candidates(backend: ChoiceBackend, text: str, candidates: Sequence[Can
         raise ModelError("the judge needs at least two candidate codes to choose between")
     if k > MAX_CANDIDATES:
         raise ModelError(f"the judge takes at most {MAX_CANDIDATES} candidates, not {k}")
+    if options.method == "channel":
+        return _channel_verdict(backend, text, candidates, options)
+    if options.method != "letters":
+        raise ModelError(f"unknown judge method {options.method!r}: use 'letters' or 'channel'")
     if not hasattr(backend, "choice_logprobs"):
         raise ModelError(f"the {getattr(backend, 'name', 'model')} backend cannot score choices")
     letters = list(LETTERS[:k])
@@ -238,6 +263,23 @@ def judge_candidates(backend: ChoiceBackend, text: str, candidates: Sequence[Can
         raw.append(tuple(math.exp(v) for v in logs))
     probs = _probs_from(raw, orders, k, prior)
     return JudgeVerdict(tuple(c.code for c in candidates), probs, tuple(raw), tuple(orders), seconds, tokens)
+
+
+def _channel_verdict(backend, text: str, candidates: Sequence[Candidate], options: JudgeOptions) -> JudgeVerdict:
+    """The channel judge: how likely the LLM finds the text after each candidate's card, normalised over
+    the candidates. No positions, so no position bias: one "order" (the coder's), nothing to divide out."""
+    if not hasattr(backend, "continuation_logprobs"):
+        raise ModelError(f"the {getattr(backend, 'name', 'model')} backend cannot score a text after each card "
+                         "(the channel judge needs the in-process backend); use the judge method 'letters'")
+    started = time.perf_counter()
+    scores = backend.continuation_logprobs([channel_card(c, options) for c in candidates], channel_text(text))
+    seconds = time.perf_counter() - started
+    if len(scores.logprobs) != len(candidates):
+        raise ModelError(f"the backend scored {len(scores.logprobs)} candidates, not {len(candidates)}")
+    logs = _normalise_log(list(scores.logprobs))
+    probs = tuple(math.exp(v) for v in logs)
+    return JudgeVerdict(tuple(c.code for c in candidates), probs, (probs,), (tuple(range(len(candidates))),),
+                        seconds, scores.evaluated_tokens)
 
 
 # combination with the coder ---------------------------------------------------------------------------

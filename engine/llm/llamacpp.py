@@ -97,6 +97,7 @@ class LlamaCppBackend:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
         self.parallel = max(1, int(hw.parallel))
         self._batched = None
+        self._scorer = None     # the channel judge's card cache (channel.py), made on first use
         self._kv_user = "single"
         if self.parallel > 1:
             self._open_batched_context(hw, llama_cpp)
@@ -372,6 +373,17 @@ class LlamaCppBackend:
         return ChoiceScores(tuple(float(s) for s in scores), prompt_tokens=len(tokens), cached_tokens=cached,
                             seconds=seconds)
 
+    def continuation_logprobs(self, prefixes: Sequence[str], continuation: str) -> "ContinuationScores":
+        """log P(continuation | prefix) for each prefix, plain text (no chat template): the channel judge's
+        score of a text after each candidate's card. Prefixes stay cached in a context of their own."""
+        from engine.llm.channel import PrefixScorer
+
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = PrefixScorer(self._llama_cpp, self.llm, threads=self.settings.hardware.threads,
+                                            n_batch=self.settings.hardware.n_batch)
+            return self._scorer.score(prefixes, continuation)
+
     def batch_counters(self) -> dict[str, int]:
         """llama_decode calls and tokens they evaluated on the batched path since opening (zeros at parallel 1)."""
         if self._batched is None:
@@ -384,12 +396,17 @@ class LlamaCppBackend:
             self.llm.reset()
             if self._batched is not None:
                 self._batched.reset()
+            if self._scorer is not None:
+                self._scorer.reset()
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if getattr(self, "_batched", None) is not None:
             self._batched.close()
             self._batched = None
+        if getattr(self, "_scorer", None) is not None:
+            self._scorer.close()
+            self._scorer = None
         if llm is not None:
             llm.close()
             self.llm = None

@@ -35,3 +35,13 @@ def test_coders_keep_their_own_result_and_cache_files_but_share_the_test_ids(mon
     notes = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
     assert notes[0] == "nace-full" and real[0] == "nace-full-real+notes"
     assert notes[1] != real[1] and notes[2] == real[2]
+
+
+def test_judge_methods_keep_their_own_files_but_share_the_test_ids(monkeypatch):
+    monkeypatch.setattr(bench.judge, "CODER", "notes-knn")
+    monkeypatch.setattr(bench.judge, "METHOD", "channel")
+    channel = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
+    monkeypatch.setattr(bench.judge, "METHOD", "letters")
+    letters = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
+    assert channel[0] == "nace-full-channel" and letters[0] == "nace-full"
+    assert channel[1] != letters[1] and channel[2] == letters[2]

@@ -12,13 +12,13 @@ import pytest
 
 from engine.coders.registry import clear_coder_cache
 from engine.assist.coding import batch_code_csv
-from engine.errors import Cancelled, ModelError
+from engine.errors import Cancelled, ModelError, StatcoderError
 from engine.jobs import CancelToken
 from engine.assist.judge import BatchJudge, Judge, JudgeConfig, candidates_for, fit_judge, second_opinion, stored_config
 from engine.llm.backends import open_backend
 from engine.llm.judge import (Candidate, ChoiceScores, Combination, JudgeOptions, JudgeVerdict, candidate_orders,
                               combine, fit_combination, fit_position_prior, judge_candidates, judge_prompt,
-                              recalibrate)
+                              recalibrate, channel_card, channel_text)
 from engine.store.project import Project
 from engine.coders.fasttext.training import DEFAULT_PARAMS, TrainOptions, train_fasttext
 from engine.coders.data import DataMix
@@ -193,8 +193,8 @@ def test_candidates_carry_title_and_note_lines(coded):
 @pytest.mark.slow
 def test_fit_judge_on_the_validation_carve_and_a_second_opinion(coded, gemma):
     project, codes, result = coded
-    config = fit_judge(project, gemma, k=4, orders=2, threshold=1.01, limit=6)
-    assert config.fitted and config.fit["validation"] == "real validation carve" and config.fit["judged"] == 6
+    config = fit_judge(project, gemma, k=4, orders=2, threshold=1.01, limit=6, method="letters")
+    assert config.method == "letters" and config.fitted and config.fit["validation"] == "real validation carve" and config.fit["judged"] == 6
     assert len(config.prior) == 4 and sum(config.prior) == pytest.approx(1.0)
     assert config.coder_sha256 == result.sha256 and config.judge_model_sha256 == gemma.model_sha256
     assert config.fit["seconds_per_text"] > 0
@@ -232,7 +232,7 @@ def test_judged_batch_can_be_cancelled_and_resumes_without_judging_twice(coded, 
         writer.writerow(["id", "answer"])
         writer.writerows([[i, t] for i, t in enumerate(texts)] + [[99, ""]])
     out = tmp_path / "out.csv"
-    config = JudgeConfig(k=3, orders=1, threshold=0.99)
+    config = JudgeConfig(k=3, orders=1, threshold=0.99, method="letters")
     counting = CountingBackend(gemma)
     token = CancelToken()
     first = BatchJudge(Judge(project, counting, config=config), out)
@@ -291,7 +291,9 @@ def test_cli_fit_ask_and_judged_batch(coded, gemma_path, tmp_path, capsys):
     assert main(["judge", "fit", *base, "-k", "3", "--orders", "1", "--threshold", "1.01", "--limit", "4",
                  "--json"]) == 0
     fitted = json.loads(capsys.readouterr().out)
-    assert fitted["fitted"] and fitted["fit"]["judged"] == 4 and len(fitted["prior"]) == 3
+    # In process, the channel judge by default: no positions, so no position prior.
+    assert fitted["fitted"] and fitted["fit"]["judged"] == 4 and fitted["method"] == "channel"
+    assert fitted["prior"] is None and fitted["max_lines"] == 3
     assert main(["judge", "ask", *base, "frozen fish fillets", "--json"]) == 0
     opinion = json.loads(capsys.readouterr().out)
     assert len(opinion["judge"]) == 3 and opinion["preferred"] in [c for c, _ in opinion["judge"]]
@@ -315,3 +317,76 @@ def test_server_logprobs_are_read_from_completion_and_chat_replies():
     assert _first_top_logprobs(completion) == [(" B", -0.5), ("A", -1.5), (" the", -2.0)]
     assert _first_top_logprobs(chat) == [("B", -0.5), ("A", -1.5)]
     assert _first_top_logprobs({"choices": [{"text": "B"}]}) == []
+
+
+# the channel judge: log P(text | card) ------------------------------------------------------------------
+def test_channel_cards_name_the_classification_and_a_server_cannot_score_them():
+    options = JudgeOptions(method="channel", classification="NACE Rev. 2", max_lines=1)
+    card = channel_card(CANDIDATES[0], options)
+    assert "NACE Rev. 2" in card and "Code 10.71: Manufacture of bread" in card and card.endswith("Answer:")
+    assert "bread and rolls" in card and "fresh pastry, cakes" not in card      # max_lines
+    scripted = BiasedBackend({})
+    with pytest.raises(ModelError, match="channel judge needs the in-process backend"):
+        judge_candidates(scripted, "bakery", CANDIDATES, options=options)
+    with pytest.raises(ModelError, match="unknown judge method"):
+        judge_candidates(scripted, "bakery", CANDIDATES, options=JudgeOptions(method="votes"))
+
+
+def test_a_backend_without_continuations_gets_the_letter_judge(coded):
+    project, _, _ = coded
+    judge = Judge(project, BiasedBackend({}))
+    assert judge.config.method == "letters" and judge.options.method == "letters"
+    with pytest.raises(StatcoderError, match="channel judge needs the in-process backend"):
+        fit_judge(project, BiasedBackend({}), method="channel", save=False)
+
+
+@pytest.mark.slow
+def test_gemma_channel_judge_sums_to_one_repeats_and_reuses_its_cards(gemma):
+    options = JudgeOptions(method="channel", classification="NACE Rev. 2", max_lines=3)
+    gemma.reset_cache()
+    cold = judge_candidates(gemma, "bakery making bread and rolls", CANDIDATES, options=options)
+    assert cold.codes == tuple(c.code for c in CANDIDATES) and len(cold.raw) == 1
+    assert sum(cold.probs) == pytest.approx(1.0) and all(0 < p < 1 for p in cold.probs)
+    warm = judge_candidates(gemma, "bakery making bread and rolls", CANDIDATES, options=options)
+    assert warm.probs == pytest.approx(cold.probs, abs=1e-3)
+    assert warm.prompt_tokens < cold.prompt_tokens / 3          # the cards came from the KV cache
+    # The right card makes its text likelier: beer after the beer card, bread after the bread card.
+    beer = judge_candidates(gemma, "brewery brewing beer and ale", CANDIDATES, options=options)
+    assert beer.best[0] == "11.05" and cold.best[0] == "10.71"
+
+
+@pytest.mark.slow
+def test_channel_scores_do_not_depend_on_the_other_cards_in_the_batch_or_on_eviction(gemma):
+    """Each candidate's sequence sees only its own card: scored alone, beside others, or after its card
+    was dropped from a full cache and evaluated again, it gets the same log-probability (up to the noise
+    of llama.cpp's batch-size-dependent CPU kernels, a few hundredths of a nat here)."""
+    import llama_cpp
+
+    from engine.llm.channel import PrefixScorer
+
+    options = JudgeOptions(method="channel", max_lines=2)
+    cards = [channel_card(c, options) for c in CANDIDATES]
+    text = channel_text("craft brewery")
+    scorer = PrefixScorer(llama_cpp, gemma.llm, threads=1, prefixes=3, max_continuations=3)
+    try:
+        together = scorer.score(cards[:3], text)
+        alone = [scorer.score([card], text).logprobs[0] for card in cards[:3]]
+        assert together.logprobs == pytest.approx(alone, abs=0.1)
+        assert together.cached_prefixes == 0 and scorer.score(cards[:2], text).cached_prefixes == 2
+        scorer.score(cards[2:4], text)                           # 3 slots: the least recently used card goes
+        again = scorer.score(cards[:3], text)
+        assert again.cached_prefixes < 3 and again.logprobs == pytest.approx(together.logprobs, abs=0.1)
+        assert max(together.logprobs) - min(together.logprobs) > 1.0   # far more than that noise: the cards count
+    finally:
+        scorer.close()
+
+
+@pytest.mark.slow
+def test_fit_judge_defaults_to_the_channel_judge_in_process(coded, gemma):
+    project, _, result = coded
+    config = fit_judge(project, gemma, k=4, threshold=1.01, limit=5, save=False)
+    assert config.method == "channel" and config.max_lines == 3 and config.prior is None and config.fitted
+    assert config.fit["judged"] == 5 and config.fit["seconds_per_text"] > 0
+    judge = Judge(project, gemma, config=config)
+    opinion = judge.second_opinion("brewing beer and ale")
+    assert len(opinion.judge) == 4 and sum(p for _, p in opinion.judge) == pytest.approx(1.0)
