@@ -103,8 +103,11 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
         chunk = todo[start:start + CHUNK]
         preds = coder.predict_many([t for _, t in chunk], max(k, 1))
         rows: list[tuple] = []
+        # Texts with the same best code follow each other, so the channel judge finds their candidates'
+        # cards still in its KV cache (the labels do not depend on the order).
+        ordered = sorted(zip(chunk, preds), key=lambda item: (item[1][0][0] if item[1] else "", item[0][0]))
         try:
-            for (uid, text), pred in zip(chunk, preds):
+            for (uid, text), pred in ordered:
                 if not pred:
                     continue
                 coder_code, coder_score = pred[0]

@@ -176,6 +176,32 @@ def test_judge_labels_carry_the_judge_model_sha256(labelled_project, gemma_path,
     assert len(rows) == 4 and all(r[0] == sha and r[1] == 1 and r[2] for r in rows)
 
 
+def test_texts_with_the_same_best_code_are_judged_one_after_another(labelled_project, tmp_path):
+    """So that the channel judge's card cache serves them; every text is still labelled once."""
+    from engine.llm.judge import JudgeVerdict
+
+    project, _, _ = labelled_project
+    asked = []
+
+    class Recording(Judge):
+        def verdict(self, text, coder_top):
+            asked.append(coder_top[0][0])
+            codes = tuple(c for c, _ in coder_top[: self.k])
+            flat = tuple(1 / len(codes) for _ in codes)
+            return JudgeVerdict(codes, flat, (flat,), (tuple(range(len(codes))),))
+
+    class Scripted:
+        model_name, model_sha256, prompt_kind, name = "scripted", "scripted-sha", "completion", "scripted"
+
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS + [t + " and more" for t in TEXTS]),
+                         text_column="answer")
+    judge = Recording(project, Scripted(), config=JudgeConfig(k=3, threshold=1.01, method="letters"))
+    result = label_uncoded(project, judge=judge, threshold=0.0, review=0)
+    assert result.judged == len(asked) == 2 * len(TEXTS)
+    assert asked == sorted(asked)                   # grouped by best code
+    assert project.conn.execute("SELECT COUNT(DISTINCT uncoded_id) FROM pseudo_labels").fetchone()[0] == 2 * len(TEXTS)
+
+
 def test_pseudo_labels_are_a_weighted_training_source_without_test_texts(labelled_project, tmp_path):
     from engine.coders.data import build_training_data
     from engine.realdata.importing import import_real_texts
