@@ -3,6 +3,8 @@ by the zero-real coder alone (self-training), then a coder trained on notes + th
 
     PYTHONPATH=. python -m bench.unlabelled                       # the product's rule: 90 % precision
     PYTHONPATH=. python -m bench.unlabelled --precision 0.7 --threshold 0   # more variants, one file
+    STATCODER_DATA_DIR=... PYTHONPATH=. python -m bench.unlabelled --backlog 1000 --judge --precision 0.7
+        # a seeded backlog of 1,000 of the real-train texts, labelled with and without the (channel) judge
 
 Variants go into one result file (bench/results/unlabelled-nace-full.*), one row pair each.
 
@@ -10,8 +12,9 @@ A realistic office: a backlog of uncoded answers, no coded ones. The work projec
 bench/projects/nace-full.statcoder whose real-train texts are deleted as coded texts and imported again as
 uncoded ones (`statcoder import-uncoded`); the test half stays for scoring only. The labelling coder is the
 notes-only embedding kNN; the pseudo-label threshold is the product's: chosen on held-out synthetic
-samples (no real text) for 90 % precision. The judged version of this arm (`unlabelled-real`) was not run:
-about 60 % of 7,887 texts below the threshold at about 13 s each is some 17 hours on this machine.
+samples (no real text) for 90 % precision. The judged version of this arm (`unlabelled-real`) over the whole
+real-train half was not run: about 60 % of 7,887 texts below the threshold at about 13 s each is some 17
+hours on this machine. `--backlog N --judge` runs both versions on a seeded backlog of N texts instead.
 """
 
 from __future__ import annotations
@@ -54,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", type=float, action="append",
                         help="Target precision of the pseudo-labels on held-out synthetic samples (repeatable).")
     parser.add_argument("--threshold", type=float, action="append", help="A fixed pseudo-label threshold (repeatable).")
+    parser.add_argument("--backlog", type=int, help="Only a seeded sample of this many real-train texts is the "
+                        "backlog (the rest are dropped); files end in -backlogN.")
+    parser.add_argument("--judge", action="store_true", help="Also label with the labeller + the default LLM as "
+                        "judge (channel method), fitted on held-out synthetic samples (no real text).")
+    parser.add_argument("--judge-fit", type=int, default=60, help="Held-out samples judged to fit the judge.")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
     variants = variants or [("precision", 0.9)]
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / "unlabelled-nace-full.statcoder"
+    suffix = (f"-backlog{args.backlog}" if args.backlog else "") + ("-judge" if args.judge else "")
+    path = WORK / f"unlabelled-nace-full{suffix}.statcoder"
     for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
     shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
@@ -66,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     project = Project.open(path)
     started = time.perf_counter()
     train = [t for (t,) in project.conn.execute("SELECT text FROM real_texts WHERE split = 'train' ORDER BY id")]
+    if args.backlog:
+        import random
+
+        train = sorted(random.Random(f"unlabelled-backlog:{args.backlog}").sample(train, args.backlog))
     csv_path = WORK / "unlabelled-real-train.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -85,9 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     with sqlite3.connect(f"file:{SOURCE}?mode=ro", uri=True) as source:   # read-only: no migration of the committed file
         truth = dict(source.execute("SELECT text, code FROM real_texts WHERE split = 'train'"))
     labelling: dict = {}
-    for kind, value in variants:
-        name = f"{kind} {value}"
-        result = label_uncoded(project, model=labeller.model_id, review=0, relabel=True,
+    judges: list = [None]
+    judge_facts: dict = {}
+    if args.judge:
+        from engine.assist.judge import Judge, fit_judge, judge_backend_settings
+        from engine.llm.backends import open_backend
+
+        backend = open_backend(judge_backend_settings(threads=args.threads))
+        fit_started = time.perf_counter()
+        precision = next((v for k, v in variants if k == "precision"), 0.9)
+        config = fit_judge(project, backend, model=labeller.model_id, limit=args.judge_fit, label_precision=precision)
+        judge_facts = {"method": config.method, "model_sha256": backend.model_sha256, "fit": config.fit,
+                       "combination": config.combination.to_dict(), "label_threshold": config.label_threshold,
+                       "fit_s": round(time.perf_counter() - fit_started, 1)}
+        judges.append(Judge(project, backend, model=labeller.model_id))
+    for (kind, value), judge in [(v, j) for j in judges for v in variants]:
+        name = f"{kind} {value}" + (", judge" if judge is not None else "")
+        result = label_uncoded(project, model=labeller.model_id, judge=judge, review=0, relabel=True,
                                **({"precision": value} if kind == "precision" else {"threshold": value}))
         # How right the pseudo-labels are (the withheld real codes, read after the fact, for the report only).
         rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
@@ -95,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
         labelling[name] = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
                            "threshold": result.threshold, "threshold_from": result.threshold_from,
-                           "label_s": round(result.seconds, 1),
+                           "label_s": round(result.seconds, 1), "judged": result.judged,
                            "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
                            "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
         if not result.pseudo:
@@ -105,28 +133,38 @@ def main(argv: list[str] | None = None) -> int:
                                                        validation_from="training"),
                                       EmbeddingTrainOptions(mode=mode, name=f"notes + pseudo {mode}", make_default=False))
             model, _ = load_coder(project, trained.model_id)
-            arms[f"unlabelled-real, no judge ({name}): notes + pseudo-labels, embedding-{mode}"] = {
+            arm = "unlabelled-real" + ("" if judge is not None else ", no judge")
+            arms[f"{arm} ({name}): notes + pseudo-labels, embedding-{mode}"] = {
                 **top(model.predict_vectors(test_x, 5), gold), "n_train": trained.composition["train_lines"],
                 "sources": trained.composition["counts"]}
     report = {"benchmark": "nace-uksic", "subset": None, "command": command_line("bench.unlabelled", argv),
-              "created": now(), "machine": machine(), "labelling": labelling, "arms": arms,
+              "created": now(), "machine": machine(), "backlog": args.backlog, "judge": judge_facts,
+              "labelling": labelling, "arms": arms,
               "seconds": round(time.perf_counter() - started, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "unlabelled-nace-full.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    lines = ["# Unlabelled real texts, all of NACE (UK SIC index): self-training without the judge", "",
+    (RESULTS / f"unlabelled-nace-full{suffix}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    title = "with and without the judge" if args.judge else "self-training without the judge"
+    lines = [f"# Unlabelled real texts, all of NACE (UK SIC index): {title}", "",
              f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
-             f"The {imported.imported} real-train texts imported without codes and labelled by the notes-only kNN "
-             "coder; the withheld real codes measure the labels afterwards (report only).", "",
-             "| labelling | threshold | pseudo-labels | their precision | precision of all labels |",
-             "|---|---|---|---|---|",
+             f"The {imported.imported} real-train texts" + (f" of a seeded backlog of {args.backlog}" if args.backlog else "")
+             + " imported without codes and labelled by the notes-only kNN coder"
+             + (f" (and, in the rows marked judge, by it + the LLM judge, {judge_facts['method']} method, fitted on "
+                f"{judge_facts['fit'].get('judged')} of {judge_facts['fit'].get('validation_texts')} "
+                f"{judge_facts['fit'].get('validation')} in {judge_facts['fit_s']} s: combination "
+                f"{judge_facts['combination']}, pseudo-label threshold {judge_facts['label_threshold']})"
+                if args.judge else "")
+             + "; the withheld real codes measure the labels afterwards (report only).", "",
+             "| labelling | threshold | pseudo-labels | their precision | precision of all labels | judged | seconds |",
+             "|---|---|---|---|---|---|---|",
              *[f"| {n} | {l['threshold']} ({l['threshold_from']}) | {l['pseudo']} | {l['pseudo_label_precision']:.1%} | "
-               f"{l['all_labels_precision']:.1%} |" for n, l in labelling.items()], "",
+               f"{l['all_labels_precision']:.1%} | {l.get('judged', 0)} | {l['label_s']} |" for n, l in labelling.items()], "",
              "| arm | top-1 | top-5 | n_test |", "|---|---|---|---|"]
     for name, arm in arms.items():
         lines.append(f"| {name} | {arm['top1']:.1%} | {arm['top5']:.1%} | {arm['n']} |")
-    lines += ["", "The judged arm (`unlabelled-real`: coder + judge) was not run: about 60 % of the texts fall below "
-              "the threshold and the judge takes about 13 s per text on this machine (some 17 hours).", ""]
-    (RESULTS / "unlabelled-nace-full.md").write_text("\n".join(lines), encoding="utf-8")
+    if not args.judge:
+        lines += ["", "The judged arm (`unlabelled-real`: coder + judge) was not run here: about 60 % of the texts fall "
+                  "below the threshold and the judge takes about 13 s per text on this machine (some 17 hours).", ""]
+    (RESULTS / f"unlabelled-nace-full{suffix}.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
 
