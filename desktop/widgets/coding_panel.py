@@ -258,7 +258,7 @@ class CodingPanel(QWidget):
             self.table.setItem(row, JUDGE_COLUMN, item)
         self.table.resizeColumnToContents(JUDGE_COLUMN)
         shown = next((c for c in opinion.shown if c.code == opinion.preferred), None)
-        lines = "; ".join(shown.lines[:2]) if shown is not None else ""
+        lines = "; ".join(shown.lines) if shown is not None else ""      # the lines the judge read
         calibrated = "" if opinion.fitted else " (not yet calibrated for this coder)"
         self.status.setText(f"Second opinion{calibrated}, {opinion.seconds:.0f} s: the local LLM prefers "
                             f"{opinion.preferred} {shown.title if shown else ''}"

@@ -224,7 +224,9 @@ class Judge:
         combined = self.merge(coder_top, verdict)
         judge = sorted(verdict.as_dict().items(), key=lambda kv: -kv[1])
         return SecondOpinion(text=text, coder=list(coder_top), judge=judge, combined=combined,
-                             preferred=verdict.best[0], shown=candidates_for(self.project, verdict.codes),
+                             preferred=verdict.best[0],
+                             shown=[Candidate(c.code, c.title, c.lines[: self.config.max_lines])
+                                    for c in candidates_for(self.project, verdict.codes)],
                              seconds=time.perf_counter() - started, fitted=self.config.fitted)
 
 

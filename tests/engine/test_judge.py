@@ -390,3 +390,6 @@ def test_fit_judge_defaults_to_the_channel_judge_in_process(coded, gemma):
     judge = Judge(project, gemma, config=config)
     opinion = judge.second_opinion("brewing beer and ale")
     assert len(opinion.judge) == 4 and sum(p for _, p in opinion.judge) == pytest.approx(1.0)
+    # The Code page quotes the lines the judge read: the card's first three, no more.
+    full = {c.code: c.lines for c in candidates_for(project, [s.code for s in opinion.shown])}
+    assert all(s.lines == full[s.code][:3] for s in opinion.shown) and any(len(full[s.code]) > 3 for s in opinion.shown)
