@@ -70,13 +70,17 @@ CODER = "notes-knn"    # set by main()
 # (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
 METHODS = {"letters": ("", 2), "channel": ("-channel", 3)}
 METHOD = "letters"     # set by main()
-K = 5
-THRESHOLD = 0.5
+K = 5                  # set by main() (--k); the channel judge's dev also scores every smaller k of KS
+THRESHOLD = 0.5        # set by main() (--threshold); dev also scores the texts below each of THRESHOLDS
+KS = (5, 8, 10)
+THRESHOLDS = (0.5, 0.8)
 ORDERS = 2
 
 
 def stem() -> str:
-    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0]
+    """The result files' name; a non-default k or threshold adds a suffix (older files keep their names)."""
+    extra = (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
+    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0] + extra
 
 
 def test_ids_path() -> Path:
@@ -135,7 +139,23 @@ def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tupl
 
 
 def cache_path(kind: str) -> Path:
-    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}{METHODS[METHOD][0]}-{kind}.jsonl"
+    extra = (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
+    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}{METHODS[METHOD][0]}{extra}-{kind}.jsonl"
+
+
+def restrict(verdict: JudgeVerdict, k: int) -> JudgeVerdict:
+    """A channel verdict over the coder's first k candidates only: the same card scores, renormalised
+    (exactly what the judge would have said shown those k, since each card is scored on its own)."""
+    if k >= len(verdict.codes):
+        return verdict
+    probs = verdict.probs[:k]
+    total = sum(probs) or 1.0
+    probs = tuple(p / total for p in probs)
+    return JudgeVerdict(verdict.codes[:k], probs, (probs,), (tuple(range(k)),), verdict.seconds, verdict.prompt_tokens)
+
+
+def channel_variant(verdicts: dict[int, JudgeVerdict], preds, k: int, threshold: float) -> dict[int, JudgeVerdict]:
+    return {i: restrict(v, k) for i, v in verdicts.items() if preds[i][0][1] < threshold}
 
 
 def load_cache(kind: str) -> dict[int, JudgeVerdict]:
@@ -151,19 +171,22 @@ def load_cache(kind: str) -> dict[int, JudgeVerdict]:
     return out
 
 
-def judge_all(project: Project, backend, rows, preds, kind: str, orders: int) -> tuple[dict[int, JudgeVerdict], float]:
+def judge_all(project: Project, backend, rows, preds, kind: str, orders: int, k: int | None = None,
+              threshold: float | None = None) -> tuple[dict[int, JudgeVerdict], float]:
     """Verdicts (uncalibrated) for the unsure rows, from the cache where there; seconds per new verdict."""
+    k = K if k is None else k
+    threshold = THRESHOLD if threshold is None else threshold
     cache = load_cache(kind)
     options = JudgeOptions(orders=orders, classification=SETUPS[BENCH][2], method=METHOD,
                            max_lines=METHODS[METHOD][1])
     seconds, fresh = 0.0, 0
     with open(cache_path(kind), "a", encoding="utf-8") as handle:
-        todo = [(rid, text, pred) for (rid, text, _), pred in zip(rows, preds) if pred[0][1] < THRESHOLD]
+        todo = [(rid, text, pred) for (rid, text, _), pred in zip(rows, preds) if pred[0][1] < threshold]
         for n, (rid, text, pred) in enumerate(todo):
             if rid in cache:
                 continue
             started = time.perf_counter()
-            verdict = judge_candidates(backend, text, candidates_for(project, [c for c, _ in pred[:K]]),
+            verdict = judge_candidates(backend, text, candidates_for(project, [c for c, _ in pred[:k]]),
                                        options=options)
             seconds += time.perf_counter() - started
             fresh += 1
@@ -227,27 +250,56 @@ def cmd_dev(args) -> dict:
               "unsure": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
               "gold_among_candidates_when_judged": round(len(present) / max(1, len(unsure)), 4),
               "seconds_per_judged_text": s_per, "variants": {}}
-    for orders in ((1, 2) if METHOD == "letters" else (1,)):
-        for use_prior in ((False, True) if METHOD == "letters" else (False,)):
+    if METHOD == "channel":
+        for kk in sorted({k for k in KS if k < K} | {K}):
+            for th in sorted({t for t in THRESHOLDS if t < THRESHOLD} | {THRESHOLD}):
+                verdicts = channel_variant(raw, preds, kk, th)
+                judged = [i for i in ids if i in verdicts]
+                here = [i for i in judged if gold[i] in verdicts[i].codes]
+                alone = sum(verdicts[i].best[0] == gold[i] for i in judged) / max(1, len(judged))
+                alone_present = sum(verdicts[i].best[0] == gold[i] for i in here) / max(1, len(here))
+                report["variants"][f"k={kk}, threshold={th:g} (channel)"] = {
+                    "judged": len(judged), "gold_among_candidates_when_judged": round(len(here) / max(1, len(judged)), 4),
+                    "judge_alone_top1_on_judged": round(alone, 4), "judge_alone_top1_when_gold_present": round(alone_present, 4),
+                    "first_order_argmax_positions": dict(sorted(Counter(
+                        "ABCDEFGHIJKL"[verdicts[i].probs.index(max(verdicts[i].probs))] for i in judged).items())),
+                    "prior": None, "combined_cross_fitted": cross_fitted(ids, preds, verdicts, gold)}
+    for orders in ((1, 2) if METHOD == "letters" else ()):
+        for use_prior in (False, True):
             base = variant(raw, orders, None)
             prior = fit_position_prior(base.values(), K) if use_prior else None
             verdicts = variant(raw, orders, prior)
             alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
             alone_present = sum(verdicts[i].best[0] == gold[i] for i in present) / max(1, len(present))
             answered = Counter(verdicts[i].raw[0].index(max(verdicts[i].raw[0])) for i in unsure)
-            name = (f"orders={orders}, prior={'fitted' if use_prior else 'none'}" if METHOD == "letters"
-                    else "orders=1, prior=none (channel)")
+            name = f"orders={orders}, prior={'fitted' if use_prior else 'none'}"
             report["variants"][name] = {
                 "judge_alone_top1_on_judged": round(alone, 4), "judge_alone_top1_when_gold_present": round(alone_present, 4),
                 "first_order_argmax_positions": {"ABCDE"[p]: c for p, c in sorted(answered.items())},
                 "prior": [round(p, 4) for p in prior] if prior else None,
                 "combined_cross_fitted": cross_fitted(ids, preds, verdicts, gold)}
+    # Ties go to the cheaper variant: fewer orders, fewer candidates, fewer texts judged.
     best = max(report["variants"].items(), key=lambda kv: (kv[1]["combined_cross_fitted"]["top1"],
-                                                           -int(kv[0].split(",")[0][-1])))
+                                                           -cost_of(kv[0])))
     report["chosen"] = best[0]
     report["gain_on_dev"] = round(best[1]["combined_cross_fitted"]["top1"] - coder_t1, 4)
     backend.close()
     return {"coder": coder_facts(record), "judge": judge_facts(backend), "dev": report}
+
+
+def cost_of(variant_name: str) -> float:
+    """How much a dev variant costs, for breaking ties: orders (letters) or k and threshold (channel)."""
+    fields = dict(part.split("=") for part in variant_name.split(" (")[0].split(", "))
+    if "k" in fields:
+        return int(fields["k"]) * 10 + float(fields["threshold"])
+    return int(fields["orders"])
+
+
+def parse_variant(variant_name: str) -> dict:
+    """orders, prior, k and threshold of a chosen dev variant (older result files name only the first two)."""
+    fields = dict(part.split("=") for part in variant_name.split(" (")[0].split(", "))
+    return {"orders": int(fields.get("orders", 1)), "prior": fields.get("prior") == "fitted",
+            "k": int(fields.get("k", 5)), "threshold": float(fields.get("threshold", 0.5))}
 
 
 def judge_settings(threads: int) -> BackendSettings:
@@ -269,18 +321,21 @@ def judge_facts(backend) -> dict:
 
 def cmd_test(args, dev_result: dict) -> dict:
     dev = dev_result["dev"]
-    orders = int(dev["chosen"].split(",")[0][-1])
-    use_prior = dev["chosen"].endswith("fitted")   # "orders=1, prior=none (channel)" for the channel judge
+    chosen = parse_variant(dev["chosen"])   # "orders=1, prior=none (channel)" in older channel files
+    orders, use_prior = chosen["orders"], chosen["prior"]
+    k, threshold = chosen["k"], chosen["threshold"]
     project = open_project()
     coder, record = coder_for(project)
     # Fit the chosen variant on the whole dev sample.
     rows = dev_pool(project)
     dev_rows = sorted(random.Random(f"judge-dev:{args.seed}").sample(rows, dev["n"]))
-    dev_preds = dict(zip([r[0] for r in dev_rows], predict(project, coder, [t for _, t, _ in dev_rows], 5)))
+    dev_preds = dict(zip([r[0] for r in dev_rows], predict(project, coder, [t for _, t, _ in dev_rows], max(K, 5))))
     dev_gold = {r[0]: r[2] for r in dev_rows}
     dev_raw = {i: v for i, v in load_cache("dev").items() if i in dev_preds}
     prior = fit_position_prior(variant(dev_raw, orders, None).values(), K) if use_prior else None
     dev_verdicts = variant(dev_raw, orders, prior)
+    if METHOD == "channel":
+        dev_verdicts = channel_variant(dev_verdicts, dev_preds, k, threshold)
     dev_ids = [r[0] for r in dev_rows]
     fit = fit_combination([dev_preds[i] for i in dev_ids], [dev_verdicts.get(i) for i in dev_ids],
                           [dev_gold[i] for i in dev_ids])
@@ -292,14 +347,15 @@ def cmd_test(args, dev_result: dict) -> dict:
         wanted = set(sorted(random.Random(f"judge-test:{args.seed}").sample([r[0] for r in test_rows], args.n)))
         test_ids_path().write_text(json.dumps({"seed": args.seed, "n": len(wanted), "ids": sorted(wanted)}) + "\n",
                             encoding="utf-8")
-    all_preds = predict(project, coder, [t for _, t, _ in test_rows], 5)
+    all_preds = predict(project, coder, [t for _, t, _ in test_rows], max(k, 5))
     full_t1, full_t5 = top(all_preds, [c for _, _, c in test_rows])
     sample = [(r, p) for r, p in zip(test_rows, all_preds) if r[0] in wanted]
     rows_s = [r for r, _ in sample]
     preds = {r[0]: p for r, p in sample}
     gold = {r[0]: r[2] for r in rows_s}
     backend = open_backend(judge_settings(args.threads))
-    raw, s_per = judge_all(project, backend, rows_s, [p for _, p in sample], f"test-orders{orders}", orders)
+    kind = f"test-orders{orders}" + (f"-k{k}-t{threshold:g}" if (k, threshold) != (5, 0.5) else "")
+    raw, s_per = judge_all(project, backend, rows_s, [p for _, p in sample], kind, orders, k, threshold)
     backend.close()
     verdicts = {i: recalibrate(v, prior) for i, v in raw.items() if i in preds}
     ids = [r[0] for r in rows_s]
@@ -308,7 +364,7 @@ def cmd_test(args, dev_result: dict) -> dict:
     j1, j5 = top(combined, [gold[i] for i in ids])
     unsure = [i for i in ids if i in verdicts]
     alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
-    return {"variant": dev["chosen"], "combination": fit.combination.to_dict(),
+    return {"variant": dev["chosen"], "k": k, "threshold": threshold, "combination": fit.combination.to_dict(),
             "prior": [round(p, 4) for p in prior] if prior else None,
             "n": len(ids), "judged": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
             "seconds_per_judged_text": s_per,
@@ -343,7 +399,9 @@ def write(result: dict) -> None:
              "|---|---|---|---|---|---|"]
     for name, v in dev["variants"].items():
         c = v["combined_cross_fitted"]
-        lines.append(f"| {name} | {v['judge_alone_top1_on_judged']:.1%} | {v['judge_alone_top1_when_gold_present']:.1%} | "
+        label = name + (f", {v['judged']} judged, right code among them {v['gold_among_candidates_when_judged']:.0%}"
+                        if "judged" in v else "")
+        lines.append(f"| {label} | {v['judge_alone_top1_on_judged']:.1%} | {v['judge_alone_top1_when_gold_present']:.1%} | "
                      f"{c['top1']:.1%} | {c['top5']:.1%} | {v['first_order_argmax_positions']} |")
     lines += ["", f"Chosen on dev: {dev['chosen']} (gain over the coder on dev: {dev['gain_on_dev'] * 100:+.1f} points).", ""]
     test = result.get("test")
@@ -379,9 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=sorted(METHODS), default="letters",
                         help="letters: the LLM picks a lettered candidate (two orders); channel: log P(text | card) "
                              "per candidate, cards cached (its files end in -channel)")
+    parser.add_argument("--k", type=int, default=5,
+                        help="candidates shown to the judge (the channel judge's dev also scores k = 5 and 8 below it)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="judge texts whose coder probability is below this (dev also scores 0.5 and 0.8 below it)")
     args = parser.parse_args(argv)
-    global BENCH, CODER, METHOD
-    BENCH, CODER, METHOD = args.benchmark, args.coder, args.method
+    global BENCH, CODER, METHOD, K, THRESHOLD
+    BENCH, CODER, METHOD, K, THRESHOLD = args.benchmark, args.coder, args.method, args.k, args.threshold
+    if K != 5 and METHOD != "channel":
+        parser.error("--k other than 5 is for the channel judge")
     path = RESULTS / f"judge-{stem()}.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
     command = command_line("bench.judge", argv)

@@ -327,7 +327,7 @@ def combine(coder: Sequence[tuple[str, float]], verdict: JudgeVerdict | None, co
     return merged[:k] if k else merged
 
 
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 GATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 TEMPERATURES = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0)
 

@@ -45,3 +45,34 @@ def test_judge_methods_keep_their_own_files_but_share_the_test_ids(monkeypatch):
     letters = (bench.judge.stem(), bench.judge.cache_path("dev"), bench.judge.test_ids_path())
     assert channel[0] == "nace-full-channel" and letters[0] == "nace-full"
     assert channel[1] != letters[1] and channel[2] == letters[2]
+
+
+def test_a_larger_k_or_threshold_keeps_files_of_its_own_and_the_default_keeps_the_old_names(monkeypatch):
+    monkeypatch.setattr(bench.judge, "CODER", "notes-knn")
+    monkeypatch.setattr(bench.judge, "METHOD", "channel")
+    default = (bench.judge.stem(), bench.judge.cache_path("dev"))
+    monkeypatch.setattr(bench.judge, "K", 10)
+    monkeypatch.setattr(bench.judge, "THRESHOLD", 0.8)
+    wider = (bench.judge.stem(), bench.judge.cache_path("dev"))
+    assert default[0] == "nace-full-channel" and wider[0] == "nace-full-channel-k10-t0.8"
+    assert default[1] != wider[1] and bench.judge.test_ids_path().name == "judge-test-ids-nace-full.json"
+
+
+def test_a_channel_verdict_restricted_to_the_first_k_candidates_keeps_their_odds():
+    from engine.llm.judge import JudgeVerdict
+
+    verdict = JudgeVerdict(("a", "b", "c", "d"), (0.1, 0.2, 0.3, 0.4), ((0.1, 0.2, 0.3, 0.4),), ((0, 1, 2, 3),))
+    two = bench.judge.restrict(verdict, 2)
+    assert two.codes == ("a", "b")
+    assert two.probs == pytest.approx((1 / 3, 2 / 3))
+    assert bench.judge.restrict(verdict, 4) is verdict
+
+
+def test_chosen_variants_parse_back_to_their_settings_old_and_new_names():
+    assert bench.judge.parse_variant("orders=2, prior=fitted") == {"orders": 2, "prior": True, "k": 5, "threshold": 0.5}
+    assert bench.judge.parse_variant("orders=1, prior=none (channel)")["k"] == 5
+    assert bench.judge.parse_variant("k=10, threshold=0.8 (channel)") == {"orders": 1, "prior": False, "k": 10,
+                                                                           "threshold": 0.8}
+    # ties in dev go to the cheaper variant
+    assert bench.judge.cost_of("k=5, threshold=0.5 (channel)") < bench.judge.cost_of("k=10, threshold=0.5 (channel)")
+    assert bench.judge.cost_of("k=5, threshold=0.5 (channel)") < bench.judge.cost_of("k=5, threshold=0.8 (channel)")
