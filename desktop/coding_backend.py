@@ -85,6 +85,13 @@ class EngineCodingBackend:
         return coding.codable_problem(self.project, text)
 
     def coverage(self) -> str | None:
+        # Asked on the GUI thread by every panel over this backend (Batch and Uncoded tabs) right after a
+        # training: work it out once per backend (a new model gets a new backend).
+        if not hasattr(self, "_coverage"):
+            self._coverage = self._coverage_sentence()
+        return self._coverage
+
+    def _coverage_sentence(self) -> str | None:
         cover = model_coverage(self.project, self.model.id)
         if not cover.partial:
             return None

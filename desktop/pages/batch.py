@@ -131,7 +131,7 @@ class BatchPanel(QWidget):
         self.code_button.setEnabled(False)
         judged = self.judge.isChecked()
 
-        def work(progress, cancel):
+        def code(progress, cancel) -> BatchResult:
             if not judged:
                 return batch_code_csv(project, source, out, text_column=column, threshold=threshold, model=model,
                                       encoding=encoding, progress=progress, cancel=cancel)
@@ -142,6 +142,13 @@ class BatchPanel(QWidget):
                 return batch_code_csv(project, source, out, text_column=column, threshold=threshold, model=model,
                                       encoding=encoding, progress=progress, cancel=cancel,
                                       judge=BatchJudge(Judge(project, llm, model=model), out))
+
+        def work(progress, cancel) -> tuple[BatchResult, ReviewQueue]:
+            result = code(progress, cancel)
+            state = result.out_path.with_name(result.out_path.name + ".review.json")
+            state.unlink(missing_ok=True)  # a fresh coding starts a fresh queue
+            # The review queue reads the whole coded file: here, on the job's thread, not the GUI's.
+            return result, ReviewQueue(result.out_path, text_column=column)
 
         job = self.ctx.run("Batch coding", work, on_success=self._coded,
                            on_finish=lambda: self.code_button.setEnabled(True))
@@ -160,15 +167,15 @@ class BatchPanel(QWidget):
             "starts a fresh queue and those reviews are lost (the decisions stay stored as training texts). "
             "Code it again?")
 
-    def _coded(self, result: BatchResult) -> None:
+    def _coded(self, done: tuple[BatchResult, ReviewQueue]) -> None:
+        result, queue = done
         self.last_result = result
         self.result_label.setText(f"{result.rows:,} rows: {result.auto:,} auto-coded, {result.review:,} to review "
                                   f"({result.rows_per_s:,.0f} rows/s) → {result.out_path.name}"
                                   + (f"; the local LLM read {result.judge['judged'] + result.judge['reused']:,} "
                                      f"unsure rows and re-ranked {result.judge['changed']:,}" if result.judge else ""))
-        state = result.out_path.with_name(result.out_path.name + ".review.json")
-        state.unlink(missing_ok=True)  # a fresh coding starts a fresh queue
-        self.open_queue(result.out_path)
+        self.queue = queue
+        self._next()
 
     def open_queue(self, path: Path) -> None:
         self.queue = self.ctx.guarded(ReviewQueue)(path, text_column=self.text_column.currentText())

@@ -208,6 +208,9 @@ class PseudoStatus:
 def pseudo_status(project: Project) -> PseudoStatus:
     conn = project.conn
     uncoded = conn.execute("SELECT COUNT(*) FROM uncoded_texts").fetchone()[0]
+    if not uncoded:
+        # The usual case, asked on the GUI thread after every training: no need to scan the test keys.
+        return PseudoStatus(uncoded=0, test=0, unlabelled=0, pseudo=0, held=0, review=0, reviewed=0)
     test = conn.execute(f"SELECT COUNT(*) FROM uncoded_texts WHERE text_key IN ({TEST_KEYS})").fetchone()[0]
     unlabelled = conn.execute("SELECT COUNT(*) FROM uncoded_texts WHERE id NOT IN (SELECT uncoded_id FROM"
                               f" pseudo_labels) AND text_key NOT IN ({TEST_KEYS})").fetchone()[0]
