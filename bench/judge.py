@@ -77,10 +77,13 @@ THRESHOLDS = (0.5, 0.8)
 ORDERS = 2
 
 
+def settings_suffix() -> str:
+    """A non-default k or threshold marks the result and cache files (older files keep their names)."""
+    return (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
+
+
 def stem() -> str:
-    """The result files' name; a non-default k or threshold adds a suffix (older files keep their names)."""
-    extra = (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
-    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0] + extra
+    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0] + settings_suffix()
 
 
 def test_ids_path() -> Path:
@@ -139,8 +142,7 @@ def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tupl
 
 
 def cache_path(kind: str) -> Path:
-    extra = (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
-    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}{METHODS[METHOD][0]}{extra}-{kind}.jsonl"
+    return WORK / f"{SETUPS[BENCH][1]}{CODERS[CODER][0]}{METHODS[METHOD][0]}{settings_suffix()}-{kind}.jsonl"
 
 
 def restrict(verdict: JudgeVerdict, k: int) -> JudgeVerdict:
@@ -289,10 +291,8 @@ def cmd_dev(args) -> dict:
 
 def cost_of(variant_name: str) -> float:
     """How much a dev variant costs, for breaking ties: orders (letters) or k and threshold (channel)."""
-    fields = dict(part.split("=") for part in variant_name.split(" (")[0].split(", "))
-    if "k" in fields:
-        return int(fields["k"]) * 10 + float(fields["threshold"])
-    return int(fields["orders"])
+    chosen = parse_variant(variant_name)
+    return chosen["orders"] + chosen["k"] * 10 + chosen["threshold"]
 
 
 def parse_variant(variant_name: str) -> dict:
