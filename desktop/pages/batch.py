@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -12,7 +13,7 @@ from PySide6.QtWidgets import (
 from engine.assist.coding import BatchResult, batch_code_csv
 from engine.errors import ValidationError
 from engine.evaluate.history import latest_evaluations
-from engine.classification.reading import preview_file
+from engine.classification.reading import CsvStream
 from engine.assist.review_queue import UNCODABLE, ReviewQueue
 
 from ..context import AppContext
@@ -21,6 +22,8 @@ from ..widgets.coding_panel import CodingPanel, HistoryEntry
 from ..widgets.file_chooser import file_and_encoding
 from ..widgets.progress import JobProgress
 from .imports import guess_column
+
+CHECKED_ROWS = 1_000   # rows decoded when a file is chosen, to report a wrong encoding before coding
 
 
 def coded_path(path: Path) -> Path:
@@ -106,14 +109,23 @@ class BatchPanel(QWidget):
     def load_columns(self) -> None:
         if not self.file.path:
             return
+        # Only the header and the first rows are read (on the GUI thread): the file to code may be any size.
+        # The first rows catch the usual mistake early (a file in another encoding); damage further down
+        # is reported by the coding itself, naming the row.
         try:
-            preview = preview_file(self.file.path, encoding=self.encoding.currentText(), limit=1)
+            with CsvStream(self.file.path, self.encoding.currentText()) as reader:
+                columns = [c for c in reader.header if c]
+                for _ in itertools.islice(reader, CHECKED_ROWS):
+                    pass
         except ValidationError as exc:
             self.ctx.report(exc)
             return
+        if not columns:
+            self.ctx.notify(f"{Path(self.file.path).name}: the header line names no columns", "warning")
+            return
         self.text_column.clear()
-        self.text_column.addItems(preview.columns)
-        self.text_column.setCurrentText(guess_column("text", preview.columns) or preview.columns[0])
+        self.text_column.addItems(columns)
+        self.text_column.setCurrentText(guess_column("text", columns) or columns[0])
         out = coded_path(Path(self.file.path))
         if out.exists():
             self.open_queue(out)

@@ -24,6 +24,7 @@ from engine.errors import StatcoderError
 from engine.evaluate.metrics import EvaluationResult, evaluate_model, set_report_path
 from engine.evaluate.compare import ServingDecision, default_scope, serving_after_training, shared_texts
 from engine.evaluate.report import write_report
+from engine.coders.coverage import model_coverage
 from engine.evaluate.history import StoredEvaluation, latest_evaluations
 from engine.jobs import scaled_progress
 from engine.store.project import Project
@@ -402,6 +403,10 @@ class TrainPage(Page):
             scope = default_scope(project, trained.model_id)
             evaluate_model(project, trained.model_id, codes=scope.codes,
                            progress=scaled_progress(progress, 0.85, 1.0), cancel=cancel)
+            # What the pages read when the new coder arrives (the evaluations' JSON, the coder's coverage),
+            # read here first: the GUI thread then finds them parsed instead of stalling on them.
+            latest_evaluations(project)
+            model_coverage(project, trained.model_id)
             return trained, serving, scope.describe()
 
         uncurated = self.update_uncurated_warning()

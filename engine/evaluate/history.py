@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from engine.evaluate.metrics import CodeScore, ConfusedPair, CurvePoint, EvaluationResult, Fallback, ReliabilityBin
@@ -38,12 +40,38 @@ def evaluation_from_dict(data: dict) -> EvaluationResult:
     )
 
 
+# An evaluation's metrics never change once stored (only its report path does), so the parsed result is
+# kept by (project file, evaluation id, created): a page refreshing after a training parses only the new
+# evaluation, and a worker that reads them first leaves the GUI thread nothing to parse.
+_PARSED: OrderedDict[tuple[str, int, str], EvaluationResult] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_MAX = 64
+
+
+def _parsed(project: Project, evaluation_id: int, created: str) -> EvaluationResult:
+    key = (str(project.path), evaluation_id, created)
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+        if found is not None:
+            _PARSED.move_to_end(key)
+            return found
+    (metrics,) = project.conn.execute("SELECT metrics FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
+    result = evaluation_from_dict(json.loads(metrics))
+    with _PARSED_LOCK:
+        _PARSED[key] = result
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return result
+
+
 def latest_evaluations(project: Project, *, dataset_prefix: str = "real-test") -> dict[int, StoredEvaluation]:
-    """The newest evaluation of each model on the test split (model id -> evaluation)."""
+    """The newest evaluation of each model on the test split (model id -> evaluation).
+
+    The results are shared between callers (and threads): treat them as read-only.
+    """
     rows = project.conn.execute(
-        "SELECT id, model_id, dataset, created, report_path, metrics FROM evaluations WHERE dataset LIKE ? ORDER BY id",
+        "SELECT id, model_id, dataset, created, report_path FROM evaluations WHERE dataset LIKE ? ORDER BY id",
         (dataset_prefix + "%",)).fetchall()
-    out: dict[int, StoredEvaluation] = {}
-    for row in rows:
-        out[row[1]] = StoredEvaluation(row[0], row[1], row[2], row[3], row[4], evaluation_from_dict(json.loads(row[5])))
-    return out
+    newest = {row[1]: row for row in rows}   # the last row of each model is its newest
+    return {model_id: StoredEvaluation(row[0], row[1], row[2], row[3], row[4], _parsed(project, row[0], row[3]))
+            for model_id, row in newest.items()}

@@ -107,3 +107,47 @@ def test_evaluate_model_stores_a_row_and_writes_the_report(nace_project, tmp_pat
     assert "Most-confused pairs" in html and "f1_vs_train.png" in html
     for name in ("per_level", "auto_coding", "confused", "f1_vs_train", "reliability"):
         assert (tmp_path / "report" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latest_evaluations_parse_each_stored_evaluation_once_and_never_go_stale(project, monkeypatch, tmp_path):
+    """The parsed metrics are kept (the desktop's worker reads them before the GUI thread asks), yet a new
+    evaluation, a new report path and another project at the same path are always seen."""
+    import json
+
+    import engine.evaluate.history as history
+    from engine.evaluate.metrics import set_report_path
+    from engine.store.project import Project
+
+    def metrics(top1: float) -> str:
+        return json.dumps({"n": 10, "top1": top1, "top5": 0.9, "macro_f1": 0.5})
+
+    with project.transaction() as conn:
+        conn.execute("INSERT INTO models (id, name, kind, path, sha256, params, data) "
+                     "VALUES (1, 'm', 'fasttext', 'x', 'h', '{}', '{}')")
+        first = conn.execute("INSERT INTO evaluations (model_id, dataset, metrics) VALUES (1, 'real-test', ?)",
+                             (metrics(0.4),)).lastrowid
+    parsed = []
+    real = history.evaluation_from_dict
+    monkeypatch.setattr(history, "evaluation_from_dict", lambda data: parsed.append(data["top1"]) or real(data))
+    assert history.latest_evaluations(project)[1].result.top1 == 0.4
+    assert history.latest_evaluations(project)[1].result.top1 == 0.4
+    assert parsed == [0.4]                                   # parsed once
+    set_report_path(project, first, "/reports/a.html")
+    assert history.latest_evaluations(project)[1].report_path == "/reports/a.html"
+    with project.transaction() as conn:
+        conn.execute("INSERT INTO evaluations (model_id, dataset, metrics) VALUES (1, 'real-test', ?)", (metrics(0.7),))
+    assert history.latest_evaluations(project)[1].result.top1 == 0.7
+    assert parsed == [0.4, 0.7]
+
+    path = project.path
+    project.close_all()
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    with Project.create(path) as other:                      # a new project file at the same path
+        with other.transaction() as conn:
+            conn.execute("INSERT INTO models (id, name, kind, path, sha256, params, data) "
+                         "VALUES (1, 'm', 'fasttext', 'x', 'h', '{}', '{}')")
+            conn.execute("INSERT INTO evaluations (id, model_id, dataset, metrics, created) "
+                         "VALUES (1, 1, 'real-test', ?, '2030-01-01T00:00:00Z')", (metrics(0.1),))
+        assert history.latest_evaluations(other)[1].result.top1 == 0.1
