@@ -51,6 +51,8 @@ class TrainingData:
     validation: list[tuple[str, str]]
     composition: dict[str, Any]
     siblings: dict[str, list[str]] | None = None    # set when the mix smooths towards siblings
+    sources: list[str] | None = None                # the source of each training pair (notes, synthetic, ...)
+    validation_sources: list[str] | None = None     # the source of each validation pair ('real' for the carve)
 
     def labels_of(self, smoothing: float):
         """fastText line labels per code (hierarchy smoothing), or None for one label per line."""
@@ -85,6 +87,7 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
     real_share = mix.validation_share if real and mix.validation_from == "real" else 0.0
     validation = [(t, c) for t, k, c in real if in_validation(k, real_share)]
     real_train = [(t, c) for t, k, c in real if not in_validation(k, real_share)]
+    validation_sources = ["real"] * len(validation)
     by_source: dict[str, list[tuple[str, str]]] = {s: [] for s in SOURCES}
     if mix.notes:
         by_source["notes"] = list(notes_pairs(project, mix.codes))
@@ -126,11 +129,16 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
         for source, pairs in by_source.items():
             if source == "pseudo":
                 continue
-            validation += [p for p in pairs if in_validation(normalise_key(p[0]), mix.validation_share)]
+            carved_pairs = [p for p in pairs if in_validation(normalise_key(p[0]), mix.validation_share)]
+            validation += carved_pairs
+            validation_sources += [source] * len(carved_pairs)
             by_source[source] = [p for p in pairs if not in_validation(normalise_key(p[0]), mix.validation_share)]
     train: list[tuple[str, str]] = []
+    sources: list[str] = []
     for source in SOURCES:
-        train.extend(by_source[source] * getattr(mix, source))
+        pairs = by_source[source] * getattr(mix, source)
+        train.extend(pairs)
+        sources.extend([source] * len(pairs))
     if not train:
         raise TrainingError("the chosen data mix has no training texts")
     if not 0.0 <= mix.hierarchy_smoothing < 1.0:
@@ -148,7 +156,7 @@ def build_training_data(project: Project, mix: DataMix) -> TrainingData:
         **({"pseudo_provenance": pseudo_provenance} if mix.pseudo else {}),
         "hierarchy_smoothing": mix.hierarchy_smoothing,
     }
-    return TrainingData(train, validation, composition, siblings)
+    return TrainingData(train, validation, composition, siblings, sources, validation_sources)
 
 
 def validation_key(pairs: Pairs) -> str:

@@ -217,3 +217,56 @@ def test_embedding_checker_ranks_labels_for_curation(nace_project):
     check = embedding_checker(k=3)
     preds = check(list(notes_pairs(nace_project, _codes(nace_project))), ["bottled mineral water", "beer brewing"])
     assert [p[0][0] for p in preds] == ["11.07", "11.05"] and all(len(p) == 3 for p in preds)
+
+
+# kNN prototypes (bench/results/knn-prototypes-dev-nace-full.md) ---------------------------------------
+
+def test_knn_parameters_keep_synthetic_texts_to_their_centroid():
+    """Synthetic texts are nearest references only for a code that has no other text; each source with a
+    weight gives every code a unit centroid (zero where the source has none of the code's texts)."""
+    from engine.coders.embedding.training import knn_parameters
+
+    x = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 3]]
+    y = np.array([0, 0, 0, 1, 2])            # code 2 has only a synthetic text
+    sources = ["notes", "synthetic", "synthetic", "notes", "synthetic"]
+    refs, labels, protos, weights, used = knn_parameters(x, y, 3, sources, {"notes": 0.5, "synthetic": 0.25})
+    assert labels.tolist() == [0, 1, 2] and np.array_equal(refs, x[[0, 3, 4]])
+    assert used == ["notes", "synthetic"] and weights == [0.5, 0.25]
+    notes, synthetic = protos
+    assert np.allclose(notes[0], [1, 0, 0, 0]) and np.allclose(notes[2], 0)
+    assert np.allclose(synthetic[0], [0, 1, 1, 0] / np.sqrt(2)) and np.allclose(synthetic[1], 0)
+    # without sources (the label checker's call) every text is a reference and nothing else is added
+    refs, labels, protos, weights, used = knn_parameters(x, y, 3, None, {"notes": 0.5})
+    assert len(refs) == 5 and protos is None and weights == used == []
+
+
+def test_a_zero_real_knn_coder_keeps_every_note_line_and_scores_with_its_centroids(nace_project, tmp_path):
+    """Without real texts the temperature is fitted on a carve of the note lines; those lines then join
+    the references (validation scored before), and the centroid terms survive a save and a load."""
+    codes = _codes(nace_project)
+    mix = DataMix(notes=1, codes=codes, validation_from="training")
+    result = train_embedding(nace_project, mix, EmbeddingTrainOptions(mode="knn", make_default=False))
+    coder, _ = load_coder(nace_project, result.model_id)
+    fit = result.params["fit"]
+    carved = fit["validation_joined_references"]
+    assert carved == result.composition["validation"] > 0
+    assert len(coder.refs) == fit["references"] + carved == result.composition["counts"]["notes"] + carved
+    assert result.validation["top1"] < 1.0           # scored before the carve joined the references
+    assert coder.proto_sources == ["notes"] and coder.proto_weights == [0.5]
+    vectors = coder.embedder.embed(["cider making", "slaughtering of pigs"])
+    nearest = np.max(np.where(coder.ref_labels[None, :, None] == np.arange(len(codes))[None, None, :],
+                              (vectors @ coder.refs.T)[:, :, None], -1.0), axis=1)
+    assert np.allclose(coder.scores(vectors), nearest + 0.5 * vectors @ coder.protos[0].T, atol=1e-5)
+    plain = train_embedding(nace_project, mix, EmbeddingTrainOptions(mode="knn", make_default=False, prototypes={}))
+    plain_coder, _ = load_coder(nace_project, plain.model_id)
+    assert plain_coder.protos is None and np.allclose(plain_coder.scores(vectors), nearest, atol=1e-5)
+    copy = EmbeddingCoder.load(result.path)
+    assert copy.predict_many(["cider making"], 3) == coder.predict_many(["cider making"], 3)
+
+
+def test_a_knn_coder_validated_on_real_texts_does_not_absorb_them(nace_project):
+    result = train_embedding(nace_project, DataMix(notes=1, real=1, codes=_codes(nace_project)),
+                             EmbeddingTrainOptions(mode="knn", make_default=False))
+    coder, _ = load_coder(nace_project, result.model_id)
+    assert "validation_joined_references" not in result.params["fit"]
+    assert len(coder.refs) == result.params["fit"]["references"] == result.composition["train_lines"]

@@ -25,7 +25,8 @@ class EmbeddingCoder(CoderBase):
 
     def __init__(self, *, mode: str, codes: list[str], embedder: EmbeddingModel, temperature: float = 1.0,
                  linear: LinearModel | None = None, refs: np.ndarray | None = None,
-                 ref_labels: np.ndarray | None = None):
+                 ref_labels: np.ndarray | None = None, protos: np.ndarray | None = None,
+                 proto_weights: Sequence[float] = (), proto_sources: Sequence[str] = ()):
         if mode not in MODES:
             raise ModelError(f"unknown embedding coder mode '{mode}'; choose one of {', '.join(MODES)}")
         if mode == "lr" and linear is None or mode == "knn" and (refs is None or ref_labels is None):
@@ -33,6 +34,11 @@ class EmbeddingCoder(CoderBase):
         self.mode, self.codes, self.embedder = mode, list(codes), embedder
         self.temperature = float(temperature)
         self.linear, self.refs, self.ref_labels = linear, refs, ref_labels
+        # kNN prototypes: per source, each code's centroid (unit length; zero where the source has no text of
+        # the code). A code's score is its nearest reference's cosine plus weight x cosine to each centroid.
+        self.protos = protos if protos is not None and len(proto_weights) else None
+        self.proto_weights = [float(w) for w in proto_weights] if self.protos is not None else []
+        self.proto_sources = list(proto_sources) if self.protos is not None else []
 
     # scoring -----------------------------------------------------------------------------------
     def scores(self, vectors: np.ndarray) -> np.ndarray:
@@ -40,7 +46,10 @@ class EmbeddingCoder(CoderBase):
         vectors = np.atleast_2d(vectors).astype(np.float32, copy=False)
         if self.mode == "lr":
             return self.linear.logits(vectors)  # type: ignore[union-attr]
-        return nearest_scores(vectors, self.refs, self.ref_labels, len(self.codes))  # type: ignore[arg-type]
+        scores = nearest_scores(vectors, self.refs, self.ref_labels, len(self.codes))  # type: ignore[arg-type]
+        for weight, centroids in zip(self.proto_weights, self.protos if self.protos is not None else ()):
+            scores += weight * (vectors @ centroids.T)
+        return scores
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(self.scores(vectors) / self.temperature)
@@ -66,11 +75,15 @@ class EmbeddingCoder(CoderBase):
         header = {"format": FORMAT, "mode": self.mode, "codes": self.codes, "temperature": self.temperature,
                   "embedder": {"name": self.embedder.name, "sha256": self.embedder.sha256,
                                "path": str(self.embedder.path), "dim": self.embedder.dim}}
-        arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+        arrays: dict[str, np.ndarray] = {}
         if self.mode == "lr":
             arrays.update(weights=self.linear.weights, bias=self.linear.bias)  # type: ignore[union-attr]
         else:
             arrays.update(refs=self.refs.astype(np.float32), ref_labels=self.ref_labels.astype(np.int32))  # type: ignore[union-attr]
+            if self.protos is not None:
+                arrays["protos"] = self.protos.astype(np.float32)
+                header.update(proto_weights=self.proto_weights, proto_sources=self.proto_sources)
+        arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
@@ -91,4 +104,6 @@ class EmbeddingCoder(CoderBase):
             return cls(mode="lr", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
                        linear=LinearModel(arrays["weights"], arrays["bias"]))
         return cls(mode="knn", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
-                   refs=arrays["refs"], ref_labels=arrays["ref_labels"].astype(np.int64))
+                   refs=arrays["refs"], ref_labels=arrays["ref_labels"].astype(np.int64),
+                   protos=arrays.get("protos"), proto_weights=header.get("proto_weights", ()),
+                   proto_sources=header.get("proto_sources", ()))
