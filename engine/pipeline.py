@@ -134,6 +134,9 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     log("training: sentence embeddings + logistic regression ...")
     models["embedding"] = train_coder(project, mix, kind="embedding", name="pipeline embeddings", make_default=False,
                                       progress=_progress_printer(log, "embeddings")).model_id
+    log("training: nearest neighbours with code centroids (kNN) ...")
+    models["knn"] = train_coder(project, mix, kind="knn", name="pipeline kNN", make_default=False,
+                                progress=_progress_printer(log, "kNN")).model_id
     log("training: ensemble ...")
     models["ensemble"] = train_coder(project, mix, kind="ensemble", name="pipeline ensemble", make_default=False,
                                      members=[models["fasttext"], models["embedding"]]).model_id

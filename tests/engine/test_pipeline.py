@@ -18,12 +18,12 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     generated = project.conn.execute("SELECT COUNT(*), COUNT(DISTINCT code) FROM samples WHERE run_id = ?",
                                      (result.run_id,)).fetchone()
     assert generated[0] >= 7 and generated[1] >= 5
-    assert set(result.models) == {"fasttext", "embedding", "ensemble"}
+    assert set(result.models) == {"fasttext", "embedding", "knn", "ensemble"}
     assert default_model_id(project) == result.serving and result.serving in result.models.values()
     for scores in result.scores.values():
         assert 0.0 <= scores["test_top1"] <= scores["test_top5"] <= 1.0
     assert result.report is not None and result.report.exists()
-    assert project.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 3
+    assert project.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 4
     assert any("<- serves" in line for line in lines)
     # a second run reuses the finished generation instead of generating again
     again: list[str] = []
