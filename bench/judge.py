@@ -50,8 +50,8 @@ from engine.coders.embedding.cache import embed_cached  # noqa: E402
 from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding  # noqa: E402
 from engine.coders.data import DataMix, in_validation  # noqa: E402
 from engine.llm.backends import BackendSettings, HardwareSettings, open_backend  # noqa: E402
-from engine.llm.judge import (Combination, JudgeOptions, JudgeVerdict, combine, fit_combination,  # noqa: E402
-                              fit_position_prior, judge_candidates, recalibrate)
+from engine.llm.judge import (Combination, JudgeOptions, JudgeVerdict, channel_card, combine,  # noqa: E402
+                              fit_combination, fit_position_prior, judge_candidates, recalibrate)
 from engine.llm.registry import get_default_model  # noqa: E402
 from engine.store.project import Project  # noqa: E402
 
@@ -64,7 +64,9 @@ SETUPS = {"nace-uksic": ("nace-full", "judge-verdicts", "NACE Rev. 2", "all of N
 BENCH = "nace-uksic"   # set by main()
 # coder -> (file-name suffix, label in the tables). "real+notes": the embedding coder (logistic head) trained
 # on the notes and real-train less its validation carve; the dev texts are drawn from that carve only.
-CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+notes", "real+notes (embedding)")}
+CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+notes", "real+notes (embedding)"),
+          # the kNN with prototypes chosen by bench.knn_prototypes (notes + 24 synthetic samples per class)
+          "prototypes": ("-prototypes", "zero-real (kNN prototypes: notes + 24 synthetic per class)")}
 CODER = "notes-knn"    # set by main()
 # judge method -> (file-name suffix, note lines per candidate). "channel": log P(text | card) per candidate
 # (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
@@ -92,6 +94,9 @@ def test_ids_path() -> Path:
 
 
 def open_project() -> Project:
+    if CODER == "prototypes":
+        from bench.knn_prototypes import open_work
+        return open_work()
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / f"judge-{SETUPS[BENCH][0]}.statcoder"
     if path.exists():
@@ -110,6 +115,8 @@ def coder_mix() -> tuple[str, DataMix, str]:
     """(model name, data mix, embedding mode) of the coder the judge re-ranks."""
     if CODER == "real+notes":
         return "bench judge: real+notes embedding lr", DataMix(notes=1, real=1, validation_share=0.1), "lr"
+    if CODER == "prototypes":   # trained by bench.knn_prototypes (no real text)
+        return "see bench.knn_prototypes", DataMix(notes=1, synthetic=1, validation_from="training"), "knn"
     return ("bench judge: notes-only embedding knn",
             DataMix(notes=1, validation_share=0.1, validation_from="training"), "knn")
 
@@ -125,6 +132,13 @@ def dev_pool(project: Project) -> list[tuple[int, str, str]]:
 
 def coder_for(project: Project):
     """The coder the judge re-ranks, trained once per work project (model name marks it)."""
+    if CODER == "prototypes":
+        from bench.common import load_result
+        from bench.knn_prototypes import DEV, coder_for as prototypes_coder
+        chosen = load_result(DEV)
+        if chosen is None:
+            raise SystemExit("run python -m bench.knn_prototypes dev first")
+        return prototypes_coder(project, chosen["chosen"])
     name, mix, mode = coder_mix()
     row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
     if row is None:
@@ -364,7 +378,9 @@ def cmd_test(args, dev_result: dict) -> dict:
     j1, j5 = top(combined, [gold[i] for i in ids])
     unsure = [i for i in ids if i in verdicts]
     alone = sum(verdicts[i].best[0] == gold[i] for i in unsure) / max(1, len(unsure))
-    return {"variant": dev["chosen"], "k": k, "threshold": threshold, "combination": fit.combination.to_dict(),
+    by_id = {r[0]: r[1] for r in rows_s}
+    analysis = failure_analysis(project, ids, by_id, preds, verdicts, dict(zip(ids, combined)), gold)
+    return {"analysis": analysis, "variant": dev["chosen"], "k": k, "threshold": threshold, "combination": fit.combination.to_dict(),
             "prior": [round(p, 4) for p in prior] if prior else None,
             "n": len(ids), "judged": len(unsure), "share_judged": round(len(unsure) / len(ids), 4),
             "seconds_per_judged_text": s_per,
@@ -372,6 +388,76 @@ def cmd_test(args, dev_result: dict) -> dict:
             "coder_plus_judge_on_sample": {"top1": round(j1, 4), "top5": round(j5, 4)},
             "judge_alone_top1_on_judged": round(alone, 4),
             "coder_full_test": {"top1": round(full_t1, 4), "top5": round(full_t5, 4), "n": len(test_rows)}}
+
+
+def failure_analysis(project: Project, ids, texts, preds, verdicts, combined, gold) -> dict:
+    """Where the judged arm fails on the test sample (reported after the single read, never used to choose):
+    what happened to the judged texts, what the combination moved, the commonest confusions and an example
+    of what the judge read."""
+    titles = dict(project.conn.execute("SELECT code, title FROM codes"))
+    judged = [i for i in ids if i in verdicts]
+    present = [i for i in judged if gold[i] in verdicts[i].codes]
+    outcome = Counter()
+    for i in judged:
+        if gold[i] not in verdicts[i].codes:
+            outcome["right code not among the candidates"] += 1
+        elif combined[i][0][0] == gold[i]:
+            outcome["among them, coder + judge right"] += 1
+        else:
+            outcome["among them, coder + judge wrong"] += 1
+    moved = Counter()
+    for i in ids:
+        before, after = preds[i][0][0], combined[i][0][0]
+        if before != after:
+            moved["wrong -> right" if after == gold[i] else "right -> wrong" if before == gold[i]
+                  else "wrong -> wrong"] += 1
+    errors = [(gold[i], combined[i][0][0]) for i in ids if combined[i][0][0] != gold[i]]
+    same_class_group = sum(g[:4] == p[:4] for g, p in errors)   # NACE classes 10.71 and 10.72: group 10.7
+    pairs = Counter(errors).most_common(8)
+    example_id = next((i for i in present if verdicts[i].best[0] != gold[i]), present[0] if present else None)
+    example = None
+    if example_id is not None:
+        verdict = verdicts[example_id]
+        coder_probs = dict(preds[example_id])
+        example = {"text": texts[example_id], "gold": gold[example_id],
+                   "candidates": [{"code": c, "title": titles.get(c, ""), "coder": round(coder_probs.get(c, 0.0), 3),
+                                   "judge": round(p, 3)} for c, p in zip(verdict.codes, verdict.probs)],
+                   "card": channel_card(candidates_for(project, [verdict.codes[0]])[0],
+                                        JudgeOptions(method=METHOD, classification=SETUPS[BENCH][2],
+                                                     max_lines=METHODS[METHOD][1])) if METHOD == "channel" else None}
+    return {"judged": len(judged), "outcomes_of_judged": dict(outcome),
+            "judge_alone_when_right_code_present": round(
+                sum(verdicts[i].best[0] == gold[i] for i in present) / max(1, len(present)), 4),
+            "combination_moved_top1": dict(moved), "errors": len(errors),
+            "errors_within_the_same_group": same_class_group,
+            "confused_pairs": [{"gold": g, "gold_title": titles.get(g, ""), "predicted": p,
+                                "predicted_title": titles.get(p, ""), "count": n} for (g, p), n in pairs],
+            "example": example}
+
+
+def analysis_lines(analysis: dict) -> list[str]:
+    if not analysis:
+        return []
+    lines = ["### Where it fails (the same sample, reported after the single read; nothing was chosen from it)", "",
+             f"Judged texts: {analysis['judged']}: " + "; ".join(f"{k}: {v}" for k, v in analysis["outcomes_of_judged"].items())
+             + f". The judge alone picks the right code for {analysis['judge_alone_when_right_code_present']:.1%} of the "
+             "judged texts whose right code is among its candidates.",
+             "", "The combination moved the coder's first code: "
+             + (", ".join(f"{k} {v}" for k, v in analysis["combination_moved_top1"].items()) or "never") + ". "
+             f"Of the {analysis['errors']} texts still wrong, {analysis['errors_within_the_same_group']} are "
+             "confused with a code of the same NACE group (first three digits).", "",
+             "| right code | chosen instead | texts |", "|---|---|---|"]
+    lines += [f"| {p['gold']} {p['gold_title']} | {p['predicted']} {p['predicted_title']} | {p['count']} |"
+              for p in analysis["confused_pairs"]]
+    example = analysis.get("example")
+    if example:
+        lines += ["", f"An example the judge got wrong with the right code among its candidates: “{example['text']}” "
+                  f"(right code {example['gold']}):", "", "| candidate | coder | judge |", "|---|---|---|"]
+        lines += [f"| {c['code']} {c['title']} | {c['coder']:.3f} | {c['judge']:.3f} |" for c in example["candidates"]]
+        if example.get("card"):
+            lines += ["", "What the channel judge reads before the text (the first candidate's card); it scores "
+                      "log P(“ " + example["text"] + "” | card):", "", "```", example["card"], "```"]
+    return lines + [""]
 
 
 def write(result: dict) -> None:
@@ -418,7 +504,7 @@ def write(result: dict) -> None:
                   f"Judged {test['judged']} of {test['n']} ({test['share_judged']:.0%}); judge alone on them "
                   f"{test['judge_alone_top1_on_judged']:.1%}; "
                   + (f"{test['seconds_per_judged_text']:.1f} s per judged text." if test['seconds_per_judged_text'] else "")
-                  + f" Combination fitted on dev: {test['combination']}.", ""]
+                  + f" Combination fitted on dev: {test['combination']}.", ""] + analysis_lines(test.get("analysis"))
     else:
         lines += ["The test half was not read" + (": no gain on dev." if dev["gain_on_dev"] <= 0 else "."), ""]
     (RESULTS / f"judge-{stem()}.md").write_text("\n".join(lines), encoding="utf-8")
@@ -442,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="judge texts whose coder probability is below this (dev also scores 0.5 and 0.8 below it)")
     args = parser.parse_args(argv)
+    if args.coder == "prototypes" and args.benchmark != "nace-uksic":
+        parser.error("--coder prototypes is for NACE (its synthetic samples are NACE's)")
     global BENCH, CODER, METHOD, K, THRESHOLD
     BENCH, CODER, METHOD, K, THRESHOLD = args.benchmark, args.coder, args.method, args.k, args.threshold
     if K != 5 and METHOD != "channel":
@@ -460,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         if result["dev"]["gain_on_dev"] <= 0 and not test_ids_path().exists():
             print("no gain on dev: the test half stays unread", file=sys.stderr)
         else:
+            earlier = result.get("test") or {}
             result["test"] = cmd_test(args, result)
+            if result["test"]["seconds_per_judged_text"] is None and earlier.get("seconds_per_judged_text"):
+                # every verdict came from the cache: keep what they cost when they were made
+                result["test"]["seconds_per_judged_text"] = earlier["seconds_per_judged_text"]
     write(result)
     print(f"wrote {path} and .md")
     return 0

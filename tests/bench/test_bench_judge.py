@@ -76,3 +76,36 @@ def test_chosen_variants_parse_back_to_their_settings_old_and_new_names():
     # ties in dev go to the cheaper variant
     assert bench.judge.cost_of("k=5, threshold=0.5 (channel)") < bench.judge.cost_of("k=10, threshold=0.5 (channel)")
     assert bench.judge.cost_of("k=5, threshold=0.5 (channel)") < bench.judge.cost_of("k=5, threshold=0.8 (channel)")
+
+
+def test_the_failure_analysis_sorts_the_judged_texts_by_what_went_wrong(nace_project, monkeypatch):
+    """Retrieval misses, right-code-present wins and losses, the moves of the first code and the confused
+    pairs are counted from the verdicts; the example shows the channel judge's card."""
+    from engine.llm.judge import JudgeVerdict
+
+    monkeypatch.setattr(bench.judge, "METHOD", "channel")
+    ids = [1, 2, 3, 4]
+    gold = {1: "10.71", 2: "10.72", 3: "11.05", 4: "10.11"}
+    texts = {1: "bread", 2: "rusks", 3: "beer", 4: "meat"}
+    preds = {1: [("10.72", 0.4), ("10.71", 0.3)], 2: [("10.72", 0.45), ("10.71", 0.4)],
+             3: [("10.11", 0.3), ("11.02", 0.2)], 4: [("10.11", 0.9), ("10.12", 0.1)]}
+
+    def verdict(codes, probs):
+        return JudgeVerdict(tuple(codes), tuple(probs), (tuple(probs),), (tuple(range(len(codes))),), 1.0, 10)
+
+    verdicts = {1: verdict(["10.72", "10.71"], [0.2, 0.8]),     # right code present: judge right
+                2: verdict(["10.72", "10.71"], [0.3, 0.7]),     # right code present: judge wrong
+                3: verdict(["10.11", "11.02"], [0.5, 0.5])}     # right code missing
+    combined = {1: [("10.71", 0.6)], 2: [("10.71", 0.6)], 3: [("10.11", 0.5)], 4: preds[4]}
+    out = bench.judge.failure_analysis(nace_project, ids, texts, preds, verdicts, combined, gold)
+    assert out["judged"] == 3
+    assert out["outcomes_of_judged"] == {"among them, coder + judge right": 1, "among them, coder + judge wrong": 1,
+                                         "right code not among the candidates": 1}
+    assert out["judge_alone_when_right_code_present"] == 0.5
+    assert out["combination_moved_top1"] == {"wrong -> right": 1, "right -> wrong": 1}
+    assert out["errors"] == 2 and out["errors_within_the_same_group"] == 1     # 10.72 -> 10.71, not 11.05 -> 10.11
+    assert {(p["gold"], p["predicted"]) for p in out["confused_pairs"]} == {("10.72", "10.71"), ("11.05", "10.11")}
+    example = out["example"]
+    assert example["text"] == "rusks" and example["gold"] == "10.72"
+    assert example["card"].startswith("Short answers") and "Code 10.72:" in example["card"]
+    assert any("Where it fails" in line for line in bench.judge.analysis_lines(out))
