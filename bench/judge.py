@@ -84,13 +84,26 @@ def settings_suffix() -> str:
     return (f"-k{K}" if K != 5 else "") + (f"-t{THRESHOLD:g}" if THRESHOLD != 0.5 else "")
 
 
-def stem() -> str:
-    return SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0] + settings_suffix()
+TEST_N = 200           # set by main() (--test-n): a larger fixed sample has files of its own
 
 
-def test_ids_path() -> Path:
+def stem(with_test_n: bool = True) -> str:
+    return (SETUPS[BENCH][0] + CODERS[CODER][0] + METHODS[METHOD][0] + settings_suffix()
+            + (f"-test{TEST_N}" if with_test_n and TEST_N != 200 else ""))
+
+
+def test_ids_path(n: int | None = None) -> Path:
     # Shared by every coder of a benchmark, so that their judged arms read the same test texts.
-    return RESULTS / f"judge-test-ids-{SETUPS[BENCH][0]}.json"
+    n = TEST_N if n is None else n
+    return RESULTS / f"judge-test-ids-{SETUPS[BENCH][0]}{'' if n == 200 else f'-{n}'}.json"
+
+
+def larger_test_ids(test_ids: list[int], n: int, seed: int) -> list[int]:
+    """A fixed sample of n test ids that holds the committed 200 (their verdicts are reused) plus a seeded
+    draw of the rest from the other test ids: together a seeded random sample of the test half."""
+    base = json.loads(test_ids_path(200).read_text(encoding="utf-8"))["ids"]
+    rest = sorted(set(test_ids) - set(base))
+    return sorted(base + random.Random(f"judge-test-{n}:{seed}").sample(rest, n - len(base)))
 
 
 def open_project() -> Project:
@@ -357,6 +370,10 @@ def cmd_test(args, dev_result: dict) -> dict:
     test_rows = project.conn.execute("SELECT id, text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
     if test_ids_path().exists():
         wanted = set(json.loads(test_ids_path().read_text(encoding="utf-8"))["ids"])
+    elif TEST_N != 200:
+        wanted = set(larger_test_ids([r[0] for r in test_rows], TEST_N, args.seed))
+        test_ids_path().write_text(json.dumps({"seed": args.seed, "n": len(wanted), "holds": test_ids_path(200).name,
+                                               "ids": sorted(wanted)}) + "\n", encoding="utf-8")
     else:
         wanted = set(sorted(random.Random(f"judge-test:{args.seed}").sample([r[0] for r in test_rows], args.n)))
         test_ids_path().write_text(json.dumps({"seed": args.seed, "n": len(wanted), "ids": sorted(wanted)}) + "\n",
@@ -525,17 +542,29 @@ def main(argv: list[str] | None = None) -> int:
                              "per candidate, cards cached (its files end in -channel)")
     parser.add_argument("--k", type=int, default=5,
                         help="candidates shown to the judge (the channel judge's dev also scores k = 5 and 8 below it)")
+    parser.add_argument("--test-n", type=int, default=200,
+                        help="test ids judged: the committed 200, or a larger fixed sample that holds them "
+                             "(its own ids and result files, the dev step of the 200's result file)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="judge texts whose coder probability is below this (dev also scores 0.5 and 0.8 below it)")
     args = parser.parse_args(argv)
     if args.coder == "prototypes" and args.benchmark != "nace-uksic":
         parser.error("--coder prototypes is for NACE (its synthetic samples are NACE's)")
-    global BENCH, CODER, METHOD, K, THRESHOLD
+    global BENCH, CODER, METHOD, K, THRESHOLD, TEST_N
     BENCH, CODER, METHOD, K, THRESHOLD = args.benchmark, args.coder, args.method, args.k, args.threshold
+    TEST_N = args.test_n
+    if TEST_N != 200 and (args.step != "test" or TEST_N < 200):
+        parser.error("--test-n is for the test step, with 200 or more ids")
     if K != 5 and METHOD != "channel":
         parser.error("--k other than 5 is for the channel judge")
     path = RESULTS / f"judge-{stem()}.json"
     result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"commands": []}
+    base = RESULTS / f"judge-{stem(with_test_n=False)}.json"
+    if TEST_N != 200 and "dev" not in result and base.exists():
+        # the larger sample is read with the settings the dev step chose (kept in the 200's file)
+        earlier = json.loads(base.read_text(encoding="utf-8"))
+        result.update({k: earlier[k] for k in ("dev", "coder", "judge") if k in earlier})
+        result["commands"] = [c for c in earlier.get("commands", []) if " dev " in f" {c} "]
     command = command_line("bench.judge", argv)
     result["commands"] = [c for c in result.get("commands", []) if c != command] + [command]
     result.update(created=now(), machine=machine())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import bench.judge
@@ -109,3 +111,15 @@ def test_the_failure_analysis_sorts_the_judged_texts_by_what_went_wrong(nace_pro
     assert example["text"] == "rusks" and example["gold"] == "10.72"
     assert example["card"].startswith("Short answers") and "Code 10.72:" in example["card"]
     assert any("Where it fails" in line for line in bench.judge.analysis_lines(out))
+
+
+def test_a_larger_test_sample_holds_the_committed_200_and_has_files_of_its_own(monkeypatch):
+    committed = json.loads(bench.judge.test_ids_path(200).read_text(encoding="utf-8"))["ids"]
+    everything = list(range(1, 20_000))
+    larger = bench.judge.larger_test_ids(everything, 1_000, 0)
+    assert len(larger) == len(set(larger)) == 1_000 and set(committed) <= set(larger)
+    assert larger == bench.judge.larger_test_ids(everything, 1_000, 0)       # seeded
+    assert larger != bench.judge.larger_test_ids(everything, 1_000, 1)
+    monkeypatch.setattr(bench.judge, "TEST_N", 1_000)
+    assert bench.judge.stem() == "nace-full-test1000" and bench.judge.stem(with_test_n=False) == "nace-full"
+    assert bench.judge.test_ids_path().name == "judge-test-ids-nace-full-1000.json"
