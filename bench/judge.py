@@ -100,10 +100,12 @@ def test_ids_path(n: int | None = None) -> Path:
 
 def larger_test_ids(test_ids: list[int], n: int, seed: int) -> list[int]:
     """A fixed sample of n test ids that holds the committed 200 (their verdicts are reused) plus a seeded
-    draw of the rest from the other test ids: together a seeded random sample of the test half."""
+    draw from the other test ids: together a seeded random sample of the test half."""
     base = json.loads(test_ids_path(200).read_text(encoding="utf-8"))["ids"]
     rest = sorted(set(test_ids) - set(base))
-    return sorted(base + random.Random(f"judge-test-{n}:{seed}").sample(rest, n - len(base)))
+    # One seeded order of the rest, cut at n: a smaller sample is part of every larger one.
+    order = random.Random(f"judge-test-larger:{seed}").sample(rest, len(rest))
+    return sorted(base + order[:n - len(base)])
 
 
 def open_project() -> Project:

@@ -120,6 +120,7 @@ def test_a_larger_test_sample_holds_the_committed_200_and_has_files_of_its_own(m
     assert len(larger) == len(set(larger)) == 1_000 and set(committed) <= set(larger)
     assert larger == bench.judge.larger_test_ids(everything, 1_000, 0)       # seeded
     assert larger != bench.judge.larger_test_ids(everything, 1_000, 1)
+    assert set(bench.judge.larger_test_ids(everything, 600, 0)) < set(larger)   # nested: 600 inside 1,000
     monkeypatch.setattr(bench.judge, "TEST_N", 1_000)
     assert bench.judge.stem() == "nace-full-test1000" and bench.judge.stem(with_test_n=False) == "nace-full"
     assert bench.judge.test_ids_path().name == "judge-test-ids-nace-full-1000.json"
