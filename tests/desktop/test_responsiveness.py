@@ -120,6 +120,17 @@ class GapMeter:
                 + (f"; GUI thread during gaps:{stacks}" if stacks else ""))
 
 
+def train_page_for_10_11(window, trained_path, *, epochs: int):
+    """The trained project open on the Train page, set to train fastText on real-train for 10-11."""
+    window.open_project(trained_path)
+    window.show_page("train")
+    page = window.pages["train"]
+    page.weights["synthetic"].setValue(0)
+    page.scope.setText("10, 11")
+    page.epochs.setValue(epochs)
+    return page
+
+
 def test_imports_keep_the_event_loop_ticking(window, qtbot, tmp_path):
     """Importing NACE (996 codes) and then the UK SIC index (15,957 texts) runs on a worker; the tree,
     summary and dialogs refresh afterwards, and no gap the app causes exceeds 50 ms."""
@@ -158,12 +169,7 @@ def test_training_and_batch_coding_keep_the_event_loop_ticking(window, qtbot, tr
         writer = csv.writer(handle)
         writer.writerow(["id", "answer"])
         writer.writerows((i, f"{words[i % len(words)]} {i}") for i in range(5_000))
-    window.open_project(trained_path)
-    window.show_page("train")
-    page = window.pages["train"]
-    page.weights["synthetic"].setValue(0)
-    page.scope.setText("10, 11")
-    page.epochs.setValue(20)
+    page = train_page_for_10_11(window, trained_path, epochs=20)
     meter = GapMeter(window.runner)
     meter.start(qtbot)
     qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
@@ -206,12 +212,7 @@ def test_a_new_coder_reaches_the_pages_with_nothing_left_to_parse_on_the_gui_thr
 
     monkeypatch.setattr(history, "evaluation_from_dict", watched("evaluation", history.evaluation_from_dict))
     monkeypatch.setattr(coverage_module, "coverage", watched("coverage", coverage_module.coverage))
-    window.open_project(trained_path)
-    window.show_page("train")
-    page = window.pages["train"]
-    page.weights["synthetic"].setValue(0)
-    page.scope.setText("10, 11")
-    page.epochs.setValue(5)
+    page = train_page_for_10_11(window, trained_path, epochs=5)
     on_gui.clear()   # opening the project reads the old coder's on the GUI thread; that is not measured
     qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=120_000)
