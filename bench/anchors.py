@@ -115,7 +115,9 @@ def main() -> None:
     for arm, coder_name, weights, mode in ARMS:
         mix = DataMix(codes=codes, **weights)
         started = time.perf_counter()
-        result = train_embedding(project, mix, EmbeddingTrainOptions(mode=mode, name=f"bench {arm} {coder_name}"))
+        # The anchors are BENCHMARK.md's plain semantic search: no code centroids (the product kNN's default).
+        result = train_embedding(project, mix, EmbeddingTrainOptions(mode=mode, name=f"bench {arm} {coder_name}",
+                                                                     prototypes={}))
         cache = result.composition["cache"]
         preds = EmbeddingCoder.load(result.path).predict_vectors(test_x, 5)
         entry = arm_metrics(gold, preds, hierarchy, result.composition["train_lines"])

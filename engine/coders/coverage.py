@@ -7,10 +7,10 @@ the coding panel must say that it knows only part of the classification.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from engine.coders.registry import ModelRecord, get_model, load_coder
+from engine.store.cache import KeyedCache
 from engine.store.project import Project
 
 
@@ -65,8 +65,7 @@ def coverage(project: Project, codes: list[str]) -> Coverage:
     return Coverage(ordered, len(leaves), groups)
 
 
-_BY_MODEL: dict[tuple[str, int, str, int], Coverage] = {}
-_BY_MODEL_LOCK = threading.Lock()
+_BY_MODEL: KeyedCache[Coverage] = KeyedCache()
 
 
 def model_coverage(project: Project, model_id: int) -> Coverage:
@@ -74,14 +73,5 @@ def model_coverage(project: Project, model_id: int) -> Coverage:
     asks on the GUI thread when a new coder arrives, so the training job works it out first."""
     record = get_model(project, model_id)
     (count,) = project.conn.execute("SELECT COUNT(*) FROM codes").fetchone()
-    key = (str(project.path), model_id, record.sha256, count)
-    with _BY_MODEL_LOCK:
-        found = _BY_MODEL.get(key)
-    if found is not None:
-        return found
-    found = coverage(project, trained_codes(project, record))
-    with _BY_MODEL_LOCK:
-        if len(_BY_MODEL) >= 64:
-            _BY_MODEL.clear()
-        _BY_MODEL[key] = found
-    return found
+    return _BY_MODEL.get((str(project.path), model_id, record.sha256, count),
+                         lambda: coverage(project, trained_codes(project, record)))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from engine.evaluate.metrics import CodeScore, ConfusedPair, CurvePoint, EvaluationResult, Fallback, ReliabilityBin
+from engine.store.cache import KeyedCache
 from engine.store.project import Project
 
 
@@ -43,25 +42,16 @@ def evaluation_from_dict(data: dict) -> EvaluationResult:
 # An evaluation's metrics never change once stored (only its report path does), so the parsed result is
 # kept by (project file, evaluation id, created): a page refreshing after a training parses only the new
 # evaluation, and a worker that reads them first leaves the GUI thread nothing to parse.
-_PARSED: OrderedDict[tuple[str, int, str], EvaluationResult] = OrderedDict()
-_PARSED_LOCK = threading.Lock()
-_PARSED_MAX = 64
+# An evaluation's metrics never change once stored (only its report path does), so the parsed result is kept
+# by (project file, evaluation id, created): a worker that reads them first leaves the GUI thread nothing to parse.
+_PARSED: KeyedCache[EvaluationResult] = KeyedCache()
 
 
 def _parsed(project: Project, evaluation_id: int, created: str) -> EvaluationResult:
-    key = (str(project.path), evaluation_id, created)
-    with _PARSED_LOCK:
-        found = _PARSED.get(key)
-        if found is not None:
-            _PARSED.move_to_end(key)
-            return found
-    (metrics,) = project.conn.execute("SELECT metrics FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
-    result = evaluation_from_dict(json.loads(metrics))
-    with _PARSED_LOCK:
-        _PARSED[key] = result
-        while len(_PARSED) > _PARSED_MAX:
-            _PARSED.popitem(last=False)
-    return result
+    def parse() -> EvaluationResult:
+        (metrics,) = project.conn.execute("SELECT metrics FROM evaluations WHERE id = ?", (evaluation_id,)).fetchone()
+        return evaluation_from_dict(json.loads(metrics))
+    return _PARSED.get((str(project.path), evaluation_id, created), parse)
 
 
 def latest_evaluations(project: Project, *, dataset_prefix: str = "real-test") -> dict[int, StoredEvaluation]:

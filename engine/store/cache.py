@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, TypeVar
+from collections import OrderedDict
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from engine.store.project import Project
 
 T = TypeVar("T", bound="ProjectCache")
+V = TypeVar("V")
 
 
 class ProjectCache:
@@ -34,3 +36,28 @@ class ProjectCache:
             if found is None:
                 found = cls._by_project[key] = cls(project)
             return found
+
+
+class KeyedCache(Generic[V]):
+    """Values that never change for their key, shared by every thread; the least recently used go first.
+
+    `get(key, make)` returns the kept value or keeps what `make()` returns. `make` runs outside the lock,
+    so two threads may both make a value once; the values are equal, and the first kept wins.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = make()
+        with self._lock:
+            value = self._values.setdefault(key, value)
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value
