@@ -66,7 +66,9 @@ BENCH = "nace-uksic"   # set by main()
 # on the notes and real-train less its validation carve; the dev texts are drawn from that carve only.
 CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+notes", "real+notes (embedding)"),
           # the kNN with prototypes chosen by bench.knn_prototypes (notes + 24 synthetic samples per class)
-          "prototypes": ("-prototypes", "zero-real (kNN prototypes: notes + 24 synthetic per class)")}
+          "prototypes": ("-prototypes", "zero-real (kNN prototypes: notes + 24 synthetic per class)"),
+          # the log ensemble of that kNN, the embedding regression and fastText, weights by bench.ensemble_zero_real
+          "ensemble": ("-ensemble", "zero-real (log ensemble: kNN prototypes x embedding LR x fastText)")}
 CODER = "notes-knn"    # set by main()
 # judge method -> (file-name suffix, note lines per candidate). "channel": log P(text | card) per candidate
 # (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
@@ -112,6 +114,9 @@ def open_project() -> Project:
     if CODER == "prototypes":
         from bench.knn_prototypes import open_work
         return open_work()
+    if CODER == "ensemble":
+        from bench.ensemble_zero_real import open_work as open_ensemble_work
+        return open_ensemble_work()
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / f"judge-{SETUPS[BENCH][0]}.statcoder"
     if path.exists():
@@ -130,8 +135,9 @@ def coder_mix() -> tuple[str, DataMix, str]:
     """(model name, data mix, embedding mode) of the coder the judge re-ranks."""
     if CODER == "real+notes":
         return "bench judge: real+notes embedding lr", DataMix(notes=1, real=1, validation_share=0.1), "lr"
-    if CODER == "prototypes":   # trained by bench.knn_prototypes (no real text)
-        return "see bench.knn_prototypes", DataMix(notes=1, synthetic=1, validation_from="training"), "knn"
+    if CODER in ("prototypes", "ensemble"):   # trained by bench.knn_prototypes / bench.ensemble_zero_real (no real text)
+        return f"see bench.{'knn_prototypes' if CODER == 'prototypes' else 'ensemble_zero_real'}", \
+            DataMix(notes=1, synthetic=1, validation_from="training"), "knn"
     return ("bench judge: notes-only embedding knn",
             DataMix(notes=1, validation_share=0.1, validation_from="training"), "knn")
 
@@ -154,6 +160,13 @@ def coder_for(project: Project):
         if chosen is None:
             raise SystemExit("run python -m bench.knn_prototypes dev first")
         return prototypes_coder(project, chosen["chosen"])
+    if CODER == "ensemble":
+        from bench.common import load_result
+        from bench.ensemble_zero_real import DEV as ENSEMBLE_DEV, ensemble, members
+        chosen = load_result(ENSEMBLE_DEV)
+        if chosen is None:
+            raise SystemExit("run python -m bench.ensemble_zero_real dev first")
+        return load_coder(project, ensemble(project, members(project), chosen["chosen"]))
     name, mix, mode = coder_mix()
     row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
     if row is None:
@@ -166,6 +179,8 @@ def coder_for(project: Project):
 
 
 def predict(project: Project, coder, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
+    if not hasattr(coder, "predict_vectors"):   # the ensemble: its members embed for themselves
+        return coder.predict_many(texts, k)
     vectors = embed_cached(project, coder.embedder, texts)
     return coder.predict_vectors(vectors, k)
 
@@ -550,8 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="judge texts whose coder probability is below this (dev also scores 0.5 and 0.8 below it)")
     args = parser.parse_args(argv)
-    if args.coder == "prototypes" and args.benchmark != "nace-uksic":
-        parser.error("--coder prototypes is for NACE (its synthetic samples are NACE's)")
+    if args.coder in ("prototypes", "ensemble") and args.benchmark != "nace-uksic":
+        parser.error(f"--coder {args.coder} is for NACE (its synthetic samples are NACE's)")
     global BENCH, CODER, METHOD, K, THRESHOLD, TEST_N
     BENCH, CODER, METHOD, K, THRESHOLD = args.benchmark, args.coder, args.method, args.k, args.threshold
     TEST_N = args.test_n

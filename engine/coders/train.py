@@ -20,9 +20,13 @@ KINDS = ("fasttext", "embedding", "knn", "ensemble")
 
 def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
                 fasttext: TrainOptions | None = None, embedding: EmbeddingTrainOptions | None = None,
-                members: Sequence[int] | None = None, progress: ProgressCallback | None = None,
+                members: Sequence[int] | None = None, combination: str = "mean",
+                weights: Sequence[float] | None = None, progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> TrainedModel:
-    """Train and register one coder. An ensemble without `members` trains a fastText and an embedding coder first."""
+    """Train and register one coder. An ensemble without `members` trains a fastText and an embedding coder first.
+
+    `combination` and `weights` are the ensemble's (engine.coders.ensemble): weights None are chosen on validation.
+    """
     if kind not in KINDS:
         raise TrainingError(f"unknown coder kind '{kind}'; choose one of {', '.join(KINDS)}")
     ft = dataclasses.replace(fasttext or TrainOptions(), name=name or (fasttext.name if fasttext else ""),
@@ -42,4 +46,5 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
                                                                    name=emb.name and f"{emb.name} (embeddings)"),
                                  progress=scaled_progress(progress, 0.4, 0.95, "embeddings"), cancel=cancel)
         members = [first.model_id, second.model_id]
-    return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel)
+    return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel,
+                          combination=combination, weights=weights)

@@ -21,7 +21,7 @@ from engine.coders.embedding.checker import embedding_checker
 from engine.coders.embedding.classifier import fit_logistic, fit_temperature
 from engine.coders.embedding.classifier import softmax
 from engine.coders.embedding.model import EmbeddingModel
-from engine.errors import ModelError
+from engine.errors import ModelError, TrainingError
 from engine.text import file_sha256
 from engine.coders.data import DataMix
 from engine.classification import leaf_codes_under
@@ -209,6 +209,70 @@ def test_ensemble_weights_are_chosen_on_validation(nace_project):
     assert isinstance(coder, EnsembleCoder)
     top = coder.predict("Brewing of beer", 5)
     assert top[0][0] == "11.05" and sum(p for _, p in top) <= 1 + 1e-6
+
+
+def test_log_combination_is_the_renormalised_weighted_product():
+    from engine.coders.ensemble import LOG_FLOOR, combine_log
+
+    first, second = {"a": 0.6, "b": 0.3, "c": 0.1}, {"a": 0.2, "b": 0.8}
+    got = dict(combine_log([first, second], [1.0, 0.5], 3))
+    raw = {"a": 0.6 * 0.2 ** 0.5, "b": 0.3 * 0.8 ** 0.5, "c": 0.1 * LOG_FLOOR ** 0.5}   # c unranked by the second
+    assert got == pytest.approx({k: v / sum(raw.values()) for k, v in raw.items()})
+    assert [c for c, _ in combine_log([first, second], [1.0, 1.0], 2)] == ["b", "a"]   # 0.24 against 0.12
+    assert dict(combine_log([first, second], [1.0, 0.0], 3)) == pytest.approx(first)   # weight 0: left out
+
+
+def test_a_log_ensemble_of_three_coders_chooses_its_weights_on_validation(nace_project, monkeypatch):
+    codes = _codes(nace_project)
+    mix = DataMix(notes=1, real=1, codes=codes)
+    members = [train_coder(nace_project, mix, kind=kind, make_default=False).model_id
+               for kind in ("knn", "embedding", "fasttext")]
+    trained = train_coder(nace_project, mix, kind="ensemble", members=members, combination="log", make_default=False)
+    params = trained.params
+    assert params["combination"] == "log" and params["weights_from"] == "validation"
+    assert list(params["weights"]) == ["knn", "embedding", "fasttext"] and params["weights"]["knn"] == 1.0
+    assert len(params["weight_grid"]) == 25
+    # the grid holds the kNN alone ([1, 0, 0]), so validation can only match or beat it
+    knn = get_model(nace_project, members[0])
+    assert trained.validation["top1"] >= knn.validation["top1"] - 1e-9
+    coder, _ = load_coder(nace_project, trained.model_id)
+    assert isinstance(coder, EnsembleCoder) and coder.combination == "log"
+    every = coder.predict("Brewing of beer", len(coder.codes))
+    assert every[0][0] == "11.05" and sum(p for _, p in every) == pytest.approx(1.0)
+    # the kNN and the regression share one embedding model: the ensemble embeds each text once for both
+    embedder = coder.members[0].embedder
+    calls: list[int] = []
+    real_embed = embedder.embed
+    monkeypatch.setattr(embedder, "embed", lambda texts: calls.append(len(texts)) or real_embed(texts))
+    assert [p[0][0] for p in coder.predict_many(["Brewing of beer", "Making cider"], 1)] == ["11.05", "11.03"]
+    assert calls == [2]
+    with pytest.raises(TrainingError, match="exactly two"):
+        train_coder(nace_project, mix, kind="ensemble", members=members, make_default=False)
+    with pytest.raises(TrainingError, match="one weight"):
+        train_coder(nace_project, mix, kind="ensemble", members=members, combination="log", weights=[1, 0.5],
+                    make_default=False)
+
+
+def test_an_ensemble_validates_a_zero_real_knn_as_it_was_before_it_absorbed_its_carve(nace_project, tmp_path):
+    """A zero-real kNN joins its validation lines to its references after scoring them; an ensemble over it
+    must not read those lines back (it would score near 100 %): it validates the kNN as it was."""
+    codes = _codes(nace_project)
+    mix = DataMix(notes=1, codes=codes, validation_from="training")
+    knn = train_coder(nace_project, mix, kind="knn", make_default=False)
+    ft = train_coder(nace_project, mix, kind="fasttext", make_default=False)
+    coder, _ = load_coder(nace_project, knn.model_id)
+    held = coder.held_out()
+    assert held is not coder and len(held.refs) == len(coder.refs) - knn.params["fit"]["validation_joined_references"]
+    copy = EmbeddingCoder.load(knn.path)                    # the coder as it was survives a save and a load
+    assert np.array_equal(copy.held_out().refs, held.refs) and np.allclose(copy.held_out().protos, held.protos)
+    alone = train_coder(nace_project, mix, kind="ensemble", members=[knn.model_id, ft.model_id], combination="log",
+                        weights=[1.0, 0.0], make_default=False)
+    assert alone.params["weights_from"] == "given"
+    assert alone.validation["top1"] == knn.validation["top1"] < 1.0
+    # serving uses the kNN with every note line
+    ensemble, _ = load_coder(nace_project, alone.model_id)
+    line = "Manufacture of beer"
+    assert ensemble.predict(line, 1)[0][0] == coder.predict(line, 1)[0][0]
 
 
 def test_embedding_checker_ranks_labels_for_curation(nace_project):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.coders.registry import default_model_id
+from engine.coders.registry import default_model_id, get_model
 from engine.llm.registry import test_model_path as gemma_model_path
 from engine.pipeline import PipelineOptions, run_pipeline
 
@@ -19,6 +19,9 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
                                      (result.run_id,)).fetchone()
     assert generated[0] >= 7 and generated[1] >= 5
     assert set(result.models) == {"fasttext", "embedding", "knn", "ensemble"}
+    ensemble = get_model(project, result.models["ensemble"])   # the three as one, weighed on real validation
+    assert ensemble.params["combination"] == "log" and ensemble.params["weights_from"] == "validation"
+    assert ensemble.params["members"] == [result.models[k] for k in ("knn", "embedding", "fasttext")]
     assert default_model_id(project) == result.serving and result.serving in result.models.values()
     for scores in result.scores.values():
         assert 0.0 <= scores["test_top1"] <= scores["test_top5"] <= 1.0

@@ -39,6 +39,17 @@ class EmbeddingCoder(CoderBase):
         self.protos = protos if protos is not None and len(proto_weights) else None
         self.proto_weights = [float(w) for w in proto_weights] if self.protos is not None else []
         self.proto_sources = list(proto_sources) if self.protos is not None else []
+        # A zero-real kNN joins its validation lines to its references after scoring them; the coder as it
+        # was before (refs, ref_labels, protos) is kept so that an ensemble can validate it honestly.
+        self.held: dict[str, np.ndarray | None] | None = None
+
+    def held_out(self) -> "EmbeddingCoder":
+        """This coder without the validation lines it absorbed (itself when it absorbed none)."""
+        if self.held is None:
+            return self
+        return EmbeddingCoder(mode=self.mode, codes=self.codes, embedder=self.embedder, temperature=self.temperature,
+                              refs=self.held["refs"], ref_labels=self.held["ref_labels"], protos=self.held["protos"],
+                              proto_weights=self.proto_weights, proto_sources=self.proto_sources)
 
     # scoring -----------------------------------------------------------------------------------
     def scores(self, vectors: np.ndarray) -> np.ndarray:
@@ -83,6 +94,11 @@ class EmbeddingCoder(CoderBase):
             if self.protos is not None:
                 arrays["protos"] = self.protos.astype(np.float32)
                 header.update(proto_weights=self.proto_weights, proto_sources=self.proto_sources)
+            if self.held is not None:
+                arrays.update(held_refs=self.held["refs"].astype(np.float32),  # type: ignore[union-attr]
+                              held_ref_labels=self.held["ref_labels"].astype(np.int32))  # type: ignore[union-attr]
+                if self.held["protos"] is not None:
+                    arrays["held_protos"] = self.held["protos"].astype(np.float32)  # type: ignore[union-attr]
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -103,7 +119,11 @@ class EmbeddingCoder(CoderBase):
         if header["mode"] == "lr":
             return cls(mode="lr", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
                        linear=LinearModel(arrays["weights"], arrays["bias"]))
-        return cls(mode="knn", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
-                   refs=arrays["refs"], ref_labels=arrays["ref_labels"].astype(np.int64),
-                   protos=arrays.get("protos"), proto_weights=header.get("proto_weights", ()),
-                   proto_sources=header.get("proto_sources", ()))
+        coder = cls(mode="knn", codes=header["codes"], embedder=embedder, temperature=header["temperature"],
+                    refs=arrays["refs"], ref_labels=arrays["ref_labels"].astype(np.int64),
+                    protos=arrays.get("protos"), proto_weights=header.get("proto_weights", ()),
+                    proto_sources=header.get("proto_sources", ()))
+        if "held_refs" in arrays:
+            coder.held = {"refs": arrays["held_refs"], "ref_labels": arrays["held_ref_labels"].astype(np.int64),
+                          "protos": arrays.get("held_protos")}
+        return coder

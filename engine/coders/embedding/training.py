@@ -142,7 +142,11 @@ def knn_parameters(train_x: np.ndarray, y: np.ndarray, n_classes: int, sources: 
 
 def absorb_validation(coder: EmbeddingCoder, x: np.ndarray, codes: Sequence[str], sources: Sequence[str],
                       options: EmbeddingTrainOptions) -> None:
-    """Rebuild a kNN coder's references and centroids from the training and validation texts together."""
+    """Rebuild a kNN coder's references and centroids from the training and validation texts together.
+
+    The coder as it was is kept (`held_out()`), so whatever validates it later does not read texts it has seen.
+    """
+    coder.held = {"refs": coder.refs, "ref_labels": coder.ref_labels, "protos": coder.protos}
     index = {c: i for i, c in enumerate(coder.codes)}
     keep = [i for i, c in enumerate(codes) if c in index]
     y = np.array([index[codes[i]] for i in keep], dtype=np.int64)

@@ -1,0 +1,191 @@
+"""The zero-real ensemble on all of NACE: the kNN prototypes coder times fastText and the embedding regression.
+
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev     # weights on the real-train half (development set)
+    PYTHONPATH=. python -m bench.ensemble_zero_real test    # the weights chosen on dev, scored on the test half once
+
+The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
+samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
+with the validation carved from their own training lines: no real text trains or calibrates them. `dev` scores
+the 'log' combination (sum of w x log p; the kNN's weight 1) for every weight pair of the grid on the whole
+real-train half, plus the weights the carve itself would choose, and chooses by top-1. `test` trains the ensemble
+with the chosen weights (engine.coders.ensemble, product path) and reads the test half once, beside the kNN alone
+and the carve-chosen ensemble.
+Results: bench/results/ensemble-zero-real-{dev,test}-nace-full.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command_line, load_result, machine, now, write_result  # noqa: E402
+from engine.coders.data import DataMix  # noqa: E402
+from engine.coders.ensemble import LOG_FLOOR, LOG_WEIGHT_GRID  # noqa: E402
+from engine.coders.registry import get_model, load_coder  # noqa: E402
+from engine.coders.train import train_coder  # noqa: E402
+from engine.store.project import Project  # noqa: E402
+
+SOURCE = ROOT / "bench" / "projects" / "nace-full-24.statcoder"
+WORK = ROOT / "bench" / "work" / "ensemble-zero-real-nace-full.statcoder"
+RUNS = [1, 2, 3, 4, 5]
+DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-full"
+MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1
+
+
+def open_work() -> Project:
+    if not WORK.exists():
+        WORK.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SOURCE, WORK)
+    return Project.open(WORK)
+
+
+def mix() -> DataMix:
+    return DataMix(notes=1, synthetic=1, run_ids=RUNS, validation_share=0.1, validation_from="training")
+
+
+def model_by_name(project: Project, name: str) -> int | None:
+    row = project.conn.execute("SELECT id FROM models WHERE name = ? ORDER BY id DESC", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def members(project: Project) -> dict[str, int]:
+    """The three member coders, trained once per work project."""
+    out = {}
+    for kind in MEMBERS:
+        name = f"bench zero-real ensemble member: {kind}"
+        model_id = model_by_name(project, name)
+        if model_id is None:
+            print(f"[{now()}] training {kind}", file=sys.stderr, flush=True)
+            model_id = train_coder(project, mix(), kind=kind, name=name, make_default=False).model_id
+        out[kind] = model_id
+    return out
+
+
+def ensemble(project: Project, ids: dict[str, int], weights: list[float] | None) -> int:
+    name = f"bench zero-real ensemble: log {weights if weights is not None else 'chosen on the carve'}"
+    model_id = model_by_name(project, name)
+    if model_id is None:
+        model_id = train_coder(project, mix(), kind="ensemble", name=name, make_default=False,
+                               members=[ids[k] for k in MEMBERS], combination="log", weights=weights).model_id
+    return model_id
+
+
+def log_probs(coder, texts: list[str], codes: list[str], chunk: int = 500) -> np.ndarray:
+    index = {c: j for j, c in enumerate(codes)}
+    out = np.full((len(texts), len(codes)), np.log(LOG_FLOOR), dtype=np.float32)
+    for start in range(0, len(texts), chunk):
+        for i, dist in enumerate(coder.predict_many(texts[start:start + chunk], len(coder.codes)), start):
+            for code, prob in dist:
+                out[i, index[code]] = np.log(max(prob, LOG_FLOOR))
+    return out
+
+
+def accuracy(scores: np.ndarray, gold: np.ndarray) -> dict:
+    top = np.argpartition(-scores, 5, axis=1)[:, :5]
+    return {"top1": round(float((scores.argmax(axis=1) == gold).mean()), 4),
+            "top5": round(float((top == gold[:, None]).any(axis=1).mean()), 4), "n": int(len(gold))}
+
+
+def real_rows(project: Project, split: str) -> list[tuple[str, str]]:
+    return project.conn.execute("SELECT text, code FROM real_texts WHERE split = ? ORDER BY id", (split,)).fetchall()
+
+
+def score_coder(project: Project, model_id: int, rows) -> dict:
+    coder, _ = load_coder(project, model_id)
+    start = time.perf_counter()
+    preds = coder.predict_many([t for t, _ in rows], 5)
+    n = max(1, len(rows))
+    return {"top1": round(sum(p[0][0] == c for p, (_, c) in zip(preds, rows)) / n, 4),
+            "top5": round(sum(c in [k for k, _ in p] for p, (_, c) in zip(preds, rows)) / n, 4), "n": len(rows),
+            "seconds": round(time.perf_counter() - start, 1), "model_sha256": get_model(project, model_id).sha256}
+
+
+def cmd_dev() -> dict:
+    project = open_work()
+    ids = members(project)
+    rows = real_rows(project, "train")
+    coders = {k: load_coder(project, v)[0] for k, v in ids.items()}
+    codes = sorted(coders["knn"].codes)
+    index = {c: j for j, c in enumerate(codes)}
+    keep = [i for i, (_, c) in enumerate(rows) if c in index]
+    texts, gold = [rows[i][0] for i in keep], np.array([index[rows[i][1]] for i in keep])
+    logs = {k: log_probs(c, texts, codes) for k, c in coders.items()}
+    out: dict[str, dict] = {k: accuracy(v, gold) for k, v in logs.items()}
+    grid = {}
+    for w_emb, w_ft in itertools.product(LOG_WEIGHT_GRID, repeat=2):
+        weights = [1.0, w_emb, w_ft]
+        grid[str(weights)] = {**accuracy(sum(w * logs[k] for w, k in zip(weights, MEMBERS)), gold), "weights": weights}
+        print(f"[{now()}] {weights}: {grid[str(weights)]['top1']:.3f}", file=sys.stderr, flush=True)
+    carve_id = ensemble(project, ids, None)
+    carve = get_model(project, carve_id)
+    carve_weights = [carve.params["weights"][k] for k in MEMBERS]
+    chosen = max(grid.values(), key=lambda v: (v["top1"], v["top5"]))["weights"]
+    return {"members": {k: {**out[k], "model_id": ids[k], "model_sha256": get_model(project, ids[k]).sha256}
+                        for k in MEMBERS},
+            "grid": grid, "carve_weights": carve_weights, "carve_on_dev": grid[str(carve_weights)],
+            "chosen": chosen}
+
+
+def cmd_test(dev: dict) -> dict:
+    project = open_work()
+    ids = members(project)
+    rows = real_rows(project, "test")
+    out = {"knn alone": score_coder(project, ids["knn"], rows)}
+    out[f"log ensemble, weights chosen on dev {dev['chosen']}"] = score_coder(project, ensemble(project, ids, dev["chosen"]), rows)
+    if dev["carve_weights"] != dev["chosen"]:
+        out[f"log ensemble, weights chosen on the carve {dev['carve_weights']}"] = score_coder(
+            project, ensemble(project, ids, None), rows)
+    return {"test": out, "chosen": dev["chosen"]}
+
+
+def header(kind: str, result: dict) -> list[str]:
+    return [f"# Zero-real ensemble, all of NACE (UK SIC index): {kind}", "",
+            "Command: `" + result["command"] + "`", "",
+            f"Created {result['created']}. {result['machine']['note']}.", "",
+            "Members, trained through the product's path on the NACE notes and the 14,760 synthetic samples of runs "
+            "1-5 in `bench/projects/nace-full-24.statcoder` (uncurated), validated on a carve of their own training "
+            "lines: the kNN prototypes coder (knn), sentence embeddings + logistic regression (embedding), fastText. "
+            "The 'log' ensemble scores a code by sum of w x log p over the members (the kNN's weight 1) and "
+            "renormalises. No real text trains or calibrates them.", ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ensemble_zero_real", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["dev", "test"])
+    args = parser.parse_args(argv)
+    base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
+    if args.step == "dev":
+        result = {**base, **cmd_dev()}
+        lines = header("development set (the real-train half, 7,887 texts)", result) + [
+            "| coder | top-1 | top-5 |", "|---|---|---|"]
+        lines += [f"| {k} alone | {v['top1']:.1%} | {v['top5']:.1%} |" for k, v in result["members"].items()]
+        lines += [f"| log ensemble, weights (knn, embedding, fastText) {k} | {v['top1']:.1%} | {v['top5']:.1%} |"
+                  for k, v in result["grid"].items() if v["weights"][1] or v["weights"][2]]
+        lines += ["", f"The weights the carve of the training lines chooses: {result['carve_weights']} "
+                  f"({result['carve_on_dev']['top1']:.1%} on dev).", "",
+                  f"Chosen on dev: {result['chosen']}.", ""]
+        write_result(DEV, result, "\n".join(lines))
+        return 0
+    dev = load_result(DEV)
+    if dev is None:
+        raise SystemExit("run the dev step first")
+    result = {**base, **cmd_test(dev)}
+    lines = header("test half, read once", result) + ["| coder | top-1 | top-5 | n | seconds |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['top1']:.1%} | {v['top5']:.1%} | {v['n']:,} | {v['seconds']} |"
+              for k, v in result["test"].items()]
+    lines += ["", f"The weights were chosen on the development set: {result['chosen']}.", ""]
+    write_result(TEST, result, "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
