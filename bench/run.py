@@ -89,8 +89,9 @@ def run_ensemble_arm(project: Project, arm: str, mix: DataMix) -> tuple[int, dic
     from engine.coders.registry import get_model
     from engine.coders.train import train_coder
 
+    # 'mean' of fastText and the embedding regression: the ensemble the committed bench.run results measured
     trained = train_coder(project, _validated(arm, mix), kind="ensemble", name=f"bench {arm} ensemble",
-                          make_default=False)
+                          make_default=False, combination="mean")
     members = [get_model(project, m) for m in trained.params["members"]]
     return trained.model_id, {"model_sha256": trained.sha256, "train_s": round(trained.train_s or 0, 2),
                               "n_train": members[0].data["train_lines"], "sources": members[0].data["counts"],

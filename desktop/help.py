@@ -81,7 +81,7 @@ GLOSSARY: dict[str, str] = {
     "relabel": "Give a sample another code than the one it was generated for, because it describes that other "
                "code's activity. The original code is kept for reference.",
     "near-duplicate": "Two samples whose texts are almost the same (a similarity ratio above the threshold, 0-100).",
-    "coder": "A trained classifier (fastText, sentence embeddings, or an ensemble of both) that ranks codes for a "
+    "coder": "A trained classifier (fastText, sentence embeddings, or an ensemble of them) that ranks codes for a "
              "text.",
     "top-1": "The share of test texts whose right code is the coder's first suggestion.",
     "top-5": "The share of test texts whose right code is among the coder's five suggestions: what a coder who "

@@ -12,7 +12,6 @@ from typing import Callable
 
 from engine.classification import import_builtin, leaf_codes, leaf_codes_under
 from engine.coders.data import DataMix
-from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS
 from engine.coders.registry import choose_default_model, get_model, validation_score
 from engine.coders.train import train_coder
 from engine.curate import CurationOptions, curate
@@ -138,13 +137,12 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     log("training: nearest neighbours with code centroids (kNN) ...")
     models["knn"] = train_coder(project, mix, kind="knn", name="pipeline kNN", make_default=False,
                                 progress=_progress_printer(log, "kNN")).model_id
-    # The three as one: sum of w x log p. With real texts the weights are chosen on their validation carve;
-    # without, a carve of the training lines would favour the coders that fit synthetic text, so the
-    # weights chosen on the development half of all of NACE serve (engine.coders.ensemble).
+    # The three as one (sum of w x log p): weights chosen on real validation, or without real text the
+    # zero-real defaults chosen on the development half of all of NACE (engine.coders.ensemble).
     log("training: ensemble (kNN x embeddings x fastText) ...")
     models["ensemble"] = train_coder(project, mix, kind="ensemble", name="pipeline ensemble", make_default=False,
                                      members=[models["knn"], models["embedding"], models["fasttext"]],
-                                     combination="log", weights=None if has_real else ZERO_REAL_LOG_WEIGHTS).model_id
+                                     combination="log").model_id
     serving = choose_default_model(project) or models["ensemble"]
 
     scores: dict[str, dict[str, float]] = {}

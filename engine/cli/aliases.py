@@ -81,4 +81,4 @@ def embed_ensemble(project_path: str, fasttext_id: int | None, embedding_id: int
     mix = build_mix(project, **options)
     members = [fasttext_id, embedding_id] if fasttext_id and embedding_id else None
     report_trained(train_coder(project, mix, kind="ensemble", name=name, make_default=not no_default,
-                               members=members), as_json=as_json)
+                               members=members, combination="mean"), as_json=as_json)   # its old meaning

@@ -105,7 +105,8 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
                + (f"; validation top-1 {val['top1']:.1%}, top-5 {val['top5']:.1%} on {val['n']} texts" if val else "")
                + ("; now the default" if result.made_default else ""))
     if result.kind == "ensemble":
-        click.echo("weights: " + ", ".join(f"{k} {v:.1f}" for k, v in result.params["weights"].items()))
+        click.echo(f"weights ({result.params.get('combination', 'mean')}, {result.params.get('weights_from', 'validation')}): "
+                   + ", ".join(f"{k} {v:g}" for k, v in result.params["weights"].items()))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
 
@@ -114,18 +115,21 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
 @project_option
 @click.option("--kind", type=click.Choice(KINDS), default="fasttext", show_default=True,
               help="fasttext; embedding (sentence embeddings + logistic regression); knn (semantic search over the "
-                   "training texts); ensemble (fastText + embeddings, weight chosen on validation).")
+                   "training texts); ensemble (kNN x embeddings x fastText, weights chosen on validation).")
 @mix_options
 @fasttext_options
 @click.option("--embedding-model", "embedding_model", type=click.Path(exists=True, dir_okay=False),
               help="A GGUF sentence-embedding model (embedding, knn, ensemble); default: the shipped all-MiniLM-L6-v2.")
 @click.option("--member", "members", type=int, multiple=True,
-              help="Ensemble: two coders already trained on the same mix (default: train both now).")
+              help="Ensemble: coders already trained on the same mix (default: train them now).")
+@click.option("--combination", type=click.Choice(["log", "mean"]), default="log", show_default=True,
+              help="Ensemble: 'log' weighs the members' log-probabilities (any number of members; without real "
+                   "text the weights chosen on all of NACE); 'mean' averages two members' probabilities.")
 @click.option("--name", default="", help="A name for the coder.")
 @click.option("--no-default", is_flag=True, help="Do not let this coder become the serving one.")
 @json_option
-def coders_train(project_path: str, kind: str, embedding_model: str | None, members: tuple[int, ...], name: str,
-                 no_default: bool, as_json: bool, **options) -> None:
+def coders_train(project_path: str, kind: str, embedding_model: str | None, members: tuple[int, ...],
+                 combination: str, name: str, no_default: bool, as_json: bool, **options) -> None:
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
@@ -135,7 +139,8 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),
                          embedding=EmbeddingTrainOptions(model_path=embedding_model),
-                         members=list(members) or None, progress=None if as_json else progress_printer())
+                         members=list(members) or None, combination=combination,
+                         progress=None if as_json else progress_printer())
     if not no_default:
         # A coder validated on texts of its own (other codes) would serve whatever it scored: compare it
         # with the serving one on the validation texts both know.

@@ -35,6 +35,7 @@ LOG_FLOOR = 1e-6            # the probability of a code a member does not rank, 
 # training lines chooses weights that favour the coders that fit synthetic text ((1, 1, 0.5): 57.1 % on the
 # development half of all of NACE, zero real); these were chosen there: 58.2 % against 56.1 % for the kNN
 # alone (bench/results/ensemble-zero-real-dev-nace-full.md; the test half read once: 55.7 -> 57.6 %).
+ZERO_REAL_MEMBERS = ("knn", "embedding", "fasttext")
 ZERO_REAL_LOG_WEIGHTS = (1.0, 0.5, 0.25)
 Distribution = dict[str, float]
 
@@ -182,7 +183,9 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
                    weights: Sequence[float] | None = None) -> TrainedModel:
     """Combine trained coders of one mix; the weights are chosen on the mix's validation texts unless given.
 
-    'mean' combines exactly two coders; 'log' any number. A member that joined its validation lines to
+    'mean' combines exactly two coders; 'log' any number. Without real text (validation carved from the
+    training lines) a 'log' ensemble of (knn, embedding, fasttext) takes ZERO_REAL_LOG_WEIGHTS instead of
+    choosing on that carve. A member that joined its validation lines to
     its references after scoring them (a zero-real kNN) is validated here as it was before (held_out()),
     so the ensemble's validation score is not read off texts its member has seen.
     """
@@ -217,8 +220,16 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
         held_out = getattr(coder, "held_out", None)
         scorer = held_out() if callable(held_out) else coder
         member_preds.append([dict(p) for p in scorer.predict_many(texts, len(scorer.codes))])
+    labels: list[str] = []
+    for record in records:
+        label = member_label(record)
+        labels.append(label if label not in labels else f"{label} {record.id}")
+    zero_real = data.composition.get("validation_from") == "training data"
     if weights is not None:
         chosen, tried, source = weights, [], "given"
+    elif combination == "log" and zero_real and labels == list(ZERO_REAL_MEMBERS):
+        # No real text to weigh them on: a carve of the training lines favours the coders that fit synthetic text.
+        chosen, tried, source = list(ZERO_REAL_LOG_WEIGHTS), [], "zero-real default"
     elif combination == "mean":
         first, tried = choose_weight(member_preds, gold)
         chosen, source = [first, round(1 - first, 4)], "validation"
@@ -237,10 +248,6 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     mixer = COMBINE[combination]
     preds = [mixer([m[i] for m in member_preds], chosen, 5) for i in range(len(gold))]
     validation = score_validation(preds, data.validation)
-    labels: list[str] = []
-    for record in records:
-        label = member_label(record)
-        labels.append(label if label not in labels else f"{label} {record.id}")
     params = {"weights": dict(zip(labels, chosen)), "combination": combination, "weights_from": source,
               "weight_grid": tried, "members": [r.id for r in records]}
     name = name or f"ensemble {time.strftime('%Y-%m-%d %H:%M')}"

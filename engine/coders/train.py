@@ -20,12 +20,14 @@ KINDS = ("fasttext", "embedding", "knn", "ensemble")
 
 def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
                 fasttext: TrainOptions | None = None, embedding: EmbeddingTrainOptions | None = None,
-                members: Sequence[int] | None = None, combination: str = "mean",
+                members: Sequence[int] | None = None, combination: str = "log",
                 weights: Sequence[float] | None = None, progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> TrainedModel:
-    """Train and register one coder. An ensemble without `members` trains a fastText and an embedding coder first.
+    """Train and register one coder. An ensemble without `members` trains its members first: fastText, the
+    embedding regression and (for 'log', the default) the kNN.
 
-    `combination` and `weights` are the ensemble's (engine.coders.ensemble): weights None are chosen on validation.
+    `combination` and `weights` are the ensemble's (engine.coders.ensemble): weights None are chosen on
+    validation, or are the zero-real defaults when the mix has no real text.
     """
     if kind not in KINDS:
         raise TrainingError(f"unknown coder kind '{kind}'; choose one of {', '.join(KINDS)}")
@@ -44,7 +46,12 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
                                progress=scaled_progress(progress, 0.0, 0.4, "fastText"), cancel=cancel)
         second = train_embedding(project, mix, dataclasses.replace(emb, make_default=False,
                                                                    name=emb.name and f"{emb.name} (embeddings)"),
-                                 progress=scaled_progress(progress, 0.4, 0.95, "embeddings"), cancel=cancel)
+                                 progress=scaled_progress(progress, 0.4, 0.85, "embeddings"), cancel=cancel)
         members = [first.model_id, second.model_id]
+        if combination == "log":
+            third = train_embedding(project, mix, dataclasses.replace(emb, mode="knn", make_default=False,
+                                                                      name=emb.name and f"{emb.name} (kNN)"),
+                                    progress=scaled_progress(progress, 0.85, 0.9, "kNN"), cancel=cancel)
+            members = [third.model_id, second.model_id, first.model_id]     # knn, embedding, fasttext
     return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel,
                           combination=combination, weights=weights)

@@ -197,7 +197,7 @@ def test_a_corrupt_coder_file_is_a_model_error(tmp_path):
 
 def test_ensemble_weights_are_chosen_on_validation(nace_project):
     mix = DataMix(notes=1, real=1, codes=_codes(nace_project))
-    trained = train_coder(nace_project, mix, kind="ensemble")
+    trained = train_coder(nace_project, mix, kind="ensemble", combination="mean")
     model_id, info = trained.model_id, trained.params
     record = get_model(nace_project, model_id)
     assert record.kind == "ensemble" and info["weights"]["fasttext"] in [i / 10 for i in range(11)]
@@ -247,10 +247,27 @@ def test_a_log_ensemble_of_three_coders_chooses_its_weights_on_validation(nace_p
     assert [p[0][0] for p in coder.predict_many(["Brewing of beer", "Making cider"], 1)] == ["11.05", "11.03"]
     assert calls == [2]
     with pytest.raises(TrainingError, match="exactly two"):
-        train_coder(nace_project, mix, kind="ensemble", members=members, make_default=False)
+        train_coder(nace_project, mix, kind="ensemble", members=members, combination="mean", make_default=False)
     with pytest.raises(TrainingError, match="one weight"):
         train_coder(nace_project, mix, kind="ensemble", members=members, combination="log", weights=[1, 0.5],
                     make_default=False)
+
+
+def test_without_real_text_the_ensemble_takes_the_zero_real_weights_not_the_carves(nace_project):
+    """A carve of notes and synthetic lines favours the coders that fit them; with no real text the 'log'
+    ensemble of kNN, regression and fastText keeps the weights chosen on all of NACE's development half."""
+    from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS
+
+    mix = DataMix(notes=1, codes=_codes(nace_project), validation_from="training")
+    trained = train_coder(nace_project, mix, kind="ensemble", make_default=False)
+    params = trained.params
+    assert params["weights_from"] == "zero-real default" and params["weight_grid"] == []
+    assert params["weights"] == dict(zip(["knn", "embedding", "fasttext"], ZERO_REAL_LOG_WEIGHTS))
+    assert [get_model(nace_project, m).kind for m in params["members"]] == ["embedding", "embedding", "fasttext"]
+    # with real texts to validate on, the same members' weights are chosen on them
+    real = train_coder(nace_project, DataMix(notes=1, real=1, codes=_codes(nace_project)), kind="ensemble",
+                       make_default=False)
+    assert real.params["weights_from"] == "validation" and len(real.params["weight_grid"]) == 25
 
 
 def test_an_ensemble_validates_a_zero_real_knn_as_it_was_before_it_absorbed_its_carve(nace_project, tmp_path):
