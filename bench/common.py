@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,14 @@ def write_result(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, 
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path.write_text(markdown, encoding="utf-8")
     return json_path, md_path
+
+
+def work_copy(source: Path, work: Path) -> Project:
+    """A committed bench project opened through a copy under bench/work/ (models and caches land there)."""
+    if not work.exists():
+        work.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, work)
+    return Project.open(work)
 
 
 def load_result(name: str) -> dict[str, Any] | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,25 +26,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, load_result, machine, now, write_result  # noqa: E402
+from bench.common import command_line, load_result, machine, now, work_copy, write_result  # noqa: E402
+from bench.knn_prototypes import RUNS, SOURCE  # noqa: E402  (the same notes and synthetic samples)
 from engine.coders.data import DataMix  # noqa: E402
 from engine.coders.ensemble import LOG_FLOOR, LOG_WEIGHT_GRID  # noqa: E402
 from engine.coders.registry import get_model, load_coder  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.store.project import Project  # noqa: E402
 
-SOURCE = ROOT / "bench" / "projects" / "nace-full-24.statcoder"
 WORK = ROOT / "bench" / "work" / "ensemble-zero-real-nace-full.statcoder"
-RUNS = [1, 2, 3, 4, 5]
 DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-full"
 MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1
 
 
 def open_work() -> Project:
-    if not WORK.exists():
-        WORK.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SOURCE, WORK)
-    return Project.open(WORK)
+    return work_copy(SOURCE, WORK)
 
 
 def mix() -> DataMix:

@@ -14,7 +14,6 @@ Results: bench/results/knn-prototypes-dev-nace-full.{json,md} and knn-prototypes
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, load_result, machine, now, write_result  # noqa: E402
+from bench.common import command_line, load_result, machine, now, work_copy, write_result  # noqa: E402
 from engine.coders.data import DataMix  # noqa: E402
 from engine.coders.embedding.cache import embed_cached  # noqa: E402
 from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding  # noqa: E402
@@ -47,10 +46,7 @@ for _n in (0.0, 0.25, 0.5):
 
 
 def open_work() -> Project:
-    if not WORK.exists():
-        WORK.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SOURCE, WORK)
-    return Project.open(WORK)
+    return work_copy(SOURCE, WORK)
 
 
 def coder_for(project: Project, name: str):
