@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engine.coders.base import Coder, CoderBase, TrainedModel
+from engine.coders.calibration import fit_temperature
 from engine.coders.data import DataMix, build_training_data, log_loss_of, score_validation, validation_key
 from engine.coders.registry import get_model, load_coder, loader_for, model_file, register_model, verify_file
 from engine.errors import ModelError, TrainingError
@@ -49,8 +50,10 @@ def combine(distributions: Sequence[Distribution], weights: Sequence[float], k: 
     return sorted(mixed.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
-def combine_log(distributions: Sequence[Distribution], weights: Sequence[float], k: int) -> list[tuple[str, float]]:
-    """softmax(sum of weight x log p) over every code any member ranks; an unranked code counts LOG_FLOOR."""
+def combine_log(distributions: Sequence[Distribution], weights: Sequence[float], k: int,
+                temperature: float = 1.0) -> list[tuple[str, float]]:
+    """softmax(sum of weight x log p / temperature) over every code any member ranks; an unranked code counts
+    LOG_FLOOR. A product of probabilities is sharper than its members: the temperature is fitted on validation."""
     codes = sorted({c for d in distributions for c in d})
     if not codes:
         return []
@@ -58,12 +61,9 @@ def combine_log(distributions: Sequence[Distribution], weights: Sequence[float],
     score = {c: sum(w * (math.log(max(d.get(c, 0.0), LOG_FLOOR)) if c in d else floor)
                     for d, w in zip(distributions, weights) if w) for c in codes}
     top = max(score.values())
-    mass = {c: math.exp(v - top) for c, v in score.items()}
+    mass = {c: math.exp((v - top) / temperature) for c, v in score.items()}
     total = sum(mass.values())
     return sorted(((c, m / total) for c, m in mass.items()), key=lambda kv: (-kv[1], kv[0]))[:k]
-
-
-COMBINE = {"mean": combine, "log": combine_log}
 
 
 class EnsembleCoder(CoderBase):
@@ -71,12 +71,14 @@ class EnsembleCoder(CoderBase):
 
     kind = "ensemble"
 
-    def __init__(self, members: list[Coder], weights: list[float], combination: str = "mean"):
+    def __init__(self, members: list[Coder], weights: list[float], combination: str = "mean",
+                 temperature: float = 1.0):
         if combination not in COMBINATIONS:
             raise ModelError(f"unknown ensemble combination '{combination}'; choose one of {', '.join(COMBINATIONS)}")
         if len(weights) != len(members):
             raise ModelError(f"an ensemble of {len(members)} members needs {len(members)} weights, not {len(weights)}")
         self.members, self.weights, self.combination = members, [float(w) for w in weights], combination
+        self.temperature = float(temperature)
         self.codes = sorted({c for m in members for c in m.codes})
 
     def distributions(self, texts: Sequence[str]) -> list[list[Distribution]]:
@@ -100,8 +102,10 @@ class EnsembleCoder(CoderBase):
         if not texts:
             return []
         per_member = self.distributions(texts)
-        mix = COMBINE[self.combination]
-        return [mix([member[i] for member in per_member], self.weights, k) for i in range(len(texts))]
+        if self.combination == "log":
+            return [combine_log([member[i] for member in per_member], self.weights, k, self.temperature)
+                    for i in range(len(texts))]
+        return [combine([member[i] for member in per_member], self.weights, k) for i in range(len(texts))]
 
     @classmethod
     def load(cls, path: str | Path) -> "EnsembleCoder":
@@ -120,7 +124,7 @@ class EnsembleCoder(CoderBase):
             elif not member_path.exists():
                 raise ModelError(f"ensemble member file is missing: {member_path}")
             members.append(loader_for(member["kind"])(member_path))
-        return cls(members, spec["weights"], spec.get("combination", "mean"))
+        return cls(members, spec["weights"], spec.get("combination", "mean"), spec.get("temperature", 1.0))
 
 
 def choose_weight(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
@@ -169,6 +173,15 @@ def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Seq
         if best_key is None or key > best_key:
             best, best_key = weights, key
     return best, tried
+
+
+def log_temperature(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
+                    weights: Sequence[float]) -> float:
+    """The temperature of a 'log' ensemble that minimises its log-loss on the validation texts."""
+    codes = sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
+    index = {c: j for j, c in enumerate(codes)}
+    scores = np.tensordot(np.array(weights), log_matrix(member_preds, codes), axes=1)
+    return fit_temperature(scores, np.array([index[g] for g in gold]))
 
 
 def member_label(record) -> str:
@@ -236,8 +249,9 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     else:
         chosen, tried = choose_log_weights(member_preds, gold)
         source = "validation"
+    temperature = log_temperature(member_preds, gold, chosen) if combination == "log" else 1.0
     path = model_file(project, "ensemble", ".json")
-    spec = {"format": FORMAT, "combination": combination, "weights": chosen,
+    spec = {"format": FORMAT, "combination": combination, "weights": chosen, "temperature": temperature,
             "members": [{"kind": r.kind, "model_id": r.id, "sha256": r.sha256,
                          "path": os.path.relpath(r.path, path.parent)} for r in records]}
     try:
@@ -245,10 +259,13 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise TrainingError(f"the ensemble could not be written to {path.parent}: {exc.strerror or exc}") from exc
-    mixer = COMBINE[combination]
-    preds = [mixer([m[i] for m in member_preds], chosen, 5) for i in range(len(gold))]
+    if combination == "log":
+        preds = [combine_log([m[i] for m in member_preds], chosen, 5, temperature) for i in range(len(gold))]
+    else:
+        preds = [combine([m[i] for m in member_preds], chosen, 5) for i in range(len(gold))]
     validation = score_validation(preds, data.validation)
     params = {"weights": dict(zip(labels, chosen)), "combination": combination, "weights_from": source,
+              "temperature": round(temperature, 5),
               "weight_grid": tried, "members": [r.id for r in records]}
     name = name or f"ensemble {time.strftime('%Y-%m-%d %H:%M')}"
     train_s = time.perf_counter() - start

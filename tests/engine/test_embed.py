@@ -222,6 +222,19 @@ def test_log_combination_is_the_renormalised_weighted_product():
     assert dict(combine_log([first, second], [1.0, 0.0], 3)) == pytest.approx(first)   # weight 0: left out
 
 
+def test_a_log_ensemble_is_calibrated_by_a_temperature_fitted_on_validation():
+    """Two members that say the same thing, multiplied, are twice as sure as either; when either is
+    calibrated (right 70 % of the time at 0.7) the fitted temperature undoes the doubling."""
+    from engine.coders.ensemble import combine_log, log_temperature
+
+    member = [{"a": 0.7, "b": 0.3}] * 100
+    gold = ["a"] * 70 + ["b"] * 30
+    temperature = log_temperature([member, member], gold, [1.0, 1.0])
+    assert temperature == pytest.approx(2.0, rel=0.02)
+    assert dict(combine_log([member[0], member[0]], [1.0, 1.0], 2, temperature))["a"] == pytest.approx(0.7, rel=0.01)
+    assert dict(combine_log([member[0], member[0]], [1.0, 1.0], 2))["a"] == pytest.approx(0.49 / 0.58)
+
+
 def test_a_log_ensemble_of_three_coders_chooses_its_weights_on_validation(nace_project, monkeypatch):
     codes = _codes(nace_project)
     mix = DataMix(notes=1, real=1, codes=codes)
@@ -237,6 +250,7 @@ def test_a_log_ensemble_of_three_coders_chooses_its_weights_on_validation(nace_p
     assert trained.validation["top1"] >= knn.validation["top1"] - 1e-9
     coder, _ = load_coder(nace_project, trained.model_id)
     assert isinstance(coder, EnsembleCoder) and coder.combination == "log"
+    assert coder.temperature == pytest.approx(params["temperature"], rel=1e-4) and coder.temperature > 0
     every = coder.predict("Brewing of beer", len(coder.codes))
     assert every[0][0] == "11.05" and sum(p for _, p in every) == pytest.approx(1.0)
     # the kNN and the regression share one embedding model: the ensemble embeds each text once for both
