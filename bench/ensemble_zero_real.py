@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, load_result, machine, now, work_copy, write_result  # noqa: E402
 from bench.knn_prototypes import RUNS, SOURCE  # noqa: E402  (the same notes and synthetic samples)
-from engine.coders.data import DataMix  # noqa: E402
-from engine.coders.ensemble import LOG_FLOOR, LOG_WEIGHT_GRID  # noqa: E402
+from engine.coders.data import DataMix, build_training_data  # noqa: E402
+from engine.coders.ensemble import LOG_FLOOR, LOG_WEIGHT_GRID, choose_log_weights  # noqa: E402
 from engine.coders.registry import get_model, load_coder  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.store.project import Project  # noqa: E402
@@ -65,13 +65,27 @@ def members(project: Project) -> dict[str, int]:
     return out
 
 
-def ensemble(project: Project, ids: dict[str, int], weights: list[float] | None) -> int:
-    name = f"bench zero-real ensemble (calibrated): log {weights if weights is not None else 'chosen on the carve'}"
+def ensemble(project: Project, ids: dict[str, int], weights: list[float]) -> int:
+    name = f"bench zero-real ensemble (calibrated): log {weights}"
     model_id = model_by_name(project, name)
     if model_id is None:
         model_id = train_coder(project, mix(), kind="ensemble", name=name, make_default=False,
                                members=[ids[k] for k in MEMBERS], combination="log", weights=weights).model_id
     return model_id
+
+
+def carve_weights(project: Project, ids: dict[str, int]) -> list[float]:
+    """The weights the carve of the training lines would choose (the product takes ZERO_REAL_LOG_WEIGHTS
+    instead): engine.coders.ensemble's grid over the members' carve predictions, the kNN as it was before
+    it joined the carve to its references."""
+    data = build_training_data(project, mix())
+    texts, gold = [t for t, _ in data.validation], [c for _, c in data.validation]
+    preds = []
+    for kind in MEMBERS:
+        coder = load_coder(project, ids[kind])[0]
+        coder = coder.held_out() if hasattr(coder, "held_out") else coder
+        preds.append([dict(p) for p in coder.predict_many(texts, len(coder.codes))])
+    return choose_log_weights(preds, gold)[0]
 
 
 def log_probs(coder, texts: list[str], codes: list[str], chunk: int = 500) -> np.ndarray:
@@ -121,13 +135,11 @@ def cmd_dev() -> dict:
         weights = [1.0, w_emb, w_ft]
         grid[str(weights)] = {**accuracy(sum(w * logs[k] for w, k in zip(weights, MEMBERS)), gold), "weights": weights}
         print(f"[{now()}] {weights}: {grid[str(weights)]['top1']:.3f}", file=sys.stderr, flush=True)
-    carve_id = ensemble(project, ids, None)
-    carve = get_model(project, carve_id)
-    carve_weights = [carve.params["weights"][k] for k in MEMBERS]
+    carve = carve_weights(project, ids)
     chosen = max(grid.values(), key=lambda v: (v["top1"], v["top5"]))["weights"]
     return {"members": {k: {**out[k], "model_id": ids[k], "model_sha256": get_model(project, ids[k]).sha256}
                         for k in MEMBERS},
-            "grid": grid, "carve_weights": carve_weights, "carve_on_dev": grid[str(carve_weights)],
+            "grid": grid, "carve_weights": carve, "carve_on_dev": grid[str(carve)],
             "chosen": chosen}
 
 
@@ -139,7 +151,7 @@ def cmd_test(dev: dict) -> dict:
     out[f"log ensemble, weights chosen on dev {dev['chosen']}"] = score_coder(project, ensemble(project, ids, dev["chosen"]), rows)
     if dev["carve_weights"] != dev["chosen"]:
         out[f"log ensemble, weights chosen on the carve {dev['carve_weights']}"] = score_coder(
-            project, ensemble(project, ids, None), rows)
+            project, ensemble(project, ids, dev["carve_weights"]), rows)
     return {"test": out, "chosen": dev["chosen"]}
 
 
