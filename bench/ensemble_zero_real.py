@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import command_line, load_result, machine, now, work_copy, write_result  # noqa: E402
 from bench.knn_prototypes import RUNS, SOURCE  # noqa: E402  (the same notes and synthetic samples)
 from engine.coders.data import DataMix, build_training_data  # noqa: E402
-from engine.coders.ensemble import LOG_FLOOR, LOG_WEIGHT_GRID, choose_log_weights  # noqa: E402
+from engine.coders.ensemble import LOG_WEIGHT_GRID, choose_log_weights, log_matrix  # noqa: E402
 from engine.coders.registry import get_model, load_coder  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.store.project import Project  # noqa: E402
@@ -89,13 +89,9 @@ def carve_weights(project: Project, ids: dict[str, int]) -> list[float]:
 
 
 def log_probs(coder, texts: list[str], codes: list[str], chunk: int = 500) -> np.ndarray:
-    index = {c: j for j, c in enumerate(codes)}
-    out = np.full((len(texts), len(codes)), np.log(LOG_FLOOR), dtype=np.float32)
-    for start in range(0, len(texts), chunk):
-        for i, dist in enumerate(coder.predict_many(texts[start:start + chunk], len(coder.codes)), start):
-            for code, prob in dist:
-                out[i, index[code]] = np.log(max(prob, LOG_FLOOR))
-    return out
+    """(texts, codes) log-probabilities of one coder, as the product's 'log' ensemble reads them, in chunks."""
+    return np.vstack([log_matrix([[dict(p) for p in coder.predict_many(texts[start:start + chunk], len(coder.codes))]],
+                                 codes)[0].astype(np.float32) for start in range(0, len(texts), chunk)])
 
 
 def accuracy(scores: np.ndarray, gold: np.ndarray) -> dict:

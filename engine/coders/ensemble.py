@@ -57,9 +57,8 @@ def combine_log(distributions: Sequence[Distribution], weights: Sequence[float],
     codes = sorted({c for d in distributions for c in d})
     if not codes:
         return []
-    floor = math.log(LOG_FLOOR)
-    score = {c: sum(w * (math.log(max(d.get(c, 0.0), LOG_FLOOR)) if c in d else floor)
-                    for d, w in zip(distributions, weights) if w) for c in codes}
+    score = {c: sum(w * math.log(max(d.get(c, 0.0), LOG_FLOOR)) for d, w in zip(distributions, weights) if w)
+             for c in codes}
     top = max(score.values())
     mass = {c: math.exp((v - top) / temperature) for c, v in score.items()}
     total = sum(mass.values())
@@ -153,13 +152,18 @@ def log_matrix(member_preds: Sequence[Sequence[Distribution]], codes: Sequence[s
     return out
 
 
+def validation_logs(member_preds: Sequence[Sequence[Distribution]],
+                    gold: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The members' log-probabilities over every code they or the gold labels name, and the gold indices."""
+    codes = sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
+    index = {c: j for j, c in enumerate(codes)}
+    return log_matrix(member_preds, codes), np.array([index[g] for g in gold])
+
+
 def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
                        grid: Sequence[float] = LOG_WEIGHT_GRID) -> tuple[list[float], list[dict[str, Any]]]:
     """Weights for 'log' (the first member 1, the others from `grid`) with the best validation top-1, then log-loss."""
-    codes = sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
-    logs = log_matrix(member_preds, codes)
-    index = {c: j for j, c in enumerate(codes)}
-    y = np.array([index[g] for g in gold])
+    logs, y = validation_logs(member_preds, gold)
     tried, best, best_key = [], [1.0] * len(member_preds), None
     for rest in itertools.product(grid, repeat=len(member_preds) - 1):
         weights = [1.0, *rest]
@@ -178,10 +182,8 @@ def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Seq
 def log_temperature(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
                     weights: Sequence[float]) -> float:
     """The temperature of a 'log' ensemble that minimises its log-loss on the validation texts."""
-    codes = sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
-    index = {c: j for j, c in enumerate(codes)}
-    scores = np.tensordot(np.array(weights), log_matrix(member_preds, codes), axes=1)
-    return fit_temperature(scores, np.array([index[g] for g in gold]))
+    logs, y = validation_logs(member_preds, gold)
+    return fit_temperature(np.tensordot(np.array(weights), logs, axes=1), y)
 
 
 def member_label(record) -> str:
