@@ -1,12 +1,15 @@
 """The 'log' ensemble with real coded texts, all of NACE: real-train + notes, the weights chosen on validation.
 
     PYTHONPATH=. python -m bench.ensemble_real
+    PYTHONPATH=. python -m bench.ensemble_real --lexical   # also the lexical coder, alone and as a fourth member
 
 The kNN, the embedding regression and fastText are trained through the product's path on the NACE notes and
 the real-train half (bench/projects/nace-full-24.statcoder, copied under bench/work/), each validated on the
 product's 10 % carve of real-train; the 'log' ensemble (sum of w x log p, temperature) and the old 'mean'
 ensemble (fastText and the regression) choose their weights on that carve, as the product does. Nothing is
-chosen on the test half, which is read once for every coder. Result: bench/results/ensemble-real-nace-full.*
+chosen on the test half, which is read once for every coder. Result: bench/results/ensemble-real-nace-full.*;
+with --lexical, ensemble-real-lexical-nace-full.* (the same rows, plus the lexical coder and the four-member
+ensemble the product now trains).
 """
 
 from __future__ import annotations
@@ -36,16 +39,21 @@ def trained(project, name: str, **kwargs) -> int:
     return model_id
 
 
-def run() -> dict:
+def run(lexical: bool = False) -> dict:
     project = open_work()
-    ids = {kind: trained(project, f"bench real+notes member: {kind}", kind=kind) for kind in MEMBERS}
-    coders = {f"{kind} alone": ids[kind] for kind in MEMBERS}
+    kinds = (*MEMBERS, "lexical") if lexical else MEMBERS
+    ids = {kind: trained(project, f"bench real+notes member: {kind}", kind=kind) for kind in kinds}
+    coders = {f"{kind} alone": ids[kind] for kind in kinds}
     coders["mean ensemble (fastText, embedding)"] = trained(
         project, "bench real+notes ensemble: mean", kind="ensemble", combination="mean",
         members=[ids["fasttext"], ids["embedding"]])
     coders["log ensemble (knn, embedding, fastText)"] = trained(
         project, "bench real+notes ensemble: log", kind="ensemble", combination="log",
         members=[ids[k] for k in MEMBERS])
+    if lexical:
+        coders["log ensemble (knn, embedding, fastText, lexical)"] = trained(
+            project, "bench real+notes ensemble: log with lexical", kind="ensemble", combination="log",
+            members=[ids[k] for k in kinds])
     rows = real_rows(project, "test")
     out = {}
     for label, model_id in coders.items():
@@ -58,8 +66,10 @@ def run() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ensemble_real", description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    result = {"command": command_line("bench.ensemble_real", argv), "created": now(), "machine": machine(), **run()}
+    parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
+    args = parser.parse_args(argv)
+    result = {"command": command_line("bench.ensemble_real", argv), "created": now(), "machine": machine(),
+              **run(args.lexical)}
     lines = ["# The 'log' ensemble with real coded texts, all of NACE (UK SIC index): real-train + notes", "",
              "Command: `" + result["command"] + "`", "",
              f"Created {result['created']}. {result['machine']['note']}.", "",
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {k} | {v['validation']['top1']:.1%} | {v['top1']:.1%} | {v['top5']:.1%} | {v['n']:,} | "
               f"{v['weights'] or ''} |" for k, v in result["test"].items()]
     lines.append("")
-    write_result(RESULT, result, "\n".join(lines))
+    write_result(RESULT.replace("real-", "real-lexical-") if args.lexical else RESULT, result, "\n".join(lines))
     return 0
 
 

@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python -m bench.ensemble_zero_real dev     # weights on the real-train half (development set)
     PYTHONPATH=. python -m bench.ensemble_zero_real test    # the weights chosen on dev, scored on the test half once
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical   # a fourth member: the lexical (BM25) coder
 
 The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
 samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
@@ -10,7 +11,8 @@ the 'log' combination (sum of w x log p; the kNN's weight 1) for every weight pa
 real-train half, plus the weights the carve itself would choose, and chooses by top-1. `test` trains the ensemble
 with the chosen weights (engine.coders.ensemble, product path) and reads the test half once, beside the kNN alone
 and the carve-chosen ensemble.
-Results: bench/results/ensemble-zero-real-{dev,test}-nace-full.{json,md}.
+Results: bench/results/ensemble-zero-real-{dev,test}-nace-full.{json,md}; with --lexical,
+ensemble-zero-real-lexical-{dev,test}-nace-full.{json,md} (the three-member files stay as they were measured).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from engine.store.project import Project  # noqa: E402
 
 WORK = ROOT / "bench" / "work" / "ensemble-zero-real-nace-full.statcoder"
 DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-full"
-MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1
+MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1; main() adds "lexical" (--lexical)
 
 
 def open_work() -> Project:
@@ -127,8 +129,8 @@ def cmd_dev() -> dict:
     logs = {k: log_probs(c, texts, codes) for k, c in coders.items()}
     out: dict[str, dict] = {k: accuracy(v, gold) for k, v in logs.items()}
     grid = {}
-    for w_emb, w_ft in itertools.product(LOG_WEIGHT_GRID, repeat=2):
-        weights = [1.0, w_emb, w_ft]
+    for rest in itertools.product(LOG_WEIGHT_GRID, repeat=len(MEMBERS) - 1):
+        weights = [1.0, *rest]
         grid[str(weights)] = {**accuracy(sum(w * logs[k] for w, k in zip(weights, MEMBERS)), gold), "weights": weights}
         print(f"[{now()}] {weights}: {grid[str(weights)]['top1']:.3f}", file=sys.stderr, flush=True)
     carve = carve_weights(project, ids)
@@ -157,7 +159,8 @@ def header(kind: str, result: dict) -> list[str]:
             f"Created {result['created']}. {result['machine']['note']}.", "",
             "Members, trained through the product's path on the NACE notes and the 14,760 synthetic samples of runs "
             "1-5 in `bench/projects/nace-full-24.statcoder` (uncurated), validated on a carve of their own training "
-            "lines: the kNN prototypes coder (knn), sentence embeddings + logistic regression (embedding), fastText. "
+            "lines: the kNN prototypes coder (knn), sentence embeddings + logistic regression (embedding), fastText"
+            + (", the lexical coder (BM25 over each code's pooled lines)" if "lexical" in MEMBERS else "") + ". "
             "The 'log' ensemble scores a code by sum of w x log p over the members (the kNN's weight 1) and "
             "renormalises. No real text trains or calibrates them.", ""]
 
@@ -165,15 +168,20 @@ def header(kind: str, result: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ensemble_zero_real", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["dev", "test"])
+    parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
     args = parser.parse_args(argv)
+    global MEMBERS, DEV, TEST
+    if args.lexical:
+        MEMBERS = (*MEMBERS, "lexical")
+        DEV, TEST = (name.replace("zero-real-", "zero-real-lexical-") for name in (DEV, TEST))
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}
         lines = header("development set (the real-train half, 7,887 texts)", result) + [
             "| coder | top-1 | top-5 |", "|---|---|---|"]
         lines += [f"| {k} alone | {v['top1']:.1%} | {v['top5']:.1%} |" for k, v in result["members"].items()]
-        lines += [f"| log ensemble, weights (knn, embedding, fastText) {k} | {v['top1']:.1%} | {v['top5']:.1%} |"
-                  for k, v in result["grid"].items() if v["weights"][1] or v["weights"][2]]
+        lines += [f"| log ensemble, weights ({', '.join(MEMBERS)}) {k} | {v['top1']:.1%} | {v['top5']:.1%} |"
+                  for k, v in result["grid"].items() if any(v["weights"][1:])]
         lines += ["", f"The weights the carve of the training lines chooses: {result['carve_weights']} "
                   f"({result['carve_on_dev']['top1']:.1%} on dev).", "",
                   f"Chosen on dev: {result['chosen']}.", ""]

@@ -137,11 +137,15 @@ def run_pipeline(options: PipelineOptions, log: Log = print) -> PipelineResult:
     log("training: nearest neighbours with code centroids (kNN) ...")
     models["knn"] = train_coder(project, mix, kind="knn", name="pipeline kNN", make_default=False,
                                 progress=_progress_printer(log, "kNN")).model_id
-    # The three as one (sum of w x log p): weights chosen on real validation, or without real text the
+    log("training: lexical (BM25 over each code's lines) ...")
+    models["lexical"] = train_coder(project, mix, kind="lexical", name="pipeline lexical", make_default=False,
+                                    progress=_progress_printer(log, "lexical")).model_id
+    # The four as one (sum of w x log p): weights chosen on real validation, or without real text the
     # zero-real defaults chosen on the development half of all of NACE (engine.coders.ensemble).
-    log("training: ensemble (kNN x embeddings x fastText) ...")
+    log("training: ensemble (kNN x embeddings x fastText x lexical) ...")
     models["ensemble"] = train_coder(project, mix, kind="ensemble", name="pipeline ensemble", make_default=False,
-                                     members=[models["knn"], models["embedding"], models["fasttext"]],
+                                     members=[models["knn"], models["embedding"], models["fasttext"],
+                                              models["lexical"]],
                                      combination="log").model_id
     serving = choose_default_model(project) or models["ensemble"]
 

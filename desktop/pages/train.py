@@ -39,6 +39,7 @@ CODER_KINDS = [
     ("fastText", "fasttext"),
     ("sentence embeddings + logistic regression", "embedding-lr"),
     ("sentence embeddings, nearest neighbour", "embedding-knn"),
+    ("words: BM25 over each code's notes and texts", "lexical"),
     ("ensemble of kNN, embeddings and fastText", "ensemble"),
 ]
 # The glossary term (desktop/help.py) explaining each row of the side-by-side table.

@@ -115,7 +115,8 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
 @project_option
 @click.option("--kind", type=click.Choice(KINDS), default="fasttext", show_default=True,
               help="fasttext; embedding (sentence embeddings + logistic regression); knn (semantic search over the "
-                   "training texts); ensemble (kNN x embeddings x fastText, weights chosen on validation).")
+                   "training texts); lexical (BM25 over each code's pooled training lines); ensemble (kNN x "
+                   "embeddings x fastText x lexical, weights chosen on validation).")
 @mix_options
 @fasttext_options
 @click.option("--embedding-model", "embedding_model", type=click.Path(exists=True, dir_okay=False),

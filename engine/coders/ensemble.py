@@ -32,12 +32,18 @@ WEIGHT_GRID = tuple(i / 10 for i in range(11))
 # 'log': the first member's weight is 1; each further member's weight is chosen from this grid on validation.
 LOG_WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
 LOG_FLOOR = 1e-6            # the probability of a code a member does not rank, in the product
-# Without real texts, weights for (kNN, embedding regression, fastText) in a 'log' ensemble. A carve of the
-# training lines chooses weights that favour the coders that fit synthetic text ((1, 1, 0.5): 57.1 % on the
-# development half of all of NACE, zero real); these were chosen there: 58.2 % against 56.1 % for the kNN
-# alone (bench/results/ensemble-zero-real-dev-nace-full.md; the test half read once: 55.7 -> 57.6 %).
-ZERO_REAL_MEMBERS = ("knn", "embedding", "fasttext")
-ZERO_REAL_LOG_WEIGHTS = (1.0, 0.5, 0.25)
+# Without real texts, the weights of a 'log' ensemble of these members, in this order. A carve of the
+# training lines chooses weights that favour the coders that fit synthetic text ((1, 1, 0.5, 0.25): 57.8 % on
+# the development half of all of NACE, zero real); these were chosen there: 58.9 % / 82.7 % against 56.1 % /
+# 81.2 % for the kNN alone (bench/results/ensemble-zero-real-lexical-dev-nace-full.md).
+ZERO_REAL_MEMBERS = ("knn", "embedding", "fasttext", "lexical")
+ZERO_REAL_LOG_WEIGHTS = (1.0, 0.25, 0.25, 0.25)
+# Every member set with zero-real weights of its own: the default four, and the three of the previous release
+# (58.2 % on the same development half; bench/results/ensemble-zero-real-dev-nace-full.md).
+ZERO_REAL_WEIGHTS: dict[tuple[str, ...], tuple[float, ...]] = {
+    ZERO_REAL_MEMBERS: ZERO_REAL_LOG_WEIGHTS,
+    ("knn", "embedding", "fasttext"): (1.0, 0.5, 0.25),
+}
 Distribution = dict[str, float]
 
 
@@ -199,8 +205,8 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     """Combine trained coders of one mix; the weights are chosen on the mix's validation texts unless given.
 
     'mean' combines exactly two coders; 'log' any number. Without real text (validation carved from the
-    training lines) a 'log' ensemble of (knn, embedding, fasttext) takes ZERO_REAL_LOG_WEIGHTS instead of
-    choosing on that carve. A member that joined its validation lines to
+    training lines) a 'log' ensemble of (knn, embedding, fasttext, lexical), or of the first three, takes
+    the weights ZERO_REAL_WEIGHTS holds for them instead of choosing on that carve. A member that joined its validation lines to
     its references after scoring them (a zero-real kNN) is validated here as it was before (held_out()),
     so the ensemble's validation score is not read off texts its member has seen.
     """
@@ -242,9 +248,9 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     zero_real = data.composition.get("validation_from") == "training data"
     if weights is not None:
         chosen, tried, source = weights, [], "given"
-    elif combination == "log" and zero_real and labels == list(ZERO_REAL_MEMBERS):
+    elif combination == "log" and zero_real and tuple(labels) in ZERO_REAL_WEIGHTS:
         # No real text to weigh them on: a carve of the training lines favours the coders that fit synthetic text.
-        chosen, tried, source = list(ZERO_REAL_LOG_WEIGHTS), [], "zero-real default"
+        chosen, tried, source = list(ZERO_REAL_WEIGHTS[tuple(labels)]), [], "zero-real default"
     elif combination == "mean":
         first, tried = choose_weight(member_preds, gold)
         chosen, source = [first, round(1 - first, 4)], "validation"

@@ -31,6 +31,7 @@ LOADERS: dict[str, str] = {
     "fasttext": "engine.coders.fasttext.model:FastTextCoder.load",
     "embedding": "engine.coders.embedding.coder:EmbeddingCoder.load",
     "ensemble": "engine.coders.ensemble:EnsembleCoder.load",
+    "lexical": "engine.coders.lexical:LexicalCoder.load",
 }
 # A new model whose validation top-1 is below this share of the serving model's is not made the
 # default on its own: a collapsed model (a truncated file, a broken mix) must never serve silently.

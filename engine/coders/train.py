@@ -10,12 +10,14 @@ from engine.coders.data import DataMix
 from engine.coders.embedding.training import EmbeddingTrainOptions, train_embedding
 from engine.coders.ensemble import train_ensemble
 from engine.coders.fasttext.training import TrainOptions, train_fasttext
+from engine.coders.lexical import LexicalOptions, train_lexical
 from engine.errors import TrainingError
 from engine.jobs import CancelToken, ProgressCallback, scaled_progress
 from engine.store.project import Project
 
-# 'knn' is the embedding coder in nearest-neighbour mode (semantic search over the training texts).
-KINDS = ("fasttext", "embedding", "knn", "ensemble")
+# 'knn' is the embedding coder in nearest-neighbour mode (semantic search over the training texts);
+# 'lexical' scores BM25 between a text and each code's pooled training lines (engine.coders.lexical).
+KINDS = ("fasttext", "embedding", "knn", "lexical", "ensemble")
 
 
 def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
@@ -24,7 +26,7 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
                 weights: Sequence[float] | None = None, progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> TrainedModel:
     """Train and register one coder. An ensemble without `members` trains its members first: fastText, the
-    embedding regression and (for 'log', the default) the kNN.
+    embedding regression and (for 'log', the default) the kNN and the lexical coder.
 
     `combination` and `weights` are the ensemble's (engine.coders.ensemble): weights None are chosen on
     validation, or are the zero-real defaults when the mix has no real text.
@@ -37,6 +39,9 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
                               make_default=make_default)
     if kind == "fasttext":
         return train_fasttext(project, mix, ft, progress=progress, cancel=cancel)
+    if kind == "lexical":
+        return train_lexical(project, mix, LexicalOptions(name=name, make_default=make_default),
+                             progress=progress, cancel=cancel)
     if kind in ("embedding", "knn"):
         if kind == "knn":
             emb = dataclasses.replace(emb, mode="knn")
@@ -52,6 +57,9 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
             third = train_embedding(project, mix, dataclasses.replace(emb, mode="knn", make_default=False,
                                                                       name=emb.name and f"{emb.name} (kNN)"),
                                     progress=scaled_progress(progress, 0.85, 0.9, "kNN"), cancel=cancel)
-            members = [third.model_id, second.model_id, first.model_id]     # knn, embedding, fasttext
+            fourth = train_lexical(project, mix, LexicalOptions(name=name and f"{name} (lexical)", make_default=False),
+                                   progress=scaled_progress(progress, 0.9, 0.92, "lexical"), cancel=cancel)
+            # the order of ZERO_REAL_MEMBERS: knn, embedding, fasttext, lexical
+            members = [third.model_id, second.model_id, first.model_id, fourth.model_id]
     return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel,
                           combination=combination, weights=weights)

@@ -86,3 +86,25 @@ def test_train_an_embedding_coder_and_code_with_it(window, qtbot, trained_path):
     qtbot.keyClicks(panel.text, "bread bakery")
     qtbot.waitUntil(lambda: panel.suggested_text == "bread bakery" and bool(panel.suggestions), timeout=60_000)
     assert {s.code for s in panel.suggestions} <= {"10.71", "10.72", "10.73"}
+
+
+def test_train_a_lexical_coder_from_the_page_and_code_with_it(window, qtbot, trained_path):
+    window.open_project(trained_path)
+    page = window.pages["train"]
+    page.kind.setCurrentIndex(page.kind.findData("lexical"))
+    assert not page.epochs.isEnabled() and not page.quantize.isEnabled()
+    page.weights["synthetic"].setValue(0)
+    page.scope.setText("10.7")
+    page.name.setText("words 10.7")
+    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window, timeout=120_000)
+    assert "Trained coder 2" in window.messages.text, window.messages.text
+    assert page.table.horizontalHeaderItem(1).text().endswith("#2 words 10.7")
+    assert 0.0 < float(cell(page, "top-1", 1).rstrip("%")) <= 100.0
+    page.table.setCurrentCell(0, 1)
+    qtbot.mouseClick(page.default_button, Qt.MouseButton.LeftButton)
+    panel = window.pages["code"].panel
+    assert "words 10.7 (model 2, lexical" in panel.model_label.text()
+    qtbot.keyClicks(panel.text, "bread bakery")
+    qtbot.waitUntil(lambda: panel.suggested_text == "bread bakery" and bool(panel.suggestions), timeout=60_000)
+    assert panel.suggestions[0].code in {"10.71", "10.72", "10.73"}

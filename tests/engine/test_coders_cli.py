@@ -24,6 +24,10 @@ def test_coders_train_every_kind_then_list_and_choose_the_default(nace_project, 
                         "--no-default", "--json")
     knn = json.loads(out)
     assert code == 0 and knn["kind"] == "embedding" and knn["default"] is False and knn["cache"]["texts"] > 0
+    code, out, _ = _run(capsys, "coders", "train", "-p", path, "--kind", "lexical", "--real", "1", "--subset", "11",
+                        "--no-default", "--json")
+    lexical = json.loads(out)
+    assert code == 0 and lexical["kind"] == "lexical" and lexical["default"] is False
     code, out, _ = _run(capsys, "coders", "train", "-p", path, "--kind", "ensemble", "--real", "1", "--subset", "11",
                         "--member", str(fasttext["model_id"]), "--member", str(knn["model_id"]), "--no-default",
                         "--json")
@@ -31,13 +35,13 @@ def test_coders_train_every_kind_then_list_and_choose_the_default(nace_project, 
     assert code == 0 and ensemble["kind"] == "ensemble" and list(ensemble["weights"]) == ["fasttext", "knn"]
     code, out, _ = _run(capsys, "coders", "list", "-p", path, "--json")
     listed = json.loads(out)
-    assert [m["kind"] for m in listed] == ["fasttext", "embedding", "ensemble"]
-    assert [m["default"] for m in listed] == [True, False, False]
+    assert [m["kind"] for m in listed] == ["fasttext", "embedding", "lexical", "ensemble"]
+    assert [m["default"] for m in listed] == [True, False, False, False]
     assert all(m["codes_trained"] == 7 for m in listed)           # division 11 has 7 classes
     code, out, _ = _run(capsys, "coders", "default", "-p", path, str(ensemble["model_id"]))
     assert code == 0 and f"coder {ensemble['model_id']} now serves" in out
     code, out, _ = _run(capsys, "coders", "list", "-p", path)
-    assert out.splitlines()[2].startswith(f"*    {ensemble['model_id']}  ensemble")
+    assert out.splitlines()[3].startswith(f"*    {ensemble['model_id']}  ensemble")
 
 
 def test_an_unknown_subset_code_is_one_clear_error(nace_project, capsys):

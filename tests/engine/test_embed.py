@@ -269,19 +269,29 @@ def test_a_log_ensemble_of_three_coders_chooses_its_weights_on_validation(nace_p
 
 def test_without_real_text_the_ensemble_takes_the_zero_real_weights_not_the_carves(nace_project):
     """A carve of notes and synthetic lines favours the coders that fit them; with no real text the 'log'
-    ensemble of kNN, regression and fastText keeps the weights chosen on all of NACE's development half."""
-    from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS
+    ensemble of kNN, regression, fastText and the lexical coder keeps the weights chosen on all of NACE's
+    development half; so does the previous release's three (without the lexical coder), with theirs."""
+    from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS, ZERO_REAL_WEIGHTS
 
     mix = DataMix(notes=1, codes=_codes(nace_project), validation_from="training")
     trained = train_coder(nace_project, mix, kind="ensemble", make_default=False)
     params = trained.params
     assert params["weights_from"] == "zero-real default" and params["weight_grid"] == []
-    assert params["weights"] == dict(zip(["knn", "embedding", "fasttext"], ZERO_REAL_LOG_WEIGHTS))
-    assert [get_model(nace_project, m).kind for m in params["members"]] == ["embedding", "embedding", "fasttext"]
+    assert params["weights"] == dict(zip(["knn", "embedding", "fasttext", "lexical"], ZERO_REAL_LOG_WEIGHTS))
+    assert [get_model(nace_project, m).kind for m in params["members"]] == ["embedding", "embedding", "fasttext",
+                                                                            "lexical"]
+    three = train_coder(nace_project, mix, kind="ensemble", members=params["members"][:3], make_default=False)
+    assert three.params["weights_from"] == "zero-real default"
+    assert list(three.params["weights"].values()) == list(ZERO_REAL_WEIGHTS[("knn", "embedding", "fasttext")])
+    # members the defaults do not know (the kNN and the lexical coder) are weighed on the carve
+    other = train_coder(nace_project, mix, kind="ensemble", members=[params["members"][0], params["members"][3]],
+                        combination="log", make_default=False)
+    assert other.params["weights_from"] == "validation" and len(other.params["weight_grid"]) == 5
     # with real texts to validate on, the same members' weights are chosen on them
     real = train_coder(nace_project, DataMix(notes=1, real=1, codes=_codes(nace_project)), kind="ensemble",
                        make_default=False)
-    assert real.params["weights_from"] == "validation" and len(real.params["weight_grid"]) == 25
+    assert real.params["weights_from"] == "validation" and len(real.params["weight_grid"]) == 125
+    assert list(real.params["weights"]) == ["knn", "embedding", "fasttext", "lexical"]
 
 
 def test_an_ensemble_validates_a_zero_real_knn_as_it_was_before_it_absorbed_its_carve(nace_project, tmp_path):

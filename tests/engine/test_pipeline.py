@@ -18,15 +18,15 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     generated = project.conn.execute("SELECT COUNT(*), COUNT(DISTINCT code) FROM samples WHERE run_id = ?",
                                      (result.run_id,)).fetchone()
     assert generated[0] >= 7 and generated[1] >= 5
-    assert set(result.models) == {"fasttext", "embedding", "knn", "ensemble"}
-    ensemble = get_model(project, result.models["ensemble"])   # the three as one, weighed on real validation
+    assert set(result.models) == {"fasttext", "embedding", "knn", "lexical", "ensemble"}
+    ensemble = get_model(project, result.models["ensemble"])   # the four as one, weighed on real validation
     assert ensemble.params["combination"] == "log" and ensemble.params["weights_from"] == "validation"
-    assert ensemble.params["members"] == [result.models[k] for k in ("knn", "embedding", "fasttext")]
+    assert ensemble.params["members"] == [result.models[k] for k in ("knn", "embedding", "fasttext", "lexical")]
     assert default_model_id(project) == result.serving and result.serving in result.models.values()
     for scores in result.scores.values():
         assert 0.0 <= scores["test_top1"] <= scores["test_top5"] <= 1.0
     assert result.report is not None and result.report.exists()
-    assert project.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 4
+    assert project.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 5
     assert any("<- serves" in line for line in lines)
     # a second run reuses the finished generation instead of generating again
     again: list[str] = []

@@ -1,0 +1,179 @@
+"""The lexical coder: BM25 between a text and each code's training lines taken together as one document.
+
+Every code's training lines (title, notes, synthetic or real texts) are pooled into one bag of words; a text
+scores each code by BM25 over the words it shares with it, and a softmax with a temperature fitted on the
+validation lines turns the scores into probabilities. It learns nothing, trains in seconds and sees what an
+embedding model blurs: the one word that places a text ('wholesale', 'retail', 'repair', 'leather'). Alone it
+is weaker than the kNN; as a member of the log ensemble it adds what the others miss (all of NACE, zero real:
+bench/results/ensemble-zero-real-lexical-dev-nace-full.md).
+
+The model file is an .npz: codes, the vocabulary and the BM25 weights per word (sparse, by word).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from engine.coders.base import CoderBase, Prediction, TrainedModel
+from engine.coders.calibration import fit_temperature, softmax
+from engine.coders.data import DataMix, build_training_data, score_validation
+from engine.coders.registry import model_file, register_model
+from engine.errors import ModelError, TrainingError
+from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
+from engine.store.project import Project
+
+FORMAT = "statcoder-lexical/1"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits of any script; '_' splits nothing worth keeping)."""
+    return [w for w in _WORD.findall(text.lower()) if w != "_"]
+
+
+@dataclass(frozen=True)
+class LexicalOptions:
+    k1: float = 1.2        # term-frequency saturation
+    b: float = 0.5         # length normalisation: a code with many lines is not favoured for sheer size
+    name: str = ""
+    make_default: bool = True
+
+
+class LexicalCoder(CoderBase):
+    """BM25 weights kept per word (the codes whose lines hold it, and its weight for each): a text's scores
+    are the sum over its distinct known words, so memory and time follow the words, not codes x vocabulary."""
+
+    kind = "lexical"
+
+    def __init__(self, codes: Sequence[str], vocabulary: Sequence[str], indptr: np.ndarray, rows: np.ndarray,
+                 data: np.ndarray, temperature: float = 1.0):
+        if len(indptr) != len(vocabulary) + 1 or int(indptr[-1]) != len(rows) or len(rows) != len(data) \
+                or (len(rows) and int(rows.max()) >= len(codes)):
+            raise ModelError("a lexical coder's weights do not match its codes and words")
+        self.codes = list(codes)
+        self.vocabulary = list(vocabulary)
+        self.index = {w: j for j, w in enumerate(self.vocabulary)}
+        self.indptr, self.rows = indptr.astype(np.int64), rows.astype(np.int32)
+        self.data = data.astype(np.float32)
+        self.temperature = float(temperature)
+
+    @classmethod
+    def fit(cls, pairs: Sequence[tuple[str, str]], *, k1: float = 1.2, b: float = 0.5) -> "LexicalCoder":
+        """BM25 weights of every (code, word) from the code's pooled lines; codes and words in sorted order."""
+        if not pairs:
+            raise TrainingError("the lexical coder needs at least one training line")
+        bags: dict[str, Counter] = {}
+        for text, code in pairs:
+            bags.setdefault(code, Counter()).update(words(text))
+        codes = sorted(bags)
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for i, code in enumerate(codes):
+            for w, n in bags[code].items():
+                postings.setdefault(w, []).append((i, n))
+        vocabulary = sorted(postings)
+        length = np.array([sum(bags[c].values()) for c in codes], np.float64)
+        norm = k1 * (1 - b + b * length / max(float(length.mean()), 1e-9))
+        indptr, rows, data = [0], [], []
+        for w in vocabulary:
+            posting = postings[w]
+            idf = math.log1p((len(codes) - len(posting) + 0.5) / (len(posting) + 0.5))
+            for i, n in posting:
+                rows.append(i)
+                data.append(idf * n * (k1 + 1) / (n + norm[i]))
+            indptr.append(len(rows))
+        return cls(codes, vocabulary, np.array(indptr), np.array(rows, np.int32), np.array(data, np.float32))
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, codes) BM25 scores: the sum of the code's weights over the text's distinct known words."""
+        out = np.zeros((len(texts), len(self.codes)), np.float32)
+        for row, text in enumerate(texts):
+            for j in {self.index[w] for w in words(text) if w in self.index}:
+                lo, hi = self.indptr[j], self.indptr[j + 1]
+                out[row, self.rows[lo:hi]] += self.data[lo:hi]
+        return out
+
+    def calibrate(self, texts: Sequence[str], codes: Sequence[str]) -> float:
+        """Fit the temperature on held-out lines whose code this coder knows; returns it."""
+        at = {c: i for i, c in enumerate(self.codes)}
+        keep = [(t, at[c]) for t, c in zip(texts, codes) if c in at]
+        if keep:
+            self.temperature = fit_temperature(self.scores([t for t, _ in keep]), np.array([y for _, y in keep]))
+        return self.temperature
+
+    def predict_many(self, texts: Sequence[str], k: int = 5) -> list[Prediction]:
+        if not texts:
+            return []
+        probs = softmax(self.scores(texts) / self.temperature)
+        k = max(1, min(k, len(self.codes)))
+        out = []
+        for row in probs:
+            top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+            top = sorted(top, key=lambda j: (-row[j], self.codes[j]))
+            out.append([(self.codes[j], float(row[j])) for j in top])
+        return out
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, format=np.array(FORMAT), codes=np.array(self.codes),
+                                vocabulary=np.array(self.vocabulary), indptr=self.indptr, rows=self.rows,
+                                data=self.data, temperature=np.array(self.temperature))
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalCoder":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["format"]) != FORMAT:
+                    raise ModelError(f"{path} is not a statcoder lexical model ({z['format']})")
+                return cls([str(c) for c in z["codes"]], [str(w) for w in z["vocabulary"]], z["indptr"], z["rows"],
+                           z["data"], float(z["temperature"]))
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"the lexical model {path} cannot be read: {exc}") from exc
+
+
+def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None = None, *,
+                  progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> TrainedModel:
+    """Build the mix, pool each code's lines, fit the temperature on the validation lines, store, register."""
+    options = options or LexicalOptions()
+    start = time.perf_counter()
+    data = build_training_data(project, mix)
+    if cancel is not None:
+        cancel.check()
+    coder = LexicalCoder.fit(data.train, k1=options.k1, b=options.b)
+    if progress is not None:
+        progress(ProgressInfo(600, 1000, "calibrating"))
+    coder.calibrate([t for t, _ in data.validation], [c for _, c in data.validation])
+    validation = score_validation(coder.predict_many([t for t, _ in data.validation], 5), data.validation)
+    if cancel is not None:
+        cancel.check()
+    path = model_file(project, "lexical", ".npz")
+    try:
+        coder.save(path)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise TrainingError(f"the lexical coder could not be written to {path.parent}: {exc.strerror or exc}") from exc
+    train_s = time.perf_counter() - start
+    params = {"k1": options.k1, "b": options.b, "temperature": round(coder.temperature, 6),
+              "vocabulary": len(coder.vocabulary)}
+    composition = {**data.composition, "per_code": dict(Counter(c for _, c in data.train))}
+    name = options.name or f"lexical {time.strftime('%Y-%m-%d %H:%M')}"
+    try:
+        record, made_default, warnings = register_model(
+            project, kind="lexical", name=name, path=path, params=params, data=composition, train_s=train_s,
+            validation=validation, make_default=options.make_default)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(ProgressInfo(1000, 1000, "trained"))
+    return TrainedModel(model_id=record.id, kind="lexical", name=name, path=path, sha256=record.sha256,
+                        train_s=train_s, params=params, composition=composition, validation=validation,
+                        made_default=made_default, warnings=warnings)
