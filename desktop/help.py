@@ -81,8 +81,8 @@ GLOSSARY: dict[str, str] = {
     "relabel": "Give a sample another code than the one it was generated for, because it describes that other "
                "code's activity. The original code is kept for reference.",
     "near-duplicate": "Two samples whose texts are almost the same (a similarity ratio above the threshold, 0-100).",
-    "coder": "A trained classifier (fastText, sentence embeddings, or an ensemble of them) that ranks codes for a "
-             "text.",
+    "coder": "A trained classifier (fastText, sentence embeddings, word matching over each code's notes and "
+             "texts, or an ensemble of them) that ranks codes for a text.",
     "top-1": "The share of test texts whose right code is the coder's first suggestion.",
     "top-5": "The share of test texts whose right code is among the coder's five suggestions: what a coder who "
              "picks from the list can reach with one keystroke.",

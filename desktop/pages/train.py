@@ -40,7 +40,7 @@ CODER_KINDS = [
     ("sentence embeddings + logistic regression", "embedding-lr"),
     ("sentence embeddings, nearest neighbour", "embedding-knn"),
     ("words: BM25 over each code's notes and texts", "lexical"),
-    ("ensemble of kNN, embeddings and fastText", "ensemble"),
+    ("ensemble of kNN, embeddings, fastText and words", "ensemble"),
 ]
 # The glossary term (desktop/help.py) explaining each row of the side-by-side table.
 METRIC_TERMS = {"top1": "top-1", "top5": "top-5", "macro_f1": "macro-F1", "ece": "ECE", "auto5": "auto-coding",
