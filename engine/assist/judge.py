@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from engine.coders.base import held_out_view
 from engine.coders.registry import ModelRecord, load_coder
 from engine.errors import ModelError, StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
@@ -299,7 +300,9 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
         raise StatcoderError(f"too few validation texts to fit the judge ({len(pairs)}); import real texts or "
                              "generate samples first")
     texts = [t for t, _ in pairs]
-    preds = judge.coder.predict_many(texts, max(k, 5))
+    # The coder as it was before it joined its carve to its references (see engine.coders.base.held_out_view):
+    # on lines it has seen it would look sure and right, and the judge would be fitted to move nothing.
+    preds = held_out_view(judge.coder).predict_many(texts, max(k, 5))
     unsure = [i for i, p in enumerate(preds) if judge.unsure(p)]
     chosen = list(unsure)
     random.Random(f"judge-fit:{seed}").shuffle(chosen)

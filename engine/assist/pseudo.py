@@ -19,6 +19,7 @@ from typing import Sequence
 
 from engine.assist.judge import Judge, choose_label_threshold, validation_pairs
 from engine.changes import Changes
+from engine.coders.base import held_out_view
 from engine.coders.registry import load_coder
 from engine.errors import StatcoderError, with_hint
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
@@ -70,7 +71,9 @@ def _threshold(project: Project, coder, judge: Judge | None, precision: float) -
     pairs = [(t, c) for t, c in pairs if c in set(coder.codes)]
     if not pairs:
         raise with_hint(StatcoderError("no validation texts to choose a pseudo-label threshold"), "threshold")
-    preds = coder.predict_many([t for t, _ in pairs], 1)
+    # Held-out samples are the lines a zero-real kNN carved and then joined to its references: score them
+    # with the coder as it was before, or it reads them back and the threshold comes out too low.
+    preds = held_out_view(coder).predict_many([t for t, _ in pairs], 1)
     return choose_label_threshold(preds, [c for _, c in pairs], precision=precision), f"coder alone on {source}"
 
 

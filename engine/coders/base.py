@@ -44,6 +44,14 @@ class CoderBase:
         return self.predict_many([text], k)[0]
 
 
+def held_out_view(coder):
+    """The coder as it was before it joined its validation lines to its references (a zero-real kNN does, an
+    ensemble over one does through it): what must score those lines, or texts drawn the same way (held-out
+    samples), so that a threshold or a judge is not fitted on texts the coder has seen. Itself otherwise."""
+    held_out = getattr(coder, "held_out", None)
+    return held_out() if callable(held_out) else coder
+
+
 @dataclass
 class TrainedModel:
     """What every trainer returns: the registered model, how it was trained and how it validated.

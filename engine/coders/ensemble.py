@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine.coders.base import Coder, CoderBase, TrainedModel
+from engine.coders.base import Coder, CoderBase, TrainedModel, held_out_view
 from engine.coders.calibration import fit_temperature
 from engine.coders.data import DataMix, build_training_data, log_loss_of, score_validation, validation_key
 from engine.coders.registry import get_model, load_coder, loader_for, model_file, register_model, verify_file
@@ -85,6 +85,13 @@ class EnsembleCoder(CoderBase):
         self.members, self.weights, self.combination = members, [float(w) for w in weights], combination
         self.temperature = float(temperature)
         self.codes = sorted({c for m in members for c in m.codes})
+
+    def held_out(self) -> "EnsembleCoder":
+        """This ensemble over its members' held-out views (itself when none absorbed validation lines)."""
+        views = [held_out_view(m) for m in self.members]
+        if all(v is m for v, m in zip(views, self.members)):
+            return self
+        return EnsembleCoder(views, self.weights, self.combination, self.temperature)
 
     def distributions(self, texts: Sequence[str]) -> list[list[Distribution]]:
         """Per member, per text: every code's probability. Members on one sentence-embedding model share its vectors."""
@@ -238,8 +245,7 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     for coder in coders:
         if cancel is not None:
             cancel.check()
-        held_out = getattr(coder, "held_out", None)
-        scorer = held_out() if callable(held_out) else coder
+        scorer = held_out_view(coder)
         member_preds.append([dict(p) for p in scorer.predict_many(texts, len(scorer.codes))])
     labels: list[str] = []
     for record in records:

@@ -242,3 +242,53 @@ def test_cli_import_uncoded_label_and_train_on_pseudo_labels(labelled_project, t
     out = json.loads(capsys.readouterr().out)
     assert out["composition"]["counts"]["pseudo"] == 10 and out["composition"]["weights"]["pseudo"] == 1
     assert out["composition"]["pseudo_provenance"][0]["labels"] == 10
+
+
+def test_without_real_text_the_threshold_is_chosen_on_lines_the_coder_has_not_seen(_nace_template, tmp_path):
+    """A zero-real kNN joins its carve of held-out lines to its references after it is validated; the
+    pseudo-label threshold is chosen on lines drawn the same way, so it must score them with the coder as it
+    was before (it would read them back, look right and sure, and choose too low a threshold)."""
+    from engine.assist.judge import choose_label_threshold, validation_pairs
+    from engine.coders.ensemble import EnsembleCoder
+    from engine.coders.registry import load_coder
+    from engine.coders.train import train_coder
+
+    path = tmp_path / "zero-real.statcoder"
+    shutil.copy(_nace_template, path)
+    project = Project.open(path)
+    with project.transaction() as conn:
+        conn.execute("DELETE FROM real_texts WHERE split = 'train'")
+    codes = leaf_codes_under(project, ["10", "11"])
+    mix = DataMix(notes=1, codes=codes, validation_from="training")
+    knn = train_coder(project, mix, kind="knn", make_default=False)
+    assert knn.params["fit"]["validation_joined_references"] > 0
+    coder, _ = load_coder(project, knn.model_id)
+    pairs, source = validation_pairs(project, codes=coder.codes)
+    assert source == "held-out note lines"
+    gold = [c for _, c in pairs]
+    held = choose_label_threshold(coder.held_out().predict_many([t for t, _ in pairs], 1), gold, precision=0.9)
+    seen = choose_label_threshold(coder.predict_many([t for t, _ in pairs], 1), gold, precision=0.9)
+    assert held != seen                  # reading its references back, the coder looks surer than it is
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    result = label_uncoded(project, model=knn.model_id, review=0, precision=0.9)
+    assert result.threshold_from == "coder alone on held-out note lines" and result.threshold == held
+    # the judge is fitted on the same lines, so it too sees the coder as it was (how many texts it is unsure of)
+    from engine.assist.judge import DEFAULT_THRESHOLD, fit_judge
+    from tests.engine.test_judge import BiasedBackend
+
+    config = fit_judge(project, BiasedBackend(dict(pairs)), model=knn.model_id, method="letters", limit=3,
+                       save=False)
+    unsure = [p for p in coder.held_out().predict_many([t for t, _ in pairs], 5) if p[0][1] < DEFAULT_THRESHOLD]
+    absorbed = [p for p in coder.predict_many([t for t, _ in pairs], 5) if p[0][1] < DEFAULT_THRESHOLD]
+    assert config.fit["unsure"] == len(unsure) != len(absorbed)
+    # an ensemble over that kNN scores held-out lines through its members' held-out views
+    ft = train_coder(project, mix, kind="fasttext", make_default=False)
+    ensemble = train_coder(project, mix, kind="ensemble", members=[knn.model_id, ft.model_id], combination="log",
+                           weights=[1.0, 0.5], make_default=False)
+    loaded, _ = load_coder(project, ensemble.model_id)
+    view = loaded.held_out()
+    assert isinstance(view, EnsembleCoder) and view is not loaded
+    assert len(view.members[0].refs) == len(coder.held_out().refs) and view.members[1] is loaded.members[1]
+    assert view.held_out() is view                       # nothing more to hold out
+    project.close()
+    clear_coder_cache()
