@@ -41,6 +41,14 @@ DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-fu
 MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1; main() adds "lexical" (--lexical)
 
 
+def use_lexical() -> None:
+    """The four-member setting (--lexical): the lexical coder joins, and the result files are its own."""
+    global MEMBERS, DEV, TEST
+    if "lexical" not in MEMBERS:
+        MEMBERS = (*MEMBERS, "lexical")
+        DEV, TEST = (name.replace("zero-real-", "zero-real-lexical-") for name in (DEV, TEST))
+
+
 def open_work() -> Project:
     return work_copy(SOURCE, WORK)
 
@@ -170,10 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("step", choices=["dev", "test"])
     parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
     args = parser.parse_args(argv)
-    global MEMBERS, DEV, TEST
     if args.lexical:
-        MEMBERS = (*MEMBERS, "lexical")
-        DEV, TEST = (name.replace("zero-real-", "zero-real-lexical-") for name in (DEV, TEST))
+        use_lexical()
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}
