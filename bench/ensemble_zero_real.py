@@ -114,15 +114,35 @@ def real_rows(project: Project, split: str) -> list[tuple[str, str]]:
     return project.conn.execute("SELECT text, code FROM real_texts WHERE split = ? ORDER BY id", (split,)).fetchall()
 
 
-def score_coder(project: Project, model_id: int, rows) -> dict:
+def score_coder(project: Project, model_id: int, rows, sample: list[bool] | None = None) -> dict:
+    """Top-1/top-5 on the rows; with `sample` (a mask over them), also on those rows: the judge's fixed test ids."""
     coder, _ = load_coder(project, model_id)
     start = time.perf_counter()
     preds = coder.predict_many([t for t, _ in rows], 5)
-    n = max(1, len(rows))
-    return {"top1": round(sum(p[0][0] == c for p, (_, c) in zip(preds, rows)) / n, 4),
-            "top5": round(sum(c in [k for k, _ in p] for p, (_, c) in zip(preds, rows)) / n, 4), "n": len(rows),
-            "seconds": round(time.perf_counter() - start, 1), "model_sha256": get_model(project, model_id).sha256,
-            "temperature": get_model(project, model_id).params.get("temperature")}
+    seconds = time.perf_counter() - start
+
+    def tops(pairs) -> dict:
+        n = max(1, len(pairs))
+        return {"top1": round(sum(p[0][0] == c for p, (_, c) in pairs) / n, 4),
+                "top5": round(sum(c in [k for k, _ in p] for p, (_, c) in pairs) / n, 4), "n": len(pairs)}
+
+    out = {**tops(list(zip(preds, rows))), "seconds": round(seconds, 1),
+           "model_sha256": get_model(project, model_id).sha256,
+           "temperature": get_model(project, model_id).params.get("temperature")}
+    if sample is not None:
+        out["judge_test_sample"] = tops([(p, r) for p, r, keep in zip(preds, rows, sample) if keep])
+    return out
+
+
+def judge_sample_mask(project: Project) -> list[bool] | None:
+    """Which test rows (in real_rows order) are bench.judge's 600 fixed test ids, when that file exists."""
+    path = ROOT / "bench" / "results" / "judge-test-ids-nace-full-600.json"
+    if not path.exists():
+        return None
+    import json
+
+    wanted = set(json.loads(path.read_text(encoding="utf-8"))["ids"])
+    return [i in wanted for (i,) in project.conn.execute("SELECT id FROM real_texts WHERE split = 'test' ORDER BY id")]
 
 
 def cmd_dev() -> dict:
@@ -153,11 +173,13 @@ def cmd_test(dev: dict) -> dict:
     project = open_work()
     ids = members(project)
     rows = real_rows(project, "test")
-    out = {"knn alone": score_coder(project, ids["knn"], rows)}
-    out[f"log ensemble, weights chosen on dev {dev['chosen']}"] = score_coder(project, ensemble(project, ids, dev["chosen"]), rows)
+    sample = judge_sample_mask(project)
+    out = {"knn alone": score_coder(project, ids["knn"], rows, sample)}
+    out[f"log ensemble, weights chosen on dev {dev['chosen']}"] = score_coder(
+        project, ensemble(project, ids, dev["chosen"]), rows, sample)
     if dev["carve_weights"] != dev["chosen"]:
         out[f"log ensemble, weights chosen on the carve {dev['carve_weights']}"] = score_coder(
-            project, ensemble(project, ids, dev["carve_weights"]), rows)
+            project, ensemble(project, ids, dev["carve_weights"]), rows, sample)
     return {"test": out, "chosen": dev["chosen"]}
 
 
@@ -200,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = header("test half, read once", result) + ["| coder | top-1 | top-5 | n | seconds |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['top1']:.1%} | {v['top5']:.1%} | {v['n']:,} | {v['seconds']} |"
               for k, v in result["test"].items()]
+    lines += [f"| {k}, on bench.judge's {v['judge_test_sample']['n']} fixed test ids | "
+              f"{v['judge_test_sample']['top1']:.1%} | {v['judge_test_sample']['top5']:.1%} | "
+              f"{v['judge_test_sample']['n']:,} | |" for k, v in result["test"].items() if "judge_test_sample" in v]
     lines += ["", f"The weights were chosen on the development set: {result['chosen']}. Each ensemble's temperature "
               "(fitted on the carve, where it validates the kNN as it was before joining the carve to its "
               "references) rescales its probabilities, not its ranking: "
