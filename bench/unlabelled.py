@@ -63,7 +63,16 @@ def main(argv: list[str] | None = None) -> int:
                         "judge (channel method), fitted on held-out synthetic samples (no real text).")
     parser.add_argument("--judge-fit", type=int, default=60, help="Held-out samples judged to fit the judge.")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--labeller", choices=["notes-knn", "ensemble"], default="notes-knn",
+                        help="notes-knn: the notes-only kNN labels, a coder on notes + pseudo-labels is trained; "
+                             "ensemble: the best zero-real coder (the four-member log ensemble on notes + 24 "
+                             "synthetic samples per class) labels, and the same ensemble is retrained on notes + "
+                             "synthetic + pseudo-labels (no judge; files end in -ensemble)")
     args = parser.parse_args(argv)
+    if args.labeller == "ensemble":
+        if args.judge or args.backlog:
+            parser.error("--labeller ensemble runs the whole backlog without the judge")
+        return run_ensemble(args, argv)
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
     variants = variants or [("precision", 0.9)]
     WORK.mkdir(parents=True, exist_ok=True)
@@ -165,6 +174,96 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "The judged arm (`unlabelled-real`: coder + judge) was not run here: about 60 % of the texts fall "
                   "below the threshold and the judge takes about 13 s per text on this machine (some 17 hours).", ""]
     (RESULTS / f"unlabelled-nace-full{suffix}.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+def run_ensemble(args, argv) -> int:
+    """`unlabelled-real, no judge` with the best zero-real coder as the labeller (see --labeller)."""
+    import bench.ensemble_zero_real as zero_real
+    from bench.common import load_result
+    from engine.coders.train import train_coder
+
+    zero_real.use_lexical()
+    chosen = load_result(zero_real.DEV)
+    if chosen is None:
+        raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical first")
+    variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
+    variants = variants or [("precision", 0.9)]
+    path = WORK / "unlabelled-nace-full-ensemble.statcoder"
+    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
+    # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
+    # files stay where they are), else the committed project it is copied from.
+    # (through SQLite's backup, so that what the source's write-ahead log holds comes along)
+    source = sqlite3.connect(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE)
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    project = Project.open(path)
+    started = time.perf_counter()
+    ids = zero_real.members(project)
+    labeller = zero_real.ensemble(project, ids, chosen["chosen"])
+    truth = dict(project.conn.execute("SELECT text, code FROM real_texts WHERE split = 'train'").fetchall())
+    csv_path = WORK / "unlabelled-real-train.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["answer"])
+        writer.writerows([t] for t in sorted(truth))
+    with project.transaction() as conn:
+        conn.execute("DELETE FROM real_texts WHERE split = 'train'")
+    imported = import_uncoded_texts(project, csv_path, text_column="answer")
+    test = zero_real.real_rows(project, "test")
+    arms = {"zero-real log ensemble of four (the labeller)": zero_real.score_coder(project, labeller, test)}
+    labelling: dict = {}
+    for kind, value in variants:
+        name = f"{kind} {value}"
+        result = label_uncoded(project, model=labeller, judge=None, review=0, relabel=True,
+                               **({"precision": value} if kind == "precision" else {"threshold": value}))
+        rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
+                                    " ON u.id = p.uncoded_id").fetchall()
+        pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
+        labelling[name] = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
+                           "threshold": result.threshold, "threshold_from": result.threshold_from,
+                           "label_s": round(result.seconds, 1), "judged": 0,
+                           "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
+                           "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+        print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
+        if not result.pseudo:
+            continue
+        mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
+                      validation_from="training")
+        trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
+                              make_default=False)
+        arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
+            **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
+            "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
+            "sources": trained.composition.get("counts")}
+        print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
+    report = {"benchmark": "nace-uksic", "command": command_line("bench.unlabelled", argv), "created": now(),
+              "machine": machine(), "labeller": "ensemble", "labelling": labelling, "arms": arms,
+              "seconds": round(time.perf_counter() - started, 1)}
+    (RESULTS / "unlabelled-nace-full-ensemble.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    lines = ["# Unlabelled real texts, all of NACE (UK SIC index): self-training through the best zero-real coder",
+             "", f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
+             f"The {imported.imported} real-train texts imported without codes and labelled by the zero-real log "
+             "ensemble of four (kNN prototypes, embedding regression, fastText, lexical; notes + 24 synthetic "
+             "samples per class, weights chosen on dev by bench.ensemble_zero_real --lexical). The pseudo-label "
+             "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
+             "by the coder as it was before it joined them to its references. The same ensemble is then "
+             "retrained on notes + synthetic + the pseudo-labels and scored on the test half. The withheld real "
+             "codes measure the labels afterwards (report only). No judge.", "",
+             "| labelling | threshold | pseudo-labels | their precision | precision of all labels | seconds |",
+             "|---|---|---|---|---|---|",
+             *[f"| {n} | {l['threshold']} ({l['threshold_from']}) | {l['pseudo']} | {l['pseudo_label_precision']:.1%} | "
+               f"{l['all_labels_precision']:.1%} | {l['label_s']} |" for n, l in labelling.items()], "",
+             "| arm | top-1 | top-5 | n_test |", "|---|---|---|---|",
+             *[f"| {n} | {a['top1']:.1%} | {a['top5']:.1%} | {a['n']} |" for n, a in arms.items()], ""]
+    (RESULTS / "unlabelled-nace-full-ensemble.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -26,7 +26,7 @@ import numpy as np
 from engine.coders.base import CoderBase, Prediction, TrainedModel
 from engine.coders.calibration import fit_temperature, softmax
 from engine.coders.data import DataMix, build_training_data, score_validation
-from engine.coders.registry import model_file, register_model
+from engine.coders.registry import model_file, register_trained
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.store.project import Project
@@ -165,15 +165,8 @@ def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None
               "vocabulary": len(coder.vocabulary)}
     composition = {**data.composition, "per_code": dict(Counter(c for _, c in data.train))}
     name = options.name or f"lexical {time.strftime('%Y-%m-%d %H:%M')}"
-    try:
-        record, made_default, warnings = register_model(
-            project, kind="lexical", name=name, path=path, params=params, data=composition, train_s=train_s,
-            validation=validation, make_default=options.make_default)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    trained = register_trained(project, kind="lexical", name=name, path=path, params=params, composition=composition,
+                               train_s=train_s, validation=validation, make_default=options.make_default)
     if progress is not None:
         progress(ProgressInfo(1000, 1000, "trained"))
-    return TrainedModel(model_id=record.id, kind="lexical", name=name, path=path, sha256=record.sha256,
-                        train_s=train_s, params=params, composition=composition, validation=validation,
-                        made_default=made_default, warnings=warnings)
+    return trained

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.childproc import pid_alive
-from engine.coders.base import Coder
+from engine.coders.base import Coder, TrainedModel
 from engine.errors import ModelError
 from engine.store.project import Project
 from engine.text import file_sha256
@@ -196,6 +196,22 @@ def register_model(project: Project, *, kind: str, name: str, path: Path, params
         else:
             made_default = choose_default_model(project) == model_id
     return record, made_default, warnings
+
+
+def register_trained(project: Project, *, kind: str, name: str, path: Path, params: dict, composition: dict,
+                     train_s: float, validation: dict | None, make_default: bool) -> TrainedModel:
+    """register_model for a trainer that just wrote `path`: the file is removed if it cannot be registered
+    (nothing half-made stays behind), and what the trainer returns is built here."""
+    try:
+        record, made_default, warnings = register_model(
+            project, kind=kind, name=name, path=path, params=params, data=composition, train_s=train_s,
+            validation=validation, make_default=make_default)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return TrainedModel(model_id=record.id, kind=kind, name=name, path=path, sha256=record.sha256, train_s=train_s,
+                        params=params, composition=composition, validation=validation, made_default=made_default,
+                        warnings=warnings)
 
 
 # (path, size, mtime_ns) -> sha256: a file is hashed once per change, not at every load.

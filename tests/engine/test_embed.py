@@ -222,6 +222,28 @@ def test_log_combination_is_the_renormalised_weighted_product():
     assert dict(combine_log([first, second], [1.0, 0.0], 3)) == pytest.approx(first)   # weight 0: left out
 
 
+def test_the_log_ensemble_combines_many_texts_at_once_exactly_as_one_at_a_time():
+    """combine_log_many (numpy, what the coding panel's suggestions go through) ranks and scores as
+    combine_log does, ties to the smaller code, members that rank different codes, weights of 0."""
+    import random
+
+    from engine.coders.ensemble import combine_log, combine_log_many
+
+    rng = random.Random(7)
+    codes = [f"{i:02d}.{j}" for i in range(10) for j in range(3)]
+    for _ in range(100):
+        members = [[{c: rng.choice([rng.random(), 0.5]) for c in rng.sample(codes, rng.randint(1, len(codes)))}
+                    for _ in range(4)] for _ in range(3)]
+        weights, temperature = [1.0, rng.choice([0.0, 0.25]), rng.choice([0.5, 1.0])], rng.choice([1.0, 1.7])
+        union = sorted({c for member in members for dist in member for c in dist})
+        many = combine_log_many(members, weights, 5, temperature, union)
+        for i in range(4):
+            one = combine_log([member[i] for member in members], weights, 5, temperature)
+            assert [c for c, _ in many[i]] == [c for c, _ in one]
+            assert [p for _, p in many[i]] == pytest.approx([p for _, p in one])
+    assert combine_log_many([[{}]], [1.0], 5, 1.0, []) == [[]]
+
+
 def test_a_log_ensemble_is_calibrated_by_a_temperature_fitted_on_validation():
     """Two members that say the same thing, multiplied, are twice as sure as either; when either is
     calibrated (right 70 % of the time at 0.7) the fitted temperature undoes the doubling."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.coders.base import TrainedModel
 from engine.coders.data import DataMix, TrainingData, build_training_data, score_validation
-from engine.coders.registry import model_file, register_model
+from engine.coders.registry import model_file, register_trained
 from engine.errors import TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo, scaled_progress
 from engine.store.project import Project
@@ -208,15 +208,9 @@ def train_embedding(project: Project, mix: DataMix, options: EmbeddingTrainOptio
                    "embed_s": round(embed_s, 3), "cache": {"texts": stats.texts, "hits": stats.hits,
                                                            "embedded": stats.embedded}}
     name = options.name or f"embedding {options.mode} {time.strftime('%Y-%m-%d %H:%M')}"
-    try:
-        record, made_default, warnings = register_model(
-            project, kind="embedding", name=name, path=path, params=params, data=composition, train_s=train_s,
-            validation=validation, make_default=options.make_default)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    trained = register_trained(project, kind="embedding", name=name, path=path, params=params,
+                               composition=composition, train_s=train_s, validation=validation,
+                               make_default=options.make_default)
     if progress is not None:
         progress(ProgressInfo(1000, 1000, "trained"))
-    return TrainedModel(model_id=record.id, kind="embedding", name=name, path=path, sha256=record.sha256,
-                        train_s=train_s, params=params, composition=composition, validation=validation,
-                        made_default=made_default, warnings=warnings)
+    return trained
