@@ -197,10 +197,17 @@ def run_ensemble(args, argv) -> int:
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
     # files stay where they are), else the committed project it is copied from.
     # (through SQLite's backup, so that what the source's write-ahead log holds comes along)
-    source = sqlite3.connect(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE)
+    origin = zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE
+    source = sqlite3.connect(origin)
     target = sqlite3.connect(path)
     try:
         source.backup(target)
+        # a project loads only models in its own folder: bring the trained members along
+        folder = origin.with_name(origin.stem + ".models")
+        if folder.is_dir():
+            shutil.copytree(folder, path.with_name(path.stem + ".models"))
+            target.execute("UPDATE models SET path = REPLACE(path, ?, ?)", (folder.name + "/", path.stem + ".models/"))
+            target.commit()
     finally:
         source.close()
         target.close()
