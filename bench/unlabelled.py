@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", action="store_true", help="with --labeller ensemble: a development run that never "
                         "reads the test half: half of real-train (a seeded hash) is the uncoded backlog, the other "
                         "half scores the coders (files end in -ensemble-dev)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --labeller ensemble: label, retrain, and label "
+                        "again with the retrained coder, this many times (files end in -roundsN)")
     parser.add_argument("--labeller", choices=["notes-knn", "ensemble"], default="notes-knn",
                         help="notes-knn: the notes-only kNN labels, a coder on notes + pseudo-labels is trained; "
                              "ensemble: the best zero-real coder (the four-member log ensemble on notes + 24 "
@@ -193,7 +195,7 @@ def run_ensemble(args, argv) -> int:
         raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical first")
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
     variants = variants or [("precision", 0.9)]
-    suffix = "-ensemble" + ("-dev" if args.dev else "")
+    suffix = "-ensemble" + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else "")
     path = WORK / f"unlabelled-nace-full{suffix}.statcoder"
     for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
@@ -241,29 +243,33 @@ def run_ensemble(args, argv) -> int:
     arms = {"zero-real log ensemble of four (the labeller)": zero_real.score_coder(project, labeller, test)}
     labelling: dict = {}
     for kind, value in variants:
-        name = f"{kind} {value}"
-        result = label_uncoded(project, model=labeller, judge=None, review=0, relabel=True,
-                               **({"precision": value} if kind == "precision" else {"threshold": value}))
-        rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
-                                    " ON u.id = p.uncoded_id").fetchall()
-        pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
-        labelling[name] = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
-                           "threshold": result.threshold, "threshold_from": result.threshold_from,
-                           "label_s": round(result.seconds, 1), "judged": 0,
-                           "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
-                           "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
-        print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
-        if not result.pseudo:
-            continue
-        mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
-                      validation_from="training")
-        trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
-                              make_default=False)
-        arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
-            **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
-            "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
-            "sources": trained.composition.get("counts")}
-        print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
+        current = labeller
+        for round_no in range(1, args.rounds + 1):
+            name = f"{kind} {value}" + (f", round {round_no}" if args.rounds > 1 else "")
+            result = label_uncoded(project, model=current, judge=None, review=0, relabel=True,
+                                   **({"precision": value} if kind == "precision" else {"threshold": value}))
+            rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
+                                        " ON u.id = p.uncoded_id").fetchall()
+            pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
+            labelling[name] = {
+                "uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
+                "threshold": result.threshold, "threshold_from": result.threshold_from,
+                "label_s": round(result.seconds, 1), "judged": 0,
+                "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
+                "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+            print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
+            if not result.pseudo:
+                break
+            mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
+                          validation_from="training")
+            trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
+                                  make_default=False)
+            arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
+                **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
+                "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
+                "sources": trained.composition.get("counts")}
+            print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
+            current = trained.model_id     # the next round's labeller
     report = {"benchmark": "nace-uksic", "command": command_line("bench.unlabelled", argv), "created": now(),
               "machine": machine(), "labeller": "ensemble", "labelling": labelling, "arms": arms,
               "seconds": round(time.perf_counter() - started, 1)}
@@ -277,6 +283,8 @@ def run_ensemble(args, argv) -> int:
              "by the coder as it was before it joined them to its references. The same ensemble is then "
              "retrained on notes + synthetic + the pseudo-labels and scored on the test half. The withheld real "
              "codes measure the labels afterwards (report only). No judge."
+             + (f" Self-training in {args.rounds} rounds: each round's retrained ensemble labels the backlog again "
+                "for the next." if args.rounds > 1 else "")
              + (f" Development run: the backlog is half of real-train ({imported.imported} texts); the other half "
                 f"({len(test)} texts, their codes never in the project) is scored instead of the test half, which "
                 "is not read." if args.dev else ""), "",
