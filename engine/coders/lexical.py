@@ -26,7 +26,7 @@ import numpy as np
 from engine.coders.base import CoderBase, Prediction, TrainedModel
 from engine.coders.calibration import fit_temperature, softmax
 from engine.coders.data import DataMix, build_training_data, score_validation
-from engine.coders.registry import model_file, register_trained
+from engine.coders.registry import register_trained, write_model_file
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.store.project import Project
@@ -154,12 +154,7 @@ def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None
     validation = score_validation(coder.predict_many([t for t, _ in data.validation], 5), data.validation)
     if cancel is not None:
         cancel.check()
-    path = model_file(project, "lexical", ".npz")
-    try:
-        coder.save(path)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise TrainingError(f"the lexical coder could not be written to {path.parent}: {exc.strerror or exc}") from exc
+    path = write_model_file(project, "lexical", ".npz", coder.save, "lexical coder")
     train_s = time.perf_counter() - start
     params = {"k1": options.k1, "b": options.b, "temperature": round(coder.temperature, 6),
               "vocabulary": len(coder.vocabulary)}

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from engine.childproc import pid_alive
 from engine.coders.base import Coder, TrainedModel
-from engine.errors import ModelError
+from engine.errors import ModelError, TrainingError
 from engine.store.project import Project
 from engine.text import file_sha256
 
@@ -196,6 +196,18 @@ def register_model(project: Project, *, kind: str, name: str, path: Path, params
         else:
             made_default = choose_default_model(project) == model_id
     return record, made_default, warnings
+
+
+def write_model_file(project: Project, prefix: str, suffix: str, save: Callable[[Path], None], what: str) -> Path:
+    """A new file in the models folder written by `save`; a failed write leaves nothing behind and is one
+    TrainingError that names the folder."""
+    path = model_file(project, prefix, suffix)
+    try:
+        save(path)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise TrainingError(f"the {what} could not be written to {path.parent}: {exc.strerror or exc}") from exc
+    return path
 
 
 def register_trained(project: Project, *, kind: str, name: str, path: Path, params: dict, composition: dict,

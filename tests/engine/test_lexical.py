@@ -88,3 +88,19 @@ def test_train_coder_registers_a_lexical_coder_that_codes_the_notes(nace_project
     coder, _ = load_coder(nace_project, trained.model_id)
     assert isinstance(coder, LexicalCoder) and set(coder.codes) <= set(codes)
     assert coder.predict("Brewing of beer", 1)[0][0] == "11.05"
+
+
+def test_a_model_file_that_cannot_be_written_is_one_error_and_leaves_nothing(nace_project, monkeypatch):
+    from engine.coders.registry import models_folder
+
+    codes = leaf_codes_under(nace_project, ["11"])
+
+    def full_disk(self, path):
+        path.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LexicalCoder, "save", full_disk)
+    with pytest.raises(TrainingError, match="could not be written to .*No space left on device"):
+        train_coder(nace_project, DataMix(notes=1, codes=codes, validation_from="training"), kind="lexical")
+    assert nace_project.conn.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 0
+    assert not list(models_folder(nace_project).glob("lexical-*"))

@@ -11,8 +11,7 @@ import numpy as np
 
 from engine.coders.base import TrainedModel
 from engine.coders.data import DataMix, TrainingData, build_training_data, score_validation
-from engine.coders.registry import model_file, register_trained
-from engine.errors import TrainingError
+from engine.coders.registry import register_trained, write_model_file
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo, scaled_progress
 from engine.store.project import Project
 from engine.coders.embedding.cache import CacheStats, embed_cached
@@ -192,12 +191,7 @@ def train_embedding(project: Project, mix: DataMix, options: EmbeddingTrainOptio
         report["validation_joined_references"] = len(val_x)
     if progress is not None:
         progress(ProgressInfo(950, 1000, "saving"))
-    path = model_file(project, f"embedding-{options.mode}", ".npz")
-    try:
-        coder.save(path)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise TrainingError(f"the embedding coder could not be written to {path.parent}: {exc.strerror or exc}") from exc
+    path = write_model_file(project, f"embedding-{options.mode}", ".npz", coder.save, "embedding coder")
     train_s = time.perf_counter() - start
     params = {"mode": options.mode, "embedder": {"name": embedder.name, "sha256": embedder.sha256,
                                                  "dim": embedder.dim, "pooling": embedder.pooling},
