@@ -50,6 +50,19 @@ def top(preds, gold) -> dict:
             "top5": round(sum(g in [c for c, _ in p[:5]] for p, g in zip(preds, gold)) / n, 4), "n": len(gold)}
 
 
+def labelling_facts(project: Project, result, truth: dict[str, str], uncoded: int) -> dict:
+    """What one labelling did, and how right its labels are against the withheld real codes (read after the
+    fact, for the report only)."""
+    rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
+                                " ON u.id = p.uncoded_id").fetchall()
+    pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
+    return {"uncoded": uncoded, "labelled": result.labelled, "pseudo": result.pseudo,
+            "threshold": result.threshold, "threshold_from": result.threshold_from,
+            "label_s": round(result.seconds, 1), "judged": result.judged,
+            "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
+            "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -131,15 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{kind} {value}" + (", judge" if judge is not None else "")
         result = label_uncoded(project, model=labeller.model_id, judge=judge, review=0, relabel=True,
                                **({"precision": value} if kind == "precision" else {"threshold": value}))
-        # How right the pseudo-labels are (the withheld real codes, read after the fact, for the report only).
-        rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
-                                    " ON u.id = p.uncoded_id").fetchall()
-        pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
-        labelling[name] = {"uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
-                           "threshold": result.threshold, "threshold_from": result.threshold_from,
-                           "label_s": round(result.seconds, 1), "judged": result.judged,
-                           "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
-                           "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+        labelling[name] = labelling_facts(project, result, truth, imported.imported)
         if not result.pseudo:
             continue
         for mode in ("knn", "lr"):
@@ -248,15 +253,7 @@ def run_ensemble(args, argv) -> int:
             name = f"{kind} {value}" + (f", round {round_no}" if args.rounds > 1 else "")
             result = label_uncoded(project, model=current, judge=None, review=0, relabel=True,
                                    **({"precision": value} if kind == "precision" else {"threshold": value}))
-            rows = project.conn.execute("SELECT u.text, p.code, p.status FROM pseudo_labels p JOIN uncoded_texts u"
-                                        " ON u.id = p.uncoded_id").fetchall()
-            pseudo = [(t, c) for t, c, st in rows if st == "pseudo"]
-            labelling[name] = {
-                "uncoded": imported.imported, "labelled": result.labelled, "pseudo": result.pseudo,
-                "threshold": result.threshold, "threshold_from": result.threshold_from,
-                "label_s": round(result.seconds, 1), "judged": 0,
-                "pseudo_label_precision": round(sum(truth.get(t) == c for t, c in pseudo) / max(1, len(pseudo)), 4),
-                "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
+            labelling[name] = labelling_facts(project, result, truth, imported.imported)
             print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
             if not result.pseudo:
                 break

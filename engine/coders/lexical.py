@@ -113,13 +113,9 @@ class LexicalCoder(CoderBase):
         if not texts:
             return []
         probs = softmax(self.scores(texts) / self.temperature)
-        k = max(1, min(k, len(self.codes)))
-        out = []
-        for row in probs:
-            top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
-            top = sorted(top, key=lambda j: (-row[j], self.codes[j]))
-            out.append([(self.codes[j], float(row[j])) for j in top])
-        return out
+        # codes are in sorted order, so a stable sort puts ties to the smaller code
+        tops = np.argsort(-probs, axis=1, kind="stable")[:, :max(1, k)]
+        return [[(self.codes[j], float(row[j])) for j in top] for row, top in zip(probs, tops)]
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:

@@ -12,6 +12,25 @@ def cell(page, label, col):
     return page.table.item(rows.index(label), col).text()
 
 
+def train_on_10_7_and_code_with_it(window, qtbot, page, name: str, *, timeout: int):
+    """Train the page's chosen kind on notes + real of group 10.7 as coder 2, make it the coder of the Code
+    page and type a text there; returns the Code page's panel with its suggestions."""
+    page.weights["synthetic"].setValue(0)
+    page.scope.setText("10.7")
+    page.name.setText(name)
+    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window, timeout=timeout)
+    assert "Trained coder 2" in window.messages.text, window.messages.text
+    assert page.table.horizontalHeaderItem(1).text().endswith(f"#2 {name}")
+    assert 0.0 < float(cell(page, "top-1", 1).rstrip("%")) <= 100.0
+    page.table.setCurrentCell(0, 1)
+    qtbot.mouseClick(page.default_button, Qt.MouseButton.LeftButton)
+    panel = window.pages["code"].panel
+    qtbot.keyClicks(panel.text, "bread bakery")
+    qtbot.waitUntil(lambda: panel.suggested_text == "bread bakery" and bool(panel.suggestions), timeout=60_000)
+    return panel
+
+
 def test_train_and_see_metrics_side_by_side(window, qtbot, trained_path, tmp_path):
     window.open_project(trained_path)
     window.show_page("train")
@@ -70,21 +89,9 @@ def test_train_an_embedding_coder_and_code_with_it(window, qtbot, trained_path):
     page = window.pages["train"]
     page.kind.setCurrentIndex(page.kind.findData("embedding-lr"))
     assert not page.epochs.isEnabled()
-    page.weights["synthetic"].setValue(0)
-    page.scope.setText("10.7")
-    page.name.setText("embeddings 10.7")
-    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
-    wait_jobs(qtbot, window, timeout=180_000)
-    assert "Trained coder 2" in window.messages.text, window.messages.text
-    assert page.table.columnCount() == 2 and page.table.horizontalHeaderItem(1).text().endswith("#2 embeddings 10.7")
-    assert 0.0 < float(cell(page, "top-1", 1).rstrip("%")) <= 100.0
-    # make it the coder of the Code page and get suggestions from it
-    page.table.setCurrentCell(0, 1)
-    qtbot.mouseClick(page.default_button, Qt.MouseButton.LeftButton)
-    panel = window.pages["code"].panel
+    panel = train_on_10_7_and_code_with_it(window, qtbot, page, "embeddings 10.7", timeout=180_000)
+    assert page.table.columnCount() == 2
     assert "embeddings 10.7 (model 2, embedding" in panel.model_label.text()
-    qtbot.keyClicks(panel.text, "bread bakery")
-    qtbot.waitUntil(lambda: panel.suggested_text == "bread bakery" and bool(panel.suggestions), timeout=60_000)
     assert {s.code for s in panel.suggestions} <= {"10.71", "10.72", "10.73"}
 
 
@@ -93,18 +100,6 @@ def test_train_a_lexical_coder_from_the_page_and_code_with_it(window, qtbot, tra
     page = window.pages["train"]
     page.kind.setCurrentIndex(page.kind.findData("lexical"))
     assert not page.epochs.isEnabled() and not page.quantize.isEnabled()
-    page.weights["synthetic"].setValue(0)
-    page.scope.setText("10.7")
-    page.name.setText("words 10.7")
-    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
-    wait_jobs(qtbot, window, timeout=120_000)
-    assert "Trained coder 2" in window.messages.text, window.messages.text
-    assert page.table.horizontalHeaderItem(1).text().endswith("#2 words 10.7")
-    assert 0.0 < float(cell(page, "top-1", 1).rstrip("%")) <= 100.0
-    page.table.setCurrentCell(0, 1)
-    qtbot.mouseClick(page.default_button, Qt.MouseButton.LeftButton)
-    panel = window.pages["code"].panel
+    panel = train_on_10_7_and_code_with_it(window, qtbot, page, "words 10.7", timeout=120_000)
     assert "words 10.7 (model 2, lexical" in panel.model_label.text()
-    qtbot.keyClicks(panel.text, "bread bakery")
-    qtbot.waitUntil(lambda: panel.suggested_text == "bread bakery" and bool(panel.suggestions), timeout=60_000)
     assert panel.suggestions[0].code in {"10.71", "10.72", "10.73"}
