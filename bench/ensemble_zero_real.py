@@ -3,6 +3,7 @@
     PYTHONPATH=. python -m bench.ensemble_zero_real dev     # weights on the real-train half (development set)
     PYTHONPATH=. python -m bench.ensemble_zero_real test    # the weights chosen on dev, scored on the test half once
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical   # a fourth member: the lexical (BM25) coder
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4   # its terms: words + 4-grams
 
 The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
 samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
@@ -12,7 +13,9 @@ real-train half, plus the weights the carve itself would choose, and chooses by 
 with the chosen weights (engine.coders.ensemble, product path) and reads the test half once, beside the kNN alone
 and the carve-chosen ensemble.
 Results: bench/results/ensemble-zero-real-{dev,test}-nace-full.{json,md}; with --lexical,
-ensemble-zero-real-lexical-{dev,test}-nace-full.{json,md} (the three-member files stay as they were measured).
+ensemble-zero-real-lexical-{dev,test}-nace-full.{json,md} (the three-member files stay as they were measured);
+with --grams N (the lexical coder's terms are words and their character N-grams; without it, words only, as
+the lexical files were measured), ensemble-zero-real-lexical-gramsN-{dev,test}-nace-full.{json,md}.
 """
 
 from __future__ import annotations
@@ -33,20 +36,25 @@ from bench.knn_prototypes import RUNS, SOURCE  # noqa: E402  (the same notes and
 from engine.coders.data import DataMix, build_training_data  # noqa: E402
 from engine.coders.ensemble import LOG_WEIGHT_GRID, choose_log_weights, log_matrix  # noqa: E402
 from engine.coders.registry import get_model, load_coder  # noqa: E402
+from engine.coders.lexical import LexicalOptions  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.store.project import Project  # noqa: E402
 
 WORK = ROOT / "bench" / "work" / "ensemble-zero-real-nace-full.statcoder"
 DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-full"
 MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1; main() adds "lexical" (--lexical)
+GRAMS = 0        # the lexical member's character n-grams (--grams); 0: words only, as first measured
+VARIANT = ""     # what names the lexical member's models and result files apart: "" or " (4-grams)"
 
 
-def use_lexical() -> None:
+def use_lexical(grams: int = 0) -> None:
     """The four-member setting (--lexical): the lexical coder joins, and the result files are its own."""
-    global MEMBERS, DEV, TEST
+    global MEMBERS, DEV, TEST, GRAMS, VARIANT
     if "lexical" not in MEMBERS:
         MEMBERS = (*MEMBERS, "lexical")
-        DEV, TEST = (name.replace("zero-real-", "zero-real-lexical-") for name in (DEV, TEST))
+        GRAMS, VARIANT = grams, f" ({grams}-grams)" if grams else ""
+        infix = "zero-real-lexical-" + (f"grams{grams}-" if grams else "")
+        DEV, TEST = (name.replace("zero-real-", infix) for name in (DEV, TEST))
 
 
 def open_work() -> Project:
@@ -66,17 +74,18 @@ def members(project: Project) -> dict[str, int]:
     """The three member coders, trained once per work project."""
     out = {}
     for kind in MEMBERS:
-        name = f"bench zero-real ensemble member: {kind}"
+        name = f"bench zero-real ensemble member: {kind}" + (VARIANT if kind == "lexical" else "")
         model_id = model_by_name(project, name)
         if model_id is None:
             print(f"[{now()}] training {kind}", file=sys.stderr, flush=True)
-            model_id = train_coder(project, mix(), kind=kind, name=name, make_default=False).model_id
+            model_id = train_coder(project, mix(), kind=kind, name=name, make_default=False,
+                                   lexical=LexicalOptions(grams=GRAMS)).model_id
         out[kind] = model_id
     return out
 
 
 def ensemble(project: Project, ids: dict[str, int], weights: list[float]) -> int:
-    name = f"bench zero-real ensemble (calibrated): log {weights}"
+    name = f"bench zero-real ensemble (calibrated): log {weights}{VARIANT}"
     model_id = model_by_name(project, name)
     if model_id is None:
         model_id = train_coder(project, mix(), kind="ensemble", name=name, make_default=False,
@@ -190,7 +199,9 @@ def header(kind: str, result: dict) -> list[str]:
             "Members, trained through the product's path on the NACE notes and the 14,760 synthetic samples of runs "
             "1-5 in `bench/projects/nace-full-24.statcoder` (uncurated), validated on a carve of their own training "
             "lines: the kNN prototypes coder (knn), sentence embeddings + logistic regression (embedding), fastText"
-            + (", the lexical coder (BM25 over each code's pooled lines)" if "lexical" in MEMBERS else "") + ". "
+            + (", the lexical coder (BM25 over each code's pooled lines"
+               + (f"; its terms: words and their character {GRAMS}-grams" if GRAMS else "; its terms: words") + ")"
+               if "lexical" in MEMBERS else "") + ". "
             "The 'log' ensemble scores a code by sum of w x log p over the members (the kNN's weight 1) and "
             "renormalises. No real text trains or calibrates them.", ""]
 
@@ -199,9 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ensemble_zero_real", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["dev", "test"])
     parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
+    parser.add_argument("--grams", type=int, default=0,
+                        help="the lexical member's terms: words and their character N-grams (0: words only)")
     args = parser.parse_args(argv)
+    if args.grams and not args.lexical:
+        parser.error("--grams is the lexical member's: give --lexical too")
     if args.lexical:
-        use_lexical()
+        use_lexical(args.grams)
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}

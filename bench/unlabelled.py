@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                         "half scores the coders (files end in -ensemble-dev)")
     parser.add_argument("--rounds", type=int, default=1, help="with --labeller ensemble: label, retrain, and label "
                         "again with the retrained coder, this many times (files end in -roundsN)")
+    parser.add_argument("--grams", type=int, default=0, help="with --labeller ensemble: the lexical member's terms "
+                        "are words and their character N-grams (0: words only, as first measured; files end in "
+                        "-ensemble-gramsN)")
     parser.add_argument("--labeller", choices=["notes-knn", "ensemble"], default="notes-knn",
                         help="notes-knn: the notes-only kNN labels, a coder on notes + pseudo-labels is trained; "
                              "ensemble: the best zero-real coder (the four-member log ensemble on notes + 24 "
@@ -194,13 +197,16 @@ def run_ensemble(args, argv) -> int:
     from bench.common import load_result
     from engine.coders.train import train_coder
 
-    zero_real.use_lexical()
+    from engine.coders.lexical import LexicalOptions
+
+    zero_real.use_lexical(args.grams)
     chosen = load_result(zero_real.DEV)
     if chosen is None:
-        raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical first")
+        raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical"
+                         + (f" --grams {args.grams}" if args.grams else "") + " first")
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
     variants = variants or [("precision", 0.9)]
-    suffix = "-ensemble" + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else "")
+    suffix = "-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else "")
     path = WORK / f"unlabelled-nace-full{suffix}.statcoder"
     for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
@@ -260,7 +266,7 @@ def run_ensemble(args, argv) -> int:
             mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
                           validation_from="training")
             trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
-                                  make_default=False)
+                                  make_default=False, lexical=LexicalOptions(grams=zero_real.GRAMS))
             arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
                 **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
                 "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
@@ -275,7 +281,9 @@ def run_ensemble(args, argv) -> int:
              "", f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
              f"The {imported.imported} real-train texts imported without codes and labelled by the zero-real log "
              "ensemble of four (kNN prototypes, embedding regression, fastText, lexical; notes + 24 synthetic "
-             "samples per class, weights chosen on dev by bench.ensemble_zero_real --lexical). The pseudo-label "
+             "samples per class, weights chosen on dev by bench.ensemble_zero_real --lexical"
+             + (f" --grams {args.grams}; the lexical coder's terms are words and their character {args.grams}-grams"
+                if args.grams else "; the lexical coder's terms are words") + "). The pseudo-label "
              "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
              "by the coder as it was before it joined them to its references. The same ensemble is then "
              "retrained on notes + synthetic + the pseudo-labels and scored on the test half. The withheld real "

@@ -22,7 +22,7 @@ KINDS = ("fasttext", "embedding", "knn", "lexical", "ensemble")
 
 def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
                 fasttext: TrainOptions | None = None, embedding: EmbeddingTrainOptions | None = None,
-                members: Sequence[int] | None = None, combination: str = "log",
+                lexical: LexicalOptions | None = None, members: Sequence[int] | None = None, combination: str = "log",
                 weights: Sequence[float] | None = None, progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> TrainedModel:
     """Train and register one coder. An ensemble without `members` trains its members first: fastText, the
@@ -37,11 +37,12 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
                              make_default=make_default)
     emb = dataclasses.replace(embedding or EmbeddingTrainOptions(), name=name or (embedding.name if embedding else ""),
                               make_default=make_default)
+    lex = dataclasses.replace(lexical or LexicalOptions(), name=name or (lexical.name if lexical else ""),
+                              make_default=make_default)
     if kind == "fasttext":
         return train_fasttext(project, mix, ft, progress=progress, cancel=cancel)
     if kind == "lexical":
-        return train_lexical(project, mix, LexicalOptions(name=name, make_default=make_default),
-                             progress=progress, cancel=cancel)
+        return train_lexical(project, mix, lex, progress=progress, cancel=cancel)
     if kind in ("embedding", "knn"):
         if kind == "knn":
             emb = dataclasses.replace(emb, mode="knn")
@@ -57,7 +58,8 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
             third = train_embedding(project, mix, dataclasses.replace(emb, mode="knn", make_default=False,
                                                                       name=emb.name and f"{emb.name} (kNN)"),
                                     progress=scaled_progress(progress, 0.85, 0.9, "kNN"), cancel=cancel)
-            fourth = train_lexical(project, mix, LexicalOptions(name=name and f"{name} (lexical)", make_default=False),
+            fourth = train_lexical(project, mix, dataclasses.replace(lex, make_default=False,
+                                                                     name=lex.name and f"{lex.name} (lexical)"),
                                    progress=scaled_progress(progress, 0.9, 0.92, "lexical"), cancel=cancel)
             # the order of ZERO_REAL_MEMBERS: knn, embedding, fasttext, lexical
             members = [third.model_id, second.model_id, first.model_id, fourth.model_id]

@@ -9,7 +9,7 @@ import pytest
 
 from engine.classification import leaf_codes_under
 from engine.coders.data import DataMix
-from engine.coders.lexical import LexicalCoder, words
+from engine.coders.lexical import LexicalCoder, LexicalOptions, terms, words
 from engine.coders.registry import get_model, load_coder
 from engine.coders.train import train_coder
 from engine.errors import ModelError, TrainingError
@@ -24,6 +24,23 @@ def test_words_are_lower_cased_word_tokens_of_any_script():
     assert words("  ") == []
 
 
+def test_terms_are_the_words_then_each_words_marked_character_ngrams():
+    assert terms("Beer ale", grams=4) == ["beer", "ale", "#<bee", "#beer", "#eer>", "#<ale", "#ale>"]
+    assert terms("a", grams=4) == ["a", "#<a>"]                   # shorter than n: the marked word itself
+    assert terms("Beer ale", grams=0) == words("Beer ale")
+
+
+def test_character_ngrams_place_a_word_the_lines_hold_only_in_another_form():
+    # 'brewery' and 'wholesaler' are in no training line: by words alone nothing is known about them
+    words_only = LexicalCoder.fit(PAIRS, grams=0)
+    assert not words_only.scores(["brewery", "wholesaler"]).any()
+    coder = LexicalCoder.fit(PAIRS, grams=4)
+    assert coder.grams == 4
+    assert coder.predict("brewery", 1)[0][0] == "11.05"          # '#brew' is in 'brewing'
+    assert coder.predict("wholesaler", 1)[0][0] == "46.34"       # '#<who', '#hole', ... are in 'wholesale'
+    assert coder.predict("beer (retailer)", 1)[0][0] == "47.25"
+
+
 def test_the_word_that_places_a_text_decides_between_codes_that_share_the_rest():
     coder = LexicalCoder.fit(PAIRS)
     assert coder.codes == ["11.05", "46.34", "47.25"]
@@ -36,7 +53,7 @@ def test_the_word_that_places_a_text_decides_between_codes_that_share_the_rest()
 
 
 def test_scores_are_bm25_of_the_distinct_known_words():
-    coder = LexicalCoder.fit(PAIRS, k1=1.2, b=0.0)
+    coder = LexicalCoder.fit(PAIRS, k1=1.2, b=0.0, grams=0)
     # 'beer' is in two of three codes' bags; 46.34 holds it once among 9 words
     idf = math.log1p((3 - 2 + 0.5) / (2 + 0.5))
     expected = idf * 1 * 2.2 / (1 + 1.2)
@@ -78,16 +95,37 @@ def test_a_saved_coder_loads_to_the_same_predictions_and_a_damaged_file_is_a_mod
         LexicalCoder.fit([])
 
 
+def test_a_format_1_file_of_words_only_still_loads_and_scores_by_words(tmp_path):
+    coder = LexicalCoder.fit(PAIRS, grams=0)
+    path = tmp_path / "old.npz"
+    np.savez_compressed(path, format=np.array("statcoder-lexical/1"), codes=np.array(coder.codes),
+                        vocabulary=np.array(coder.vocabulary), indptr=coder.indptr, rows=coder.rows, data=coder.data,
+                        temperature=np.array(1.0))
+    old = LexicalCoder.load(path)
+    assert old.grams == 0 and old.predict_many(["brewery", "beer (wholesale)"], 3) == coder.predict_many(
+        ["brewery", "beer (wholesale)"], 3)
+    new = LexicalCoder.fit(PAIRS, grams=4)
+    new.save(tmp_path / "new.npz")
+    assert LexicalCoder.load(tmp_path / "new.npz").grams == 4
+    np.savez_compressed(tmp_path / "future.npz", format=np.array("statcoder-lexical/9"), codes=np.array(["x"]))
+    with pytest.raises(ModelError, match="not a statcoder lexical model"):
+        LexicalCoder.load(tmp_path / "future.npz")
+
+
 def test_train_coder_registers_a_lexical_coder_that_codes_the_notes(nace_project):
     codes = leaf_codes_under(nace_project, ["10", "11"])
     trained = train_coder(nace_project, DataMix(notes=1, codes=codes, validation_from="training"), kind="lexical",
                           make_default=False)
     record = get_model(nace_project, trained.model_id)
     assert record.kind == "lexical" and record.validation["n"] > 0 and 0 < record.validation["top5"] <= 1
-    assert trained.params["temperature"] > 0 and trained.params["vocabulary"] > 100
+    assert trained.params["temperature"] > 0 and trained.params["vocabulary"] > 100 and trained.params["grams"] == 4
     coder, _ = load_coder(nace_project, trained.model_id)
     assert isinstance(coder, LexicalCoder) and set(coder.codes) <= set(codes)
-    assert coder.predict("Brewing of beer", 1)[0][0] == "11.05"
+    assert coder.predict("Brewing of beer", 1)[0][0] == "11.05" and coder.grams == 4
+    words_only = train_coder(nace_project, DataMix(notes=1, codes=codes, validation_from="training"), kind="lexical",
+                             make_default=False, lexical=LexicalOptions(grams=0))
+    assert words_only.params["grams"] == 0 and load_coder(nace_project, words_only.model_id)[0].grams == 0
+    assert words_only.params["vocabulary"] < trained.params["vocabulary"]
 
 
 def test_a_model_file_that_cannot_be_written_is_one_error_and_leaves_nothing(nace_project, monkeypatch):
