@@ -71,7 +71,12 @@ CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+note
           "ensemble": ("-ensemble", "zero-real (log ensemble: kNN prototypes x embedding LR x fastText)"),
           # the same with the lexical coder as a fourth member (bench.ensemble_zero_real --lexical)
           "ensemble-lexical": ("-ensemble-lexical",
-                               "zero-real (log ensemble: kNN prototypes x embedding LR x fastText x lexical)")}
+                               "zero-real (log ensemble: kNN prototypes x embedding LR x fastText x lexical)"),
+          # the same with the lexical coder's terms as the product cuts them now: words and their 4-grams
+          # (bench.ensemble_zero_real --lexical --grams 4)
+          "ensemble-lexical-grams4": ("-ensemble-lexical-grams4", "zero-real (log ensemble: kNN prototypes x "
+                                      "embedding LR x fastText x lexical of words and 4-grams)")}
+ENSEMBLES = ("ensemble", "ensemble-lexical", "ensemble-lexical-grams4")   # coders from bench.ensemble_zero_real
 CODER = "notes-knn"    # set by main()
 # judge method -> (file-name suffix, note lines per candidate). "channel": log P(text | card) per candidate
 # (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
@@ -117,7 +122,7 @@ def open_project() -> Project:
     if CODER == "prototypes":
         from bench.knn_prototypes import open_work
         return open_work()
-    if CODER in ("ensemble", "ensemble-lexical"):
+    if CODER in ENSEMBLES:
         from bench.ensemble_zero_real import open_work as open_ensemble_work
         return open_ensemble_work()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -138,7 +143,7 @@ def coder_mix() -> tuple[str, DataMix, str]:
     """(model name, data mix, embedding mode) of the coder the judge re-ranks."""
     if CODER == "real+notes":
         return "bench judge: real+notes embedding lr", DataMix(notes=1, real=1, validation_share=0.1), "lr"
-    if CODER in ("prototypes", "ensemble", "ensemble-lexical"):   # trained by bench.knn_prototypes /
+    if CODER in ("prototypes", *ENSEMBLES):   # trained by bench.knn_prototypes /
         # bench.ensemble_zero_real (no real text)
         return f"see bench.{'knn_prototypes' if CODER == 'prototypes' else 'ensemble_zero_real'}", \
             DataMix(notes=1, synthetic=1, validation_from="training"), "knn"
@@ -164,11 +169,11 @@ def coder_for(project: Project):
         if chosen is None:
             raise SystemExit("run python -m bench.knn_prototypes dev first")
         return prototypes_coder(project, chosen["chosen"])
-    if CODER in ("ensemble", "ensemble-lexical"):
+    if CODER in ENSEMBLES:
         import bench.ensemble_zero_real as zero_real
         from bench.common import load_result
-        if CODER == "ensemble-lexical":
-            zero_real.use_lexical()
+        if CODER != "ensemble":
+            zero_real.use_lexical(4 if CODER.endswith("-grams4") else 0)
         ensemble, members = zero_real.ensemble, zero_real.members
         chosen = load_result(zero_real.DEV)
         if chosen is None:
@@ -578,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="judge texts whose coder probability is below this (dev also scores 0.5 and 0.8 below it)")
     args = parser.parse_args(argv)
-    if args.coder in ("prototypes", "ensemble", "ensemble-lexical") and args.benchmark != "nace-uksic":
+    if args.coder in ("prototypes", *ENSEMBLES) and args.benchmark != "nace-uksic":
         parser.error(f"--coder {args.coder} is for NACE (its synthetic samples are NACE's)")
     global BENCH, CODER, METHOD, K, THRESHOLD, TEST_N
     BENCH, CODER, METHOD, K, THRESHOLD = args.benchmark, args.coder, args.method, args.k, args.threshold

@@ -26,9 +26,9 @@ from .common import command_line, machine, now, write_result
 from .perf import _percentile
 
 
-def _model_id(project: Project, kind: str, mix: DataMix) -> int:
+def _model_id(project: Project, kind: str, mix: DataMix, fresh: bool = False) -> int:
     name = f"latency {kind}"
-    for record in reversed(list_models(project)):
+    for record in reversed(list_models(project) if not fresh else []):
         if record.name == name:
             return record.id
     if kind == "fasttext":
@@ -42,8 +42,8 @@ def _model_id(project: Project, kind: str, mix: DataMix) -> int:
         from engine.coders.train import train_coder
 
         return train_coder(project, mix, kind="ensemble", name=name, make_default=False).model_id
-    return train_ensemble(project, mix, members=[_model_id(project, "fasttext", mix),
-                                                 _model_id(project, "embedding", mix)],
+    return train_ensemble(project, mix, members=[_model_id(project, "fasttext", mix, fresh),
+                                                 _model_id(project, "embedding", mix, fresh)],
                           name=name, make_default=False).model_id
 
 
@@ -55,13 +55,15 @@ def main(argv=None) -> None:
                         help="comma-separated: fasttext, embedding, ensemble (the mean of fastText and embeddings), "
                              "log-ensemble (the product's default ensemble of four)")
     parser.add_argument("--result", default="suggest-latency-nace-full", help="result file name (bench/results/)")
+    parser.add_argument("--fresh", action="store_true", help="train the coders again even where the project holds "
+                        "ones of the same name (after the product changed how it trains them)")
     args = parser.parse_args(argv)
     project = Project.open(args.project)
     mix = DataMix(notes=1, real=1)
     phrases = [t for t, _ in real_texts(project, "train")][: args.phrases]
     rows = {}
     for kind in args.kinds.split(","):
-        model_id = _model_id(project, kind, mix)
+        model_id = _model_id(project, kind, mix, args.fresh)
         clear_coder_cache()
         start = time.perf_counter()
         suggest(project, "warm up", model=model_id)

@@ -6,7 +6,11 @@ by the zero-real coder alone (self-training), then a coder trained on notes + th
     STATCODER_DATA_DIR=... PYTHONPATH=. python -m bench.unlabelled --backlog 1000 --judge --precision 0.7
         # a seeded backlog of 1,000 of the real-train texts, labelled with and without the (channel) judge
 
-Variants go into one result file (bench/results/unlabelled-nace-full.*), one row pair each.
+    PYTHONPATH=. python -m bench.unlabelled --benchmark naics --labeller notes-ensemble --precision 0.9 --threshold 0
+        # NAICS 2017 (its index as the real texts): the product's ensemble of four trained on the notes labels
+
+Variants go into one result file (bench/results/unlabelled-nace-full.*), one row pair each; NAICS files are
+unlabelled-naics-full*, and the notes-ensemble labeller's end in -notes-ensemble.
 
 A realistic office: a backlog of uncoded answers, no coded ones. The work project is a copy of
 bench/projects/nace-full.statcoder whose real-train texts are deleted as coded texts and imported again as
@@ -30,7 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, machine, now  # noqa: E402
+from bench.common import BENCHMARKS, command_line, machine, now  # noqa: E402
+from engine.classification import import_builtin  # noqa: E402
+from engine.coders.train import train_coder  # noqa: E402
+from engine.realdata.importing import import_preset  # noqa: E402
 from engine.assist.pseudo import label_uncoded  # noqa: E402
 from engine.coders.data import DataMix  # noqa: E402
 from engine.coders.embedding.cache import embed_cached  # noqa: E402
@@ -84,27 +91,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grams", type=int, default=0, help="with --labeller ensemble: the lexical member's terms "
                         "are words and their character N-grams (0: words only, as first measured; files end in "
                         "-ensemble-gramsN)")
-    parser.add_argument("--labeller", choices=["notes-knn", "ensemble"], default="notes-knn",
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="nace-uksic",
+                        help="with --labeller notes-knn or notes-ensemble: the classification and its real texts")
+    parser.add_argument("--labeller", choices=["notes-knn", "notes-ensemble", "ensemble"], default="notes-knn",
                         help="notes-knn: the notes-only kNN labels, a coder on notes + pseudo-labels is trained; "
+                             "notes-ensemble: the product's ensemble of four trained on the notes only labels, and "
+                             "the same ensemble is retrained on notes + pseudo-labels; "
                              "ensemble: the best zero-real coder (the four-member log ensemble on notes + 24 "
                              "synthetic samples per class) labels, and the same ensemble is retrained on notes + "
                              "synthetic + pseudo-labels (no judge; files end in -ensemble)")
     args = parser.parse_args(argv)
     if args.labeller == "ensemble":
-        if args.judge or args.backlog:
-            parser.error("--labeller ensemble runs the whole backlog without the judge")
+        if args.judge or args.backlog or args.benchmark != "nace-uksic":
+            parser.error("--labeller ensemble runs all of NACE's backlog without the judge")
         return run_ensemble(args, argv)
+    if args.labeller == "notes-ensemble" and args.judge:
+        parser.error("--labeller notes-ensemble runs without the judge")
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
     variants = variants or [("precision", 0.9)]
     WORK.mkdir(parents=True, exist_ok=True)
-    suffix = (f"-backlog{args.backlog}" if args.backlog else "") + ("-judge" if args.judge else "")
-    path = WORK / f"unlabelled-nace-full{suffix}.statcoder"
+    ensemble = args.labeller == "notes-ensemble"
+    suffix = ((f"-backlog{args.backlog}" if args.backlog else "") + ("-judge" if args.judge else "")
+              + ("-notes-ensemble" if ensemble else ""))
+    stem = ("unlabelled-nace-full" if args.benchmark == "nace-uksic" else "unlabelled-naics-full") + suffix
+    path = WORK / f"{stem}.statcoder"
     for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
     shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
-    shutil.copy(SOURCE, path)
-    project = Project.open(path)
+    if args.benchmark == "nace-uksic":
+        shutil.copy(SOURCE, path)
+        project = Project.open(path)
+    else:
+        project = Project.create(path)
+        classification, real = BENCHMARKS[args.benchmark]
+        import_builtin(project, classification)
+        import_preset(project, real)
     started = time.perf_counter()
+    # the withheld codes, read before they are deleted: they measure the labels afterwards (report only)
+    truth = dict(project.conn.execute("SELECT text, code FROM real_texts WHERE split = 'train'"))
     train = [t for (t,) in project.conn.execute("SELECT text FROM real_texts WHERE split = 'train' ORDER BY id")]
     if args.backlog:
         import random
@@ -121,13 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     test = project.conn.execute("SELECT text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
     gold = [c for _, c in test]
     arms: dict = {}
-    labeller = train_embedding(project, DataMix(notes=1, validation_share=0.1, validation_from="training"),
-                               EmbeddingTrainOptions(mode="knn", name="labeller: notes knn", make_default=True))
-    coder, _ = load_coder(project, labeller.model_id)
-    test_x = embed_cached(project, coder.embedder, [t for t, _ in test])
-    arms["zero-real notes kNN (the labeller)"] = top(coder.predict_vectors(test_x, 5), gold)
-    with sqlite3.connect(f"file:{SOURCE}?mode=ro", uri=True) as source:   # read-only: no migration of the committed file
-        truth = dict(source.execute("SELECT text, code FROM real_texts WHERE split = 'train'"))
+    notes = DataMix(notes=1, validation_share=0.1, validation_from="training")
+    if ensemble:
+        labeller = train_coder(project, notes, kind="ensemble", name="labeller: notes ensemble", make_default=True)
+        coder, _ = load_coder(project, labeller.model_id)
+        arms["zero-real ensemble of four on the notes (the labeller)"] = top(
+            coder.predict_many([t for t, _ in test], 5), gold)
+    else:
+        labeller = train_embedding(project, notes, EmbeddingTrainOptions(mode="knn", name="labeller: notes knn",
+                                                                         make_default=True))
+        coder, _ = load_coder(project, labeller.model_id)
+        test_x = embed_cached(project, coder.embedder, [t for t, _ in test])
+        arms["zero-real notes kNN (the labeller)"] = top(coder.predict_vectors(test_x, 5), gold)
     labelling: dict = {}
     judges: list = [None]
     judge_facts: dict = {}
@@ -150,26 +179,39 @@ def main(argv: list[str] | None = None) -> int:
         labelling[name] = labelling_facts(project, result, truth, imported.imported)
         if not result.pseudo:
             continue
+        arm = "unlabelled-real" + ("" if judge is not None else ", no judge")
+        if ensemble:
+            trained = train_coder(project, DataMix(notes=1, pseudo=1, validation_share=0.1, validation_from="training"),
+                                  kind="ensemble", name=f"notes + pseudo ({name})", make_default=False)
+            model, _ = load_coder(project, trained.model_id)
+            arms[f"{arm} ({name}): notes + pseudo-labels, ensemble of four"] = {
+                **top(model.predict_many([t for t, _ in test], 5), gold), "n_train": trained.composition["train_lines"],
+                "weights": trained.params["weights"], "sources": trained.composition["counts"]}
+            print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
+            continue
         for mode in ("knn", "lr"):
             trained = train_embedding(project, DataMix(notes=1, pseudo=1, validation_share=0.1,
                                                        validation_from="training"),
                                       EmbeddingTrainOptions(mode=mode, name=f"notes + pseudo {mode}", make_default=False))
             model, _ = load_coder(project, trained.model_id)
-            arm = "unlabelled-real" + ("" if judge is not None else ", no judge")
             arms[f"{arm} ({name}): notes + pseudo-labels, embedding-{mode}"] = {
                 **top(model.predict_vectors(test_x, 5), gold), "n_train": trained.composition["train_lines"],
                 "sources": trained.composition["counts"]}
-    report = {"benchmark": "nace-uksic", "subset": None, "command": command_line("bench.unlabelled", argv),
+    report = {"benchmark": args.benchmark, "labeller": args.labeller, "subset": None, "command": command_line("bench.unlabelled", argv),
               "created": now(), "machine": machine(), "backlog": args.backlog, "judge": judge_facts,
               "labelling": labelling, "arms": arms,
               "seconds": round(time.perf_counter() - started, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"unlabelled-nace-full{suffix}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     title = "with and without the judge" if args.judge else "self-training without the judge"
-    lines = [f"# Unlabelled real texts, all of NACE (UK SIC index): {title}", "",
+    where = "all of NACE (UK SIC index)" if args.benchmark == "nace-uksic" else "all of NAICS 2017 (NAICS index)"
+    lines = [f"# Unlabelled real texts, {where}: {title}", "",
              f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
              f"The {imported.imported} real-train texts" + (f" of a seeded backlog of {args.backlog}" if args.backlog else "")
-             + " imported without codes and labelled by the notes-only kNN coder"
+             + " imported without codes and labelled by the "
+             + ("product's ensemble of four (kNN, embedding regression, fastText, lexical; zero-real weights) "
+                "trained on the notes only, then retrained on the notes + the pseudo-labels" if ensemble
+                else "notes-only kNN coder")
              + (f" (and, in the rows marked judge, by it + the LLM judge, {judge_facts['method']} method, fitted on "
                 f"{judge_facts['fit'].get('judged')} of {judge_facts['fit'].get('validation_texts')} "
                 f"{judge_facts['fit'].get('validation')} in {judge_facts['fit_s']} s: combination "
@@ -186,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.judge:
         lines += ["", "The judged arm (`unlabelled-real`: coder + judge) was not run here: about 60 % of the texts fall "
                   "below the threshold and the judge takes about 13 s per text on this machine (some 17 hours).", ""]
-    (RESULTS / f"unlabelled-nace-full{suffix}.md").write_text("\n".join(lines), encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
 
@@ -195,8 +237,6 @@ def run_ensemble(args, argv) -> int:
     """`unlabelled-real, no judge` with the best zero-real coder as the labeller (see --labeller)."""
     import bench.ensemble_zero_real as zero_real
     from bench.common import load_result
-    from engine.coders.train import train_coder
-
     from engine.coders.lexical import LexicalOptions
 
     zero_real.use_lexical(args.grams)
