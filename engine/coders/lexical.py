@@ -2,8 +2,8 @@
 
 Every code's training lines (title, notes, synthetic or real texts) are pooled into one bag of terms (the
 words, and each word's character 4-grams, so 'brewery' meets 'brewing' and a typo still shares most of its
-word); a text scores each code by BM25 over the terms it shares with it, and a softmax with a temperature fitted on the
-validation lines turns the scores into probabilities. It learns nothing, trains in seconds and sees what an
+word); a text scores each code by BM25 over the terms it shares with it, and a softmax with a temperature
+fitted on the validation lines turns the scores into probabilities. It learns nothing, trains in seconds and sees what an
 embedding model blurs: the one word that places a text ('wholesale', 'retail', 'repair', 'leather'). Alone it
 is weaker than the kNN; as a member of the log ensemble it adds what the others miss (all of NACE, zero real:
 bench/results/ensemble-zero-real-lexical-dev-nace-full.md).
