@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python -m bench.ensemble_real
     PYTHONPATH=. python -m bench.ensemble_real --lexical   # also the lexical coder, alone and as a fourth member
+    PYTHONPATH=. python -m bench.ensemble_real --lexical --grams 4   # its terms: words and their 4-grams
 
 The kNN, the embedding regression and fastText are trained through the product's path on the NACE notes and
 the real-train half (bench/projects/nace-full-24.statcoder, copied under bench/work/), each validated on the
@@ -9,7 +10,9 @@ product's 10 % carve of real-train; the 'log' ensemble (sum of w x log p, temper
 ensemble (fastText and the regression) choose their weights on that carve, as the product does. Nothing is
 chosen on the test half, which is read once for every coder. Result: bench/results/ensemble-real-nace-full.*;
 with --lexical, ensemble-real-lexical-nace-full.* (the same rows, plus the lexical coder and the four-member
-ensemble the product now trains).
+ensemble the product now trains); with --grams N (the lexical coder's terms are words and their character
+N-grams, as the product cuts them now with N = 4; without it, words only as first measured),
+ensemble-real-lexical-gramsN-nace-full.*.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import command_line, machine, now, write_result  # noqa: E402
 from bench.ensemble_zero_real import MEMBERS, model_by_name, open_work, real_rows, score_coder  # noqa: E402
 from engine.coders.data import DataMix  # noqa: E402
+from engine.coders.lexical import LexicalOptions  # noqa: E402
 from engine.coders.registry import get_model  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 
@@ -39,10 +43,12 @@ def trained(project, name: str, **kwargs) -> int:
     return model_id
 
 
-def run(lexical: bool = False) -> dict:
+def run(lexical: bool = False, grams: int = 0) -> dict:
     project = open_work()
     kinds = (*MEMBERS, "lexical") if lexical else MEMBERS
-    ids = {kind: trained(project, f"bench real+notes member: {kind}", kind=kind) for kind in kinds}
+    variant = f" ({grams}-grams)" if grams else ""
+    ids = {kind: trained(project, f"bench real+notes member: {kind}" + (variant if kind == "lexical" else ""),
+                         kind=kind, lexical=LexicalOptions(grams=grams)) for kind in kinds}
     coders = {f"{kind} alone": ids[kind] for kind in kinds}
     coders["mean ensemble (fastText, embedding)"] = trained(
         project, "bench real+notes ensemble: mean", kind="ensemble", combination="mean",
@@ -52,7 +58,7 @@ def run(lexical: bool = False) -> dict:
         members=[ids[k] for k in MEMBERS])
     if lexical:
         coders["log ensemble (knn, embedding, fastText, lexical)"] = trained(
-            project, "bench real+notes ensemble: log with lexical", kind="ensemble", combination="log",
+            project, "bench real+notes ensemble: log with lexical" + variant, kind="ensemble", combination="log",
             members=[ids[k] for k in kinds])
     rows = real_rows(project, "test")
     out = {}
@@ -67,9 +73,13 @@ def run(lexical: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ensemble_real", description=__doc__.splitlines()[0])
     parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
+    parser.add_argument("--grams", type=int, default=0,
+                        help="the lexical coder's terms: words and their character N-grams (0: words only)")
     args = parser.parse_args(argv)
+    if args.grams and not args.lexical:
+        parser.error("--grams is the lexical coder's: give --lexical too")
     result = {"command": command_line("bench.ensemble_real", argv), "created": now(), "machine": machine(),
-              **run(args.lexical)}
+              **run(args.lexical, args.grams)}
     lines = ["# The 'log' ensemble with real coded texts, all of NACE (UK SIC index): real-train + notes", "",
              "Command: `" + result["command"] + "`", "",
              f"Created {result['created']}. {result['machine']['note']}.", "",
@@ -80,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {k} | {v['validation']['top1']:.1%} | {v['top1']:.1%} | {v['top5']:.1%} | {v['n']:,} | "
               f"{v['weights'] or ''} |" for k, v in result["test"].items()]
     lines.append("")
-    write_result(RESULT.replace("real-", "real-lexical-") if args.lexical else RESULT, result, "\n".join(lines))
+    name = RESULT.replace("real-", "real-lexical-" + (f"grams{args.grams}-" if args.grams else "")) if args.lexical \
+        else RESULT
+    write_result(name, result, "\n".join(lines))
     return 0
 
 
