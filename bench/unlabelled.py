@@ -70,6 +70,35 @@ def labelling_facts(project: Project, result, truth: dict[str, str], uncoded: in
             "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
 
 
+def variants_of(args) -> list[tuple[str, float]]:
+    """The labelling variants asked for: ("precision", p) and ("threshold", t), the product's 90 % rule if none."""
+    variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
+    return variants or [("precision", 0.9)]
+
+
+def fresh_work_path(stem: str) -> Path:
+    """bench/work/STEM.statcoder with nothing left of an earlier run (its WAL files and models folder)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{stem}.statcoder"
+    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
+    return path
+
+
+def make_backlog(project: Project, texts: list[str]):
+    """The project's real-train texts deleted as coded texts, and `texts` imported as uncoded ones (through
+    a CSV with only a text column, as an office would); returns the import's result."""
+    csv_path = WORK / "unlabelled-real-train.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["answer"])
+        writer.writerows([t] for t in texts)
+    with project.transaction() as conn:
+        conn.execute("DELETE FROM real_texts WHERE split = 'train'")
+    return import_uncoded_texts(project, csv_path, text_column="answer")
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -107,17 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_ensemble(args, argv)
     if args.labeller == "notes-ensemble" and args.judge:
         parser.error("--labeller notes-ensemble runs without the judge")
-    variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
-    variants = variants or [("precision", 0.9)]
-    WORK.mkdir(parents=True, exist_ok=True)
+    variants = variants_of(args)
     ensemble = args.labeller == "notes-ensemble"
     suffix = ((f"-backlog{args.backlog}" if args.backlog else "") + ("-judge" if args.judge else "")
               + ("-notes-ensemble" if ensemble else ""))
     stem = ("unlabelled-nace-full" if args.benchmark == "nace-uksic" else "unlabelled-naics-full") + suffix
-    path = WORK / f"{stem}.statcoder"
-    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        extra.unlink(missing_ok=True)
-    shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
+    path = fresh_work_path(stem)
     if args.benchmark == "nace-uksic":
         shutil.copy(SOURCE, path)
         project = Project.open(path)
@@ -134,14 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         import random
 
         train = sorted(random.Random(f"unlabelled-backlog:{args.backlog}").sample(train, args.backlog))
-    csv_path = WORK / "unlabelled-real-train.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["answer"])
-        writer.writerows([t] for t in train)
-    with project.transaction() as conn:
-        conn.execute("DELETE FROM real_texts WHERE split = 'train'")
-    imported = import_uncoded_texts(project, csv_path, text_column="answer")
+    imported = make_backlog(project, train)
     test = project.conn.execute("SELECT text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
     gold = [c for _, c in test]
     arms: dict = {}
@@ -244,13 +261,9 @@ def run_ensemble(args, argv) -> int:
     if chosen is None:
         raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical"
                          + (f" --grams {args.grams}" if args.grams else "") + " first")
-    variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
-    variants = variants or [("precision", 0.9)]
+    variants = variants_of(args)
     suffix = "-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else "")
-    path = WORK / f"unlabelled-nace-full{suffix}.statcoder"
-    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        extra.unlink(missing_ok=True)
-    shutil.rmtree(path.with_name(path.stem + ".models"), ignore_errors=True)
+    path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
     # files stay where they are), else the committed project it is copied from.
     # (through SQLite's backup, so that what the source's write-ahead log holds comes along)
@@ -282,14 +295,7 @@ def run_ensemble(args, argv) -> int:
         halves = {t: in_validation("unlabelled-dev:" + normalise_key(t), 0.5) for t in truth}
         scored = sorted((t, c) for t, c in truth.items() if halves[t])
         truth = {t: c for t, c in truth.items() if not halves[t]}
-    csv_path = WORK / "unlabelled-real-train.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["answer"])
-        writer.writerows([t] for t in sorted(truth))
-    with project.transaction() as conn:
-        conn.execute("DELETE FROM real_texts WHERE split = 'train'")
-    imported = import_uncoded_texts(project, csv_path, text_column="answer")
+    imported = make_backlog(project, sorted(truth))
     test = scored if scored is not None else zero_real.real_rows(project, "test")
     arms = {"zero-real log ensemble of four (the labeller)": zero_real.score_coder(project, labeller, test)}
     labelling: dict = {}

@@ -21,7 +21,8 @@ import numpy as np
 from engine.coders.base import Coder, CoderBase, TrainedModel, held_out_view
 from engine.coders.calibration import fit_temperature
 from engine.coders.data import DataMix, build_training_data, log_loss_of, score_validation, validation_key
-from engine.coders.registry import get_model, load_coder, loader_for, model_file, register_trained, verify_file
+from engine.coders.registry import (get_model, load_coder, loader_for, models_folder, register_trained,
+                                    verify_file, write_model_file)
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken
 from engine.store.project import Project
@@ -299,15 +300,13 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
         chosen, tried = choose_log_weights(member_preds, gold)
         source = "validation"
     temperature = log_temperature(member_preds, gold, chosen) if combination == "log" else 1.0
-    path = model_file(project, "ensemble", ".json")
+    folder = models_folder(project)     # where the ensemble's file goes: members are named relative to it
     spec = {"format": FORMAT, "combination": combination, "weights": chosen, "temperature": temperature,
             "members": [{"kind": r.kind, "model_id": r.id, "sha256": r.sha256,
-                         "path": os.path.relpath(r.path, path.parent)} for r in records]}
-    try:
-        path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise TrainingError(f"the ensemble could not be written to {path.parent}: {exc.strerror or exc}") from exc
+                         "path": os.path.relpath(r.path, folder)} for r in records]}
+    path = write_model_file(project, "ensemble", ".json",
+                            lambda target: target.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8"),
+                            "ensemble")
     if combination == "log":
         preds = [combine_log([m[i] for m in member_preds], chosen, 5, temperature) for i in range(len(gold))]
     else:

@@ -33,12 +33,10 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
     """
     if kind not in KINDS:
         raise TrainingError(f"unknown coder kind '{kind}'; choose one of {', '.join(KINDS)}")
-    ft = dataclasses.replace(fasttext or TrainOptions(), name=name or (fasttext.name if fasttext else ""),
-                             make_default=make_default)
-    emb = dataclasses.replace(embedding or EmbeddingTrainOptions(), name=name or (embedding.name if embedding else ""),
-                              make_default=make_default)
-    lex = dataclasses.replace(lexical or LexicalOptions(), name=name or (lexical.name if lexical else ""),
-                              make_default=make_default)
+    # each kind's options, named by `name` where given, defaulting as asked
+    ft, emb, lex = (dataclasses.replace(options, name=name or options.name, make_default=make_default)
+                    for options in (fasttext or TrainOptions(), embedding or EmbeddingTrainOptions(),
+                                    lexical or LexicalOptions()))
     if kind == "fasttext":
         return train_fasttext(project, mix, ft, progress=progress, cancel=cancel)
     if kind == "lexical":
