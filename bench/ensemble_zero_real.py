@@ -4,6 +4,7 @@
     PYTHONPATH=. python -m bench.ensemble_zero_real test    # the weights chosen on dev, scored on the test half once
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical   # a fourth member: the lexical (BM25) coder
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4   # its terms: words + 4-grams
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected   # + redirected notes
 
 The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
 samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
@@ -15,7 +16,9 @@ and the carve-chosen ensemble.
 Results: bench/results/ensemble-zero-real-{dev,test}-nace-full.{json,md}; with --lexical,
 ensemble-zero-real-lexical-{dev,test}-nace-full.{json,md} (the three-member files stay as they were measured);
 with --grams N (the lexical coder's terms are words and their character N-grams; without it, words only, as
-the lexical files were measured), ensemble-zero-real-lexical-gramsN-{dev,test}-nace-full.{json,md}.
+the lexical files were measured), ensemble-zero-real-lexical-gramsN-{dev,test}-nace-full.{json,md}; with
+--redirected (the notes arm also holds the excluded activities other codes' notes send to each code),
+...-redirected-{dev,test}-nace-full.{json,md}.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ DEV, TEST = "ensemble-zero-real-dev-nace-full", "ensemble-zero-real-test-nace-fu
 MEMBERS = ("knn", "embedding", "fasttext")       # knn first: its weight is 1; main() adds "lexical" (--lexical)
 GRAMS = 0        # the lexical member's character n-grams (--grams); 0: words only, as first measured
 VARIANT = ""     # what names the lexical member's models and result files apart: "" or " (4-grams)"
+# --redirected: the notes arm also holds the lines other codes' excludes send to each code (the product's
+# default since it was measured, engine.coders.data.DataMix.redirected_notes); without it, the notes as the
+# earlier result files were measured.
+REDIRECTED = False
 
 
 def use_lexical(grams: int = 0) -> None:
@@ -57,12 +64,25 @@ def use_lexical(grams: int = 0) -> None:
         DEV, TEST = (name.replace("zero-real-", infix) for name in (DEV, TEST))
 
 
+def use_redirected() -> None:
+    """The redirected-notes setting (--redirected): every member's models and the result files are its own."""
+    global REDIRECTED, DEV, TEST
+    if not REDIRECTED:
+        REDIRECTED = True
+        DEV, TEST = DEV.replace("-dev-", "-redirected-dev-"), TEST.replace("-test-", "-redirected-test-")
+
+
+def model_suffix(kind: str) -> str:
+    return (VARIANT if kind in ("lexical", "ensemble") else "") + (" (redirected notes)" if REDIRECTED else "")
+
+
 def open_work() -> Project:
     return work_copy(SOURCE, WORK)
 
 
 def mix() -> DataMix:
-    return DataMix(notes=1, synthetic=1, run_ids=RUNS, validation_share=0.1, validation_from="training")
+    return DataMix(notes=1, synthetic=1, run_ids=RUNS, validation_share=0.1, validation_from="training",
+                   redirected_notes=REDIRECTED)
 
 
 def model_by_name(project: Project, name: str) -> int | None:
@@ -74,7 +94,7 @@ def members(project: Project) -> dict[str, int]:
     """The three member coders, trained once per work project."""
     out = {}
     for kind in MEMBERS:
-        name = f"bench zero-real ensemble member: {kind}" + (VARIANT if kind == "lexical" else "")
+        name = f"bench zero-real ensemble member: {kind}" + model_suffix(kind)
         model_id = model_by_name(project, name)
         if model_id is None:
             print(f"[{now()}] training {kind}", file=sys.stderr, flush=True)
@@ -85,7 +105,7 @@ def members(project: Project) -> dict[str, int]:
 
 
 def ensemble(project: Project, ids: dict[str, int], weights: list[float]) -> int:
-    name = f"bench zero-real ensemble (calibrated): log {weights}{VARIANT}"
+    name = f"bench zero-real ensemble (calibrated): log {weights}" + model_suffix("ensemble")
     model_id = model_by_name(project, name)
     if model_id is None:
         model_id = train_coder(project, mix(), kind="ensemble", name=name, make_default=False,
@@ -197,7 +217,9 @@ def header(kind: str, result: dict) -> list[str]:
             "Command: `" + result["command"] + "`", "",
             f"Created {result['created']}. {result['machine']['note']}.", "",
             "Members, trained through the product's path on the NACE notes and the 14,760 synthetic samples of runs "
-            "1-5 in `bench/projects/nace-full-24.statcoder` (uncurated), validated on a carve of their own training "
+            "1-5 in `bench/projects/nace-full-24.statcoder` (uncurated)"
+            + (", the notes with the lines other codes' excludes send to each code (`DataMix.redirected_notes`)"
+               if REDIRECTED else "") + ", validated on a carve of their own training "
             "lines: the kNN prototypes coder (knn), sentence embeddings + logistic regression (embedding), fastText"
             + (", the lexical coder (BM25 over each code's pooled lines"
                + (f"; its terms: words and their character {GRAMS}-grams" if GRAMS else "; its terms: words") + ")"
@@ -212,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
     parser.add_argument("--grams", type=int, default=0,
                         help="the lexical member's terms: words and their character N-grams (0: words only)")
+    parser.add_argument("--redirected", action="store_true",
+                        help="the notes arm also holds the excluded activities other codes send to each code")
     args = parser.parse_args(argv)
     if args.grams and not args.lexical:
         parser.error("--grams is the lexical member's: give --lexical too")
     if args.lexical:
         use_lexical(args.grams)
+    if args.redirected:
+        use_redirected()
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}
