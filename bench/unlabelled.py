@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grams", type=int, default=0, help="with --labeller ensemble: the lexical member's terms "
                         "are words and their character N-grams (0: words only, as first measured; files end in "
                         "-ensemble-gramsN)")
+    parser.add_argument("--redirected", action="store_true", help="the notes arm also holds the excluded activities "
+                        "other codes' notes send to each code (DataMix.redirected_notes, the product's default); "
+                        "without it, the notes as the earlier files were measured (files end in -redirected)")
     parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="nace-uksic",
                         help="with --labeller notes-knn or notes-ensemble: the classification and its real texts")
     parser.add_argument("--labeller", choices=["notes-knn", "notes-ensemble", "ensemble"], default="notes-knn",
@@ -136,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_ensemble(args, argv)
     if args.labeller == "notes-ensemble" and args.judge:
         parser.error("--labeller notes-ensemble runs without the judge")
+    if args.redirected and args.labeller == "notes-knn":
+        parser.error("--redirected is for --labeller notes-ensemble or ensemble")
     variants = variants_of(args)
     ensemble = args.labeller == "notes-ensemble"
     suffix = ((f"-backlog{args.backlog}" if args.backlog else "") + ("-judge" if args.judge else "")
-              + ("-notes-ensemble" if ensemble else ""))
+              + ("-notes-ensemble" if ensemble else "") + ("-redirected" if args.redirected else ""))
     stem = ("unlabelled-nace-full" if args.benchmark == "nace-uksic" else "unlabelled-naics-full") + suffix
     path = fresh_work_path(stem)
     if args.benchmark == "nace-uksic":
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     test = project.conn.execute("SELECT text, code FROM real_texts WHERE split = 'test' ORDER BY id").fetchall()
     gold = [c for _, c in test]
     arms: dict = {}
-    notes = DataMix(notes=1, validation_share=0.1, validation_from="training")
+    notes = DataMix(notes=1, validation_share=0.1, validation_from="training", redirected_notes=args.redirected)
     if ensemble:
         labeller = train_coder(project, notes, kind="ensemble", name="labeller: notes ensemble", make_default=True)
         coder, _ = load_coder(project, labeller.model_id)
@@ -198,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         arm = "unlabelled-real" + ("" if judge is not None else ", no judge")
         if ensemble:
-            trained = train_coder(project, DataMix(notes=1, pseudo=1, validation_share=0.1, validation_from="training"),
+            trained = train_coder(project, DataMix(notes=1, pseudo=1, validation_share=0.1, validation_from="training",
+                                                   redirected_notes=args.redirected),
                                   kind="ensemble", name=f"notes + pseudo ({name})", make_default=False)
             model, _ = load_coder(project, trained.model_id)
             arms[f"{arm} ({name}): notes + pseudo-labels, ensemble of four"] = {
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for mode in ("knn", "lr"):
             trained = train_embedding(project, DataMix(notes=1, pseudo=1, validation_share=0.1,
-                                                       validation_from="training"),
+                                                       validation_from="training", redirected_notes=False),
                                       EmbeddingTrainOptions(mode=mode, name=f"notes + pseudo {mode}", make_default=False))
             model, _ = load_coder(project, trained.model_id)
             arms[f"{arm} ({name}): notes + pseudo-labels, embedding-{mode}"] = {
@@ -257,12 +263,16 @@ def run_ensemble(args, argv) -> int:
     from engine.coders.lexical import LexicalOptions
 
     zero_real.use_lexical(args.grams)
+    if args.redirected:
+        zero_real.use_redirected()
     chosen = load_result(zero_real.DEV)
     if chosen is None:
         raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical"
-                         + (f" --grams {args.grams}" if args.grams else "") + " first")
+                         + (f" --grams {args.grams}" if args.grams else "")
+                         + (" --redirected" if args.redirected else "") + " first")
     variants = variants_of(args)
-    suffix = "-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else "")
+    suffix = ("-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-redirected" if args.redirected else "")
+              + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else ""))
     path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
     # files stay where they are), else the committed project it is copied from.
@@ -310,7 +320,7 @@ def run_ensemble(args, argv) -> int:
             if not result.pseudo:
                 break
             mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
-                          validation_from="training")
+                          validation_from="training", redirected_notes=zero_real.REDIRECTED)
             trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
                                   make_default=False, lexical=LexicalOptions(grams=zero_real.GRAMS))
             arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
@@ -328,8 +338,11 @@ def run_ensemble(args, argv) -> int:
              f"The {imported.imported} real-train texts imported without codes and labelled by the zero-real log "
              "ensemble of four (kNN prototypes, embedding regression, fastText, lexical; notes + 24 synthetic "
              "samples per class, weights chosen on dev by bench.ensemble_zero_real --lexical"
-             + (f" --grams {args.grams}; the lexical coder's terms are words and their character {args.grams}-grams"
-                if args.grams else "; the lexical coder's terms are words") + "). The pseudo-label "
+             + (f" --grams {args.grams}" if args.grams else "") + (" --redirected" if args.redirected else "")
+             + (f"; the lexical coder's terms are words and their character {args.grams}-grams"
+                if args.grams else "; the lexical coder's terms are words")
+             + ("; the notes hold the excluded activities other codes send to each code" if args.redirected else "")
+             + "). The pseudo-label "
              "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
              "by the coder as it was before it joined them to its references. The same ensemble is then "
              "retrained on notes + synthetic + the pseudo-labels and scored on the test half. The withheld real "
