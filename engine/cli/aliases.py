@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.coders import (build_mix, coders_default, coders_fit, coders_list, coders_serve, fasttext_options,
+from engine.cli.coders import (MIX_KEYS, build_mix, coders_default, coders_fit, coders_list, coders_serve, fasttext_options,
                                fasttext_train_options, mix_options, report_trained)
 from engine.cli.common import cli, json_option, open_project, progress_printer, project_option
 from engine.cli.embed import embed
@@ -26,10 +26,6 @@ def train() -> None:
 
 for name, command in (("list", coders_list), ("default", coders_default), ("fit", coders_fit), ("serve", coders_serve)):
     train.add_command(command, name)
-
-
-MIX_KEYS = ("w_notes", "w_synthetic", "w_real", "w_augmented", "w_pseudo", "run_ids", "subset", "validation_share",
-            "hierarchy_smoothing")
 
 
 @train.command("run")

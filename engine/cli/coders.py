@@ -46,6 +46,9 @@ def mix_options(fn):
         click.option("--hierarchy-smoothing", type=float, default=0.0, show_default=True,
                      help="Hierarchy-aware training: give this share of each text's label to its code's leaf "
                           "siblings (label smoothing towards the parent; 0 = off)."),
+        click.option("--redirected-notes/--own-notes-only", "redirected_notes", default=True, show_default=True,
+                     help="Notes lines also include the excluded activities other codes' notes send to each code "
+                          "('growing of rice, see 01.12' trains 01.12)."),
     ]):
         fn = option(fn)
     return fn
@@ -69,13 +72,19 @@ def fasttext_options(fn):
     return fn
 
 
+# The keyword arguments mix_options adds, which build_mix takes.
+MIX_KEYS = ("w_notes", "w_synthetic", "w_real", "w_augmented", "w_pseudo", "run_ids", "subset", "validation_share",
+            "hierarchy_smoothing", "redirected_notes")
+
+
 def build_mix(project: Project, *, w_notes: int, w_synthetic: int, w_real: int, w_augmented: int,
               run_ids: tuple[int, ...], subset: str, validation_share: float, w_pseudo: int = 0,
-              hierarchy_smoothing: float = 0.0) -> DataMix:
+              hierarchy_smoothing: float = 0.0, redirected_notes: bool = True) -> DataMix:
     tops = [s.strip() for s in subset.split(",") if s.strip()]
     mix = DataMix(notes=w_notes, synthetic=w_synthetic, real=w_real, augmented=w_augmented, pseudo=w_pseudo,
                   run_ids=list(run_ids) or None, codes=leaf_codes_under(project, tops) if tops else None,
-                  validation_share=validation_share, hierarchy_smoothing=hierarchy_smoothing)
+                  validation_share=validation_share, hierarchy_smoothing=hierarchy_smoothing,
+                  redirected_notes=redirected_notes)
     warn_uncurated(project, mix)
     return mix
 
@@ -133,9 +142,7 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
                  combination: str, name: str, no_default: bool, as_json: bool, **options) -> None:
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path, write=True)
-    mix = build_mix(project, **{k: options.pop(k) for k in ("w_notes", "w_synthetic", "w_real", "w_augmented",
-                                                             "w_pseudo", "run_ids", "subset", "validation_share",
-                                                             "hierarchy_smoothing")})
+    mix = build_mix(project, **{k: options.pop(k) for k in MIX_KEYS})
     previous = default_model_id(project)
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),

@@ -109,3 +109,20 @@ def test_the_data_mix_takes_redirected_notes_by_default(project):
     assert ("hunting", "02.10") in on.train and ("hunting", "02.10") not in off.train
     assert on.composition["redirected_notes"] is True and off.composition["redirected_notes"] is False
     assert len(on.train) == len(off.train) + 2
+
+
+def test_cli_trains_with_or_without_redirected_notes(capsys, project):
+    import json
+
+    from engine.cli import main
+
+    _tiny_with_excludes(project)
+    path = str(project.path)
+    project.close()
+    counts = {}
+    for flag in ("--redirected-notes", "--own-notes-only"):
+        assert main(["coders", "train", "-p", path, "--kind", "lexical", "--validation-share", "0", "--no-default",
+                     flag, "--json"]) == 0
+        composition = json.loads(capsys.readouterr().out)["composition"]
+        counts[flag] = (composition["redirected_notes"], composition["counts"]["notes"])
+    assert counts == {"--redirected-notes": (True, 7), "--own-notes-only": (False, 5)}
