@@ -67,13 +67,16 @@ def curate_group() -> None:
               help="The local LLM judge reads every label-check flag; a flag relabels or rejects only where the "
                    "judge prefers another code with at least --judge-confidence (slow: seconds per flag on a CPU).")
 @click.option("--judge-confidence", type=float, default=0.5, show_default=True)
+@click.option("--judge-method", type=click.Choice(["channel", "letters"]),
+              help="How the judge reads a flag (default: channel with a local model, letters with a server).")
 @click.option("--judge-model", help="LLM for the judge: registered name/sha256 or a GGUF path (default: the default model).")
 @click.option("--judge-threads", type=int, default=2, show_default=True)
 @json_option
 def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules: str | None, reject: str | None,
                relabel: str | None, no_label_check: bool, folds: int, top_k: int, confident: float, no_real_train: bool,
                checker: str, check_mode: str | None, quota: int | None, cap: int | None, use_judge: bool,
-               judge_confidence: float, judge_model: str | None, judge_threads: int, supergen_share: float,
+               judge_confidence: float, judge_method: str | None, judge_model: str | None, judge_threads: int,
+               supergen_share: float,
                sungen_share: float, fusegen_top_k: int, as_json: bool) -> None:
     """Run every curation rule over the samples of generation runs and store flags and statuses."""
     project = open_project(project_path, write=True)
@@ -92,7 +95,7 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
 
         options = curation_options(project, settings)
         with open_backend(judge_backend_settings(judge_model, threads=judge_threads)) as backend:
-            confirm = JudgeConfirm(project, backend, min_confidence=judge_confidence)
+            confirm = JudgeConfirm(project, backend, min_confidence=judge_confidence, method=judge_method)
             options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
             result = curate(project, run_ids=settings.run_ids, options=options)
         if not as_json:

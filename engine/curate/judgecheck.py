@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from engine.assist.judge import candidates_for, stored_config
+from engine.assist.judge import DEFAULT_LINES, DEFAULT_METHOD, candidates_for, stored_config
 from engine.curate.rules import Hit, Sample
+from engine.errors import StatcoderError
 from engine.jobs import CancelToken
 from engine.llm.judge import JudgeOptions, judge_candidates
 from engine.store.project import Project
@@ -27,21 +28,29 @@ class JudgeConfirm:
 
     __name__ = "judge"
 
-    def __init__(self, project: Project, backend, *, k: int = 5, orders: int = 2, max_lines: int = 2,
-                 min_confidence: float = 0.5, cancel: CancelToken | None = None):
+    def __init__(self, project: Project, backend, *, k: int = 5, orders: int = 2, max_lines: int | None = None,
+                 min_confidence: float = 0.5, method: str | None = None, cancel: CancelToken | None = None):
         self.project, self.backend = project, backend
         self.k, self.min_confidence, self.cancel = k, min_confidence, cancel
+        # The product's judge method (the channel judge) where the backend can score a text after each card,
+        # as the coding panel and `statcoder label` use it; the letter judge with a server backend.
+        method = method or (DEFAULT_METHOD if hasattr(backend, "continuation_logprobs") else "letters")
+        if method not in DEFAULT_LINES:
+            raise StatcoderError(f"unknown judge method {method!r}: use 'channel' or 'letters'")
         classification = (project.get_setting("classification", {}) or {}).get("name") or "the classification"
-        self.options = JudgeOptions(orders=orders, max_lines=max_lines, classification=classification)
+        self.options = JudgeOptions(orders=orders if method == "letters" else 1, method=method,
+                                    max_lines=max_lines or DEFAULT_LINES[method], classification=classification)
         config = stored_config(project)
-        # The position prior fitted by `statcoder judge fit` applies when it was fitted for this LLM and k.
-        self.prior = (config.prior if config is not None and config.prior and len(config.prior) == k
-                      and config.judge_model_sha256 == backend.model_sha256 else None)
+        # The position prior fitted by `statcoder judge fit` applies to the letter judge when it was fitted
+        # for this LLM and k; the channel judge shows no positions.
+        self.prior = (config.prior if method == "letters" and config is not None and config.prior
+                      and len(config.prior) == k and config.judge_model_sha256 == backend.model_sha256 else None)
         self.judged = self.confirmed = self.dismissed = 0
         self.seconds = 0.0
 
     def describe(self) -> dict:
-        return {"judge_model_sha256": self.backend.model_sha256, "k": self.k, "orders": self.options.orders,
+        return {"judge_model_sha256": self.backend.model_sha256, "k": self.k, "method": self.options.method,
+                "orders": self.options.orders, "max_lines": self.options.max_lines,
                 "min_confidence": self.min_confidence, "prior": self.prior}
 
     def __call__(self, sample: Sample, prediction: Sequence[tuple[str, float]], hit: Hit) -> Hit | None:

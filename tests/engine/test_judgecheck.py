@@ -9,6 +9,7 @@ import pytest
 from engine.curate.judgecheck import JudgeConfirm
 from engine.curate.labelcheck import LabelCheckOptions, label_check
 from engine.curate.rules import make_sample
+from engine.errors import StatcoderError
 from tests.engine.llm_support import gemma_path, gemma_settings  # noqa: F401
 from tests.engine.test_judge import BiasedBackend
 
@@ -47,6 +48,33 @@ def test_an_unsure_judge_leaves_the_label_alone(nace_project):
     options = LabelCheckOptions(mode="notes", checker=doubtful_checker, top_k=1, confident=0.8, confirm=confirm)
     _, hits = label_check(SAMPLES, reference=[("x", "10.71"), ("y", "11.05")], options=options)
     assert hits == [] and confirm.dismissed == 2
+
+
+class CardBackend(BiasedBackend):
+    """Scripted channel judge as well: the text is likelier after the right code's card."""
+
+    def continuation_logprobs(self, prefixes, continuation):
+        from engine.llm.channel import ContinuationScores
+
+        self.calls += 1
+        right = self.right.get(continuation.strip())
+        return ContinuationScores(tuple(-10.0 + (self.skill if f"Code {right}:" in p else 0.0) for p in prefixes), 3)
+
+
+def test_the_judge_reads_flags_with_the_products_method(nace_project):
+    # A backend that can score a text after each card gets the channel judge (the coding panel's method);
+    # one that can only pick letters (a server) gets the letter judge.
+    channel = JudgeConfirm(nace_project, CardBackend({"brewing ale": "11.05", "goat cheese": "10.51"}, skill=4.0))
+    letters = JudgeConfirm(nace_project, BiasedBackend({"brewing ale": "11.05"}))
+    assert channel.describe()["method"] == "channel" and channel.options.orders == 1
+    assert letters.describe()["method"] == "letters"
+    options = LabelCheckOptions(mode="notes", checker=doubtful_checker, top_k=1, confident=0.8, confirm=channel)
+    _, hits = label_check(SAMPLES, reference=[("x", "10.71"), ("y", "11.05")], options=options)
+    assert [(h.sample_id, h.suggested_code) for h in hits] == [(1, "11.05")]
+    assert channel.backend.calls == 2            # one call per flag: all cards at once
+    assert JudgeConfirm(nace_project, CardBackend({}), method="letters").describe()["method"] == "letters"
+    with pytest.raises(StatcoderError):
+        JudgeConfirm(nace_project, CardBackend({}), method="vote")
 
 
 @pytest.mark.slow
