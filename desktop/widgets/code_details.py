@@ -1,4 +1,5 @@
-"""One code shown in full: path, notes, includes, excludes with clickable links, siblings and counts."""
+"""One code shown in full: path, notes, includes, excludes with clickable links, what other codes' excludes
+send here, siblings and counts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from html import escape
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from engine.classification import ancestors, get_code, level_names, links_from, siblings
+from engine.classification import ancestors, get_code, level_names, links_from, links_to, siblings
 from engine.errors import StatcoderError
 from engine.store.counts import code_counts
 from engine.store.project import Project
@@ -19,6 +20,14 @@ def code_link(code: str, label: str | None = None) -> str:
 
 def paragraphs(text: str) -> str:
     return "".join(f"<p style='margin:2px 0'>{escape(line)}</p>" for line in text.splitlines() if line.strip())
+
+
+def by_text(pairs) -> dict[str, list[str]]:
+    """(text, code) pairs grouped by text, in first-seen order: one item that names several codes is one line."""
+    grouped: dict[str, list[str]] = {}
+    for text, code in pairs:
+        grouped.setdefault(text, []).append(code)
+    return grouped
 
 
 class CodeDetails(QTextBrowser):
@@ -71,8 +80,17 @@ class CodeDetails(QTextBrowser):
             html.append(f"<h4 style='margin:8px 0 2px 0'>Excludes</h4>{paragraphs(item.excludes)}")
             if links:
                 html.append("<p style='margin:4px 0 0 0'><i>Classified elsewhere:</i></p><ul style='margin:0'>"
-                            + "".join(f"<li>{escape(link.text)} → {code_link(link.target)}</li>" for link in links)
+                            + "".join(f"<li>{escape(text)} → {', '.join(map(code_link, codes))}</li>"
+                                      for text, codes in by_text((l.text, l.target) for l in links).items())
                             + "</ul>")
+        incoming = links_to(project, code)
+        if incoming:
+            # The activities other codes exclude and send here: where this code's boundary runs, and the
+            # lines its coders train on beside its own notes (DataMix.redirected_notes).
+            html.append("<h4 style='margin:8px 0 2px 0'>Sent here by other codes' excludes</h4><ul style='margin:0'>"
+                        + "".join(f"<li>{escape(text)} ← {', '.join(map(code_link, codes))}</li>"
+                                  for text, codes in by_text((l.text, l.code) for l in incoming).items())
+                        + "</ul>")
         if not self.compact:
             sibs = siblings(project, code)
             if sibs:

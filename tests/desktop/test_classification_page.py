@@ -57,6 +57,24 @@ def test_search_as_you_type_and_follow_an_excludes_link(window, qtbot, nace_path
     assert page.details.code == "10.72"
 
 
+def test_details_show_what_other_codes_excludes_send_here(window, nace_path):
+    window.open_project(nace_path)
+    page = window.pages["classification"]
+    page.reveal("01.13")
+    html = page.details.toHtml()
+    # 01.11's excludes: "growing of sweet corn, see 01.13"
+    assert "Sent here by other codes' excludes" in html
+    assert "growing of sweet corn" in html and 'href="code:01.11"' in html
+    page.reveal("01.11")       # what 01.11 sends elsewhere is listed under its own excludes instead
+    assert "growing of sweet corn" in page.details.toHtml()
+    assert 'href="code:01.13"' in page.details.toHtml()
+    # one excluded activity that several codes send here is one line naming them all
+    page.reveal("46.34")
+    html = page.details.toHtml()
+    assert html.count("merely bottling and labelling") == 1
+    assert all(f'href="code:{c}"' in html for c in ("11.01", "11.02", "11.03", "11.04", "11.07"))
+
+
 def test_generic_import_previews_and_refuses_a_bad_file(window, qtbot, tmp_path):
     project = window.new_project(tmp_path / "own.statcoder")
     before = snapshot(project)
