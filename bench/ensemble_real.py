@@ -48,7 +48,7 @@ def run(lexical: bool = False, grams: int = 0) -> dict:
     kinds = (*MEMBERS, "lexical") if lexical else MEMBERS
     variant = f" ({grams}-grams)" if grams else ""
     ids = {kind: trained(project, f"bench real+notes member: {kind}" + (variant if kind == "lexical" else ""),
-                         kind=kind, lexical=LexicalOptions(grams=grams)) for kind in kinds}
+                         kind=kind, lexical=LexicalOptions(grams=grams, coverage=0.0, prior=0.0)) for kind in kinds}
     coders = {f"{kind} alone": ids[kind] for kind in kinds}
     coders["mean ensemble (fastText, embedding)"] = trained(
         project, "bench real+notes ensemble: mean", kind="ensemble", combination="mean",

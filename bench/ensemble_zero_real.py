@@ -5,6 +5,7 @@
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical   # a fourth member: the lexical (BM25) coder
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4   # its terms: words + 4-grams
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected   # + redirected notes
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected --coverage   # + coverage, prior
 
 The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
 samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
@@ -52,6 +53,11 @@ VARIANT = ""     # what names the lexical member's models and result files apart
 # default since it was measured, engine.coders.data.DataMix.redirected_notes); without it, the notes as the
 # earlier result files were measured.
 REDIRECTED = False
+# --coverage: the lexical member with the product's coverage and prior terms (engine.coders.lexical); without
+# it, BM25 alone, as the earlier result files were measured.
+COVERAGE = False
+COVERAGE_GRID = (0.0, 16.0, 32.0, 48.0, 64.0)
+PRIOR_GRID = (0.0, 1.0, 3.0, 5.0)
 
 
 def use_lexical(grams: int = 0) -> None:
@@ -72,8 +78,24 @@ def use_redirected() -> None:
         DEV, TEST = DEV.replace("-dev-", "-redirected-dev-"), TEST.replace("-test-", "-redirected-test-")
 
 
+def use_coverage() -> None:
+    """The coverage setting (--coverage): the lexical member's and the ensemble's models and the result files
+    are their own."""
+    global COVERAGE, DEV, TEST
+    if not COVERAGE:
+        COVERAGE = True
+        DEV, TEST = DEV.replace("-dev-", "-coverage-dev-"), TEST.replace("-test-", "-coverage-test-")
+
+
+def lexical_options() -> LexicalOptions:
+    """The lexical member's options: the product's with --coverage, else BM25 alone (as first measured)."""
+    return LexicalOptions(grams=GRAMS) if COVERAGE else LexicalOptions(grams=GRAMS, coverage=0.0, prior=0.0)
+
+
 def model_suffix(kind: str) -> str:
-    return (VARIANT if kind in ("lexical", "ensemble") else "") + (" (redirected notes)" if REDIRECTED else "")
+    return ((VARIANT if kind in ("lexical", "ensemble") else "") + (" (redirected notes)" if REDIRECTED else "")
+            + (f" (coverage {lexical_options().coverage:g}, prior {lexical_options().prior:g})"
+               if COVERAGE and kind in ("lexical", "ensemble") else ""))
 
 
 def open_work() -> Project:
@@ -99,7 +121,7 @@ def members(project: Project) -> dict[str, int]:
         if model_id is None:
             print(f"[{now()}] training {kind}", file=sys.stderr, flush=True)
             model_id = train_coder(project, mix(), kind=kind, name=name, make_default=False,
-                                   lexical=LexicalOptions(grams=GRAMS)).model_id
+                                   lexical=lexical_options()).model_id
         out[kind] = model_id
     return out
 
@@ -195,7 +217,32 @@ def cmd_dev() -> dict:
     return {"members": {k: {**out[k], "model_id": ids[k], "model_sha256": get_model(project, ids[k]).sha256}
                         for k in MEMBERS},
             "grid": grid, "carve_weights": carve, "carve_on_dev": grid[str(carve)],
-            "chosen": chosen}
+            "chosen": chosen, **({"coverage_grid": coverage_grid(project, logs, texts, gold, codes)} if COVERAGE else {})}
+
+
+def coverage_grid(project: Project, logs: dict, texts: list[str], gold: np.ndarray, codes: list[str]) -> dict:
+    """The lexical member refitted for every (coverage, prior) pair of the grid (engine.coders.lexical, as
+    train_lexical fits it, on the same training lines), the others as trained, at the product's zero-real
+    weights: how the product's defaults were chosen."""
+    from collections import Counter
+
+    from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS
+    from engine.coders.lexical import LexicalCoder
+
+    data = build_training_data(project, mix())
+    notes_lines = Counter(code for (_, code), source in zip(data.train, data.sources or []) if source == "notes")
+    rest = sum(w * logs[k] for w, k in zip(ZERO_REAL_LOG_WEIGHTS, MEMBERS) if k != "lexical")
+    weight = ZERO_REAL_LOG_WEIGHTS[MEMBERS.index("lexical")]
+    out = {}
+    for coverage, prior in itertools.product(COVERAGE_GRID, PRIOR_GRID):
+        coder = LexicalCoder.fit(data.train, grams=GRAMS, coverage=coverage, prior=prior, notes_lines=notes_lines)
+        coder.calibrate([t for t, _ in data.validation], [c for _, c in data.validation])
+        lexical = log_probs(coder, texts, codes)
+        out[f"{coverage:g}, {prior:g}"] = {"coverage": coverage, "prior": prior, "alone": accuracy(lexical, gold),
+                                           **accuracy(rest + weight * lexical, gold)}
+        print(f"[{now()}] coverage {coverage:g}, prior {prior:g}: {out[f'{coverage:g}, {prior:g}']['top1']:.4f}",
+              file=sys.stderr, flush=True)
+    return out
 
 
 def cmd_test(dev: dict) -> dict:
@@ -236,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the lexical member's terms: words and their character N-grams (0: words only)")
     parser.add_argument("--redirected", action="store_true",
                         help="the notes arm also holds the excluded activities other codes send to each code")
+    parser.add_argument("--coverage", action="store_true",
+                        help="the lexical member with the product's coverage and prior terms; dev also grids them")
     args = parser.parse_args(argv)
     if args.grams and not args.lexical:
         parser.error("--grams is the lexical member's: give --lexical too")
@@ -243,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         use_lexical(args.grams)
     if args.redirected:
         use_redirected()
+    if args.coverage:
+        if not args.lexical:
+            parser.error("--coverage is the lexical member's: give --lexical too")
+        use_coverage()
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}
@@ -254,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", f"The weights the carve of the training lines chooses: {result['carve_weights']} "
                   f"({result['carve_on_dev']['top1']:.1%} on dev).", "",
                   f"Chosen on dev: {result['chosen']}.", ""]
+        if "coverage_grid" in result:
+            lines += ["The lexical member's coverage and prior weights (BM25 score units), the member refitted for "
+                      "each pair on the same lines, the other members as above, at the product's zero-real weights:",
+                      "", "| coverage | prior | lexical alone top-1 | top-5 | ensemble top-1 | top-5 |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {v['coverage']:g} | {v['prior']:g} | {v['alone']['top1']:.1%} | {v['alone']['top5']:.1%} | "
+                      f"{v['top1']:.1%} | {v['top5']:.1%} |" for v in result["coverage_grid"].values()]
+            lines += [""]
         write_result(DEV, result, "\n".join(lines))
         return 0
     dev = load_result(DEV)

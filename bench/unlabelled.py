@@ -260,7 +260,6 @@ def run_ensemble(args, argv) -> int:
     """`unlabelled-real, no judge` with the best zero-real coder as the labeller (see --labeller)."""
     import bench.ensemble_zero_real as zero_real
     from bench.common import load_result
-    from engine.coders.lexical import LexicalOptions
 
     zero_real.use_lexical(args.grams)
     if args.redirected:
@@ -322,7 +321,7 @@ def run_ensemble(args, argv) -> int:
             mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
                           validation_from="training", redirected_notes=zero_real.REDIRECTED)
             trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
-                                  make_default=False, lexical=LexicalOptions(grams=zero_real.GRAMS))
+                                  make_default=False, lexical=zero_real.lexical_options())
             arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
                 **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
                 "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),

@@ -8,8 +8,14 @@ embedding model blurs: the one word that places a text ('wholesale', 'retail', '
 is weaker than the kNN; as a member of the log ensemble it adds what the others miss (all of NACE, zero real:
 bench/results/ensemble-zero-real-lexical-dev-nace-full.md).
 
-The model file is an .npz: codes, the vocabulary, the BM25 weights per term (sparse, by term) and the n-gram
-length its terms were cut with (format 1 files hold words only and still load).
+Two terms beside BM25 (format 3): coverage, the IDF-weighted share of the text's words (by their first four
+letters) that the code's lines hold, so a code that matches every word of "beer (wholesale)" beats one that
+matches the rarest word many times; and a prior from the length of the code's notes (log of 1 + its notes
+lines): a code the classification describes at length covers more activities, so more texts.
+
+The model file is an .npz: codes, the vocabulary, the BM25 weights per term (sparse, by term), the n-gram
+length its terms were cut with, and the coverage and prior terms (format 1 files hold words only, format 2
+files no coverage or prior; both still load and score as they did).
 """
 
 from __future__ import annotations
@@ -33,12 +39,19 @@ from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.store.project import Project
 
-FORMAT = "statcoder-lexical/2"
-FORMATS = ("statcoder-lexical/1", FORMAT)   # /1: words only, no 'grams' entry
+FORMAT = "statcoder-lexical/3"
+# /1: words only, no 'grams' entry; /2: no coverage or prior
+FORMATS = ("statcoder-lexical/1", "statcoder-lexical/2", FORMAT)
 # Words plus their character 4-grams: on all of NACE (zero real, dev half) the coder alone 46.5 -> 51.3 % top-1
 # and the log ensemble of four 58.9 -> 59.6 % (bench/results/ensemble-zero-real-lexical-grams4-dev-nace-full.md).
 # A probe on the same half, ensemble weights (1, 0.25, 0.25, 0.25): 3-grams 59.2 %, 4-grams 59.4 %, 5-grams 59.3 %.
 GRAMS = 4
+# The coverage and prior weights, in BM25 score units: chosen on all of NACE, zero real, dev half, among 20 pairs
+# (bench/results/ensemble-zero-real-lexical-grams4-redirected-coverage-dev-nace-full.md): the ensemble of four
+# 60.3 / 84.1 -> 60.7 / 84.3 % (32 and 3: 60.7 / 84.2).
+COVERAGE = 48.0
+PRIOR = 3.0
+PREFIX = 4      # words are matched for coverage by their first four letters ('brewery' ~ 'brewing')
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -65,6 +78,8 @@ class LexicalOptions:
     k1: float = 1.2        # term-frequency saturation
     b: float = 0.5         # length normalisation: a code with many lines is not favoured for sheer size
     grams: int = GRAMS     # character n-grams of each word as terms beside the words (0: words only)
+    coverage: float = COVERAGE   # weight of the share of the text's words the code's lines hold (0: off)
+    prior: float = PRIOR         # weight of log(1 + the code's notes lines) (0: off)
     name: str = ""
     make_default: bool = True
 
@@ -76,9 +91,16 @@ class LexicalCoder(CoderBase):
     kind = "lexical"
 
     def __init__(self, codes: Sequence[str], vocabulary: Sequence[str], indptr: np.ndarray, rows: np.ndarray,
-                 data: np.ndarray, temperature: float = 1.0, grams: int = GRAMS):
+                 data: np.ndarray, temperature: float = 1.0, grams: int = GRAMS, *, coverage: float = 0.0,
+                 prefixes: Sequence[str] = (), prefix_indptr: np.ndarray | None = None,
+                 prefix_rows: np.ndarray | None = None, bias: np.ndarray | None = None):
+        prefix_indptr = np.zeros(1, np.int64) if prefix_indptr is None else prefix_indptr
+        prefix_rows = np.zeros(0, np.int32) if prefix_rows is None else prefix_rows
+        bias = np.zeros(len(codes), np.float32) if bias is None else bias
         if len(indptr) != len(vocabulary) + 1 or int(indptr[-1]) != len(rows) or len(rows) != len(data) \
-                or (len(rows) and int(rows.max()) >= len(codes)):
+                or (len(rows) and int(rows.max()) >= len(codes)) or len(prefix_indptr) != len(prefixes) + 1 \
+                or int(prefix_indptr[-1]) != len(prefix_rows) or len(bias) != len(codes) \
+                or (len(prefix_rows) and int(prefix_rows.max()) >= len(codes)):
             raise ModelError("a lexical coder's weights do not match its codes and words")
         self.codes = list(codes)
         self.vocabulary = list(vocabulary)
@@ -87,11 +109,21 @@ class LexicalCoder(CoderBase):
         self.data = data.astype(np.float32)
         self.temperature = float(temperature)
         self.grams = int(grams)
+        self.coverage = float(coverage)
+        self.prefixes = list(prefixes)
+        self.prefix_index = {p: j for j, p in enumerate(self.prefixes)}
+        self.prefix_indptr, self.prefix_rows = prefix_indptr.astype(np.int64), prefix_rows.astype(np.int32)
+        self.bias = bias.astype(np.float32)
+        counts = np.diff(self.prefix_indptr)
+        self.prefix_idf = np.log1p(len(self.codes) / (counts + 0.5)).astype(np.float32)
+        self.unknown_idf = float(np.log1p(len(self.codes) / 0.5))
 
     @classmethod
-    def fit(cls, pairs: Sequence[tuple[str, str]], *, k1: float = 1.2, b: float = 0.5,
-            grams: int = GRAMS) -> "LexicalCoder":
-        """BM25 weights of every (code, term) from the code's pooled lines; codes and terms in sorted order."""
+    def fit(cls, pairs: Sequence[tuple[str, str]], *, k1: float = 1.2, b: float = 0.5, grams: int = GRAMS,
+            coverage: float = 0.0, prior: float = 0.0, notes_lines: dict[str, int] | None = None) -> "LexicalCoder":
+        """BM25 weights of every (code, term) from the code's pooled lines; codes and terms in sorted order.
+        `coverage` weighs the share of a text's words the code's lines hold; `prior` weighs log(1 + the
+        code's count in `notes_lines`)."""
         if not pairs:
             raise TrainingError("the lexical coder needs at least one training line")
         bags: dict[str, Counter] = {}
@@ -113,17 +145,36 @@ class LexicalCoder(CoderBase):
                 rows.append(i)
                 data.append(idf * n * (k1 + 1) / (n + norm[i]))
             indptr.append(len(rows))
+        held: dict[str, set[int]] = {}
+        if coverage:
+            at = {c: i for i, c in enumerate(codes)}
+            for text, code in pairs:
+                for w in words(text):
+                    held.setdefault(w[:PREFIX], set()).add(at[code])
+        prefixes = sorted(held)
+        prefix_rows = [i for p in prefixes for i in sorted(held[p])]
+        prefix_indptr = np.cumsum([0] + [len(held[p]) for p in prefixes])
+        bias = np.array([prior * math.log1p((notes_lines or {}).get(c, 0)) for c in codes], np.float32)
         return cls(codes, vocabulary, np.array(indptr), np.array(rows, np.int32), np.array(data, np.float32),
-                   grams=grams)
+                   grams=grams, coverage=coverage, prefixes=prefixes, prefix_indptr=prefix_indptr,
+                   prefix_rows=np.array(prefix_rows, np.int32), bias=bias)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """(texts, codes) BM25 scores: the sum of the code's weights over the text's distinct known terms."""
+        """(texts, codes) scores: BM25 (the sum of the code's weights over the text's distinct known terms),
+        plus the coverage term and the code's prior when the coder has them."""
         out = np.zeros((len(texts), len(self.codes)), np.float32)
         for row, text in enumerate(texts):
             for j in {self.index[w] for w in terms(text, self.grams) if w in self.index}:
                 lo, hi = self.indptr[j], self.indptr[j + 1]
                 out[row, self.rows[lo:hi]] += self.data[lo:hi]
-        return out
+            if self.coverage:
+                found = {w[:PREFIX] for w in words(text)}
+                known = [self.prefix_index[p] for p in found if p in self.prefix_index]
+                total = float(sum(self.prefix_idf[j] for j in known)) + self.unknown_idf * (len(found) - len(known))
+                for j in known:
+                    lo, hi = self.prefix_indptr[j], self.prefix_indptr[j + 1]
+                    out[row, self.prefix_rows[lo:hi]] += self.coverage * self.prefix_idf[j] / total
+        return out + self.bias
 
     def calibrate(self, texts: Sequence[str], codes: Sequence[str]) -> float:
         """Fit the temperature on held-out lines whose code this coder knows; returns it."""
@@ -146,7 +197,9 @@ class LexicalCoder(CoderBase):
             np.savez_compressed(handle, format=np.array(FORMAT), codes=np.array(self.codes),
                                 vocabulary=np.array(self.vocabulary), indptr=self.indptr, rows=self.rows,
                                 data=self.data, temperature=np.array(self.temperature),
-                                grams=np.array(self.grams))
+                                grams=np.array(self.grams), coverage=np.array(self.coverage),
+                                prefixes=np.array(self.prefixes, dtype=str), prefix_indptr=self.prefix_indptr,
+                                prefix_rows=self.prefix_rows, bias=self.bias)
 
     @classmethod
     def load(cls, path: Path) -> "LexicalCoder":
@@ -155,8 +208,12 @@ class LexicalCoder(CoderBase):
                 if str(z["format"]) not in FORMATS:
                     raise ModelError(f"{path} is not a statcoder lexical model ({z['format']})")
                 grams = int(z["grams"]) if "grams" in z.files else 0
+                extra = {}
+                if "coverage" in z.files:
+                    extra = dict(coverage=float(z["coverage"]), prefixes=[str(p) for p in z["prefixes"]],
+                                 prefix_indptr=z["prefix_indptr"], prefix_rows=z["prefix_rows"], bias=z["bias"])
                 return cls([str(c) for c in z["codes"]], [str(w) for w in z["vocabulary"]], z["indptr"], z["rows"],
-                           z["data"], float(z["temperature"]), grams)
+                           z["data"], float(z["temperature"]), grams, **extra)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelError(f"the lexical model {path} cannot be read: {exc}") from exc
 
@@ -169,7 +226,9 @@ def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None
     data = build_training_data(project, mix)
     if cancel is not None:
         cancel.check()
-    coder = LexicalCoder.fit(data.train, k1=options.k1, b=options.b, grams=options.grams)
+    notes_lines = Counter(code for (_, code), source in zip(data.train, data.sources or []) if source == "notes")
+    coder = LexicalCoder.fit(data.train, k1=options.k1, b=options.b, grams=options.grams, coverage=options.coverage,
+                             prior=options.prior, notes_lines=notes_lines)
     if progress is not None:
         progress(ProgressInfo(600, 1000, "calibrating"))
     coder.calibrate([t for t, _ in data.validation], [c for _, c in data.validation])
@@ -178,7 +237,8 @@ def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None
         cancel.check()
     path = write_model_file(project, "lexical", ".npz", coder.save, "lexical coder")
     train_s = time.perf_counter() - start
-    params = {"k1": options.k1, "b": options.b, "grams": options.grams, "temperature": round(coder.temperature, 6),
+    params = {"k1": options.k1, "b": options.b, "grams": options.grams, "coverage": options.coverage,
+              "prior": options.prior, "temperature": round(coder.temperature, 6),
               "vocabulary": len(coder.vocabulary)}
     composition = {**data.composition, "per_code": dict(Counter(c for _, c in data.train))}
     name = options.name or f"lexical {time.strftime('%Y-%m-%d %H:%M')}"

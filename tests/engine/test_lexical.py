@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from engine.classification import leaf_codes_under
-from engine.coders.data import DataMix
+from engine.coders.data import DataMix, build_training_data
 from engine.coders.lexical import LexicalCoder, LexicalOptions, terms, words
 from engine.coders.registry import get_model, load_coder
 from engine.coders.train import train_coder
@@ -65,6 +66,30 @@ def test_scores_are_bm25_of_the_distinct_known_words():
     assert [p for _, p in coder.predict("unknown words only", 3)] == pytest.approx([1 / 3] * 3)
 
 
+def test_coverage_adds_the_idf_weighted_share_of_the_texts_words_each_code_holds():
+    plain = LexicalCoder.fit(PAIRS, grams=0)
+    covered = LexicalCoder.fit(PAIRS, grams=0, coverage=10.0)
+    delta = covered.scores(["Wine shops"])[0] - plain.scores(["Wine shops"])[0]
+    at = {c: i for i, c in enumerate(covered.codes)}
+    # 'wine' (its first four letters) is in 46.34 and 47.25, 'shop' in 47.25 only; 11.05 holds neither
+    idf_wine, idf_shop = math.log1p(3 / 2.5), math.log1p(3 / 1.5)
+    assert delta[at["47.25"]] == pytest.approx(10.0)
+    assert delta[at["46.34"]] == pytest.approx(10.0 * idf_wine / (idf_wine + idf_shop), rel=1e-5)
+    assert delta[at["11.05"]] == 0
+    # a word no code holds counts in the share: 'zebra' halves nothing held, but lowers every share
+    assert (covered.scores(["wine shops zebra"]) - plain.scores(["wine shops zebra"]))[0, at["47.25"]] < 10.0
+    assert not (covered.scores(["zebra"]) - plain.scores(["zebra"])).any()
+
+
+def test_the_prior_favours_codes_with_more_notes_lines_and_only_by_its_weight():
+    coder = LexicalCoder.fit(PAIRS, prior=2.0, notes_lines={"47.25": 6, "11.05": 1})
+    at = {c: i for i, c in enumerate(coder.codes)}
+    assert coder.bias[at["47.25"]] == pytest.approx(2.0 * math.log(7))
+    assert coder.bias[at["46.34"]] == 0
+    assert coder.predict("zebra", 1)[0][0] == "47.25"      # nothing known: the prior decides
+    assert not LexicalCoder.fit(PAIRS, notes_lines={"47.25": 6}).bias.any()     # weight 0: no prior
+
+
 def test_the_temperature_is_fitted_on_held_out_lines():
     coder = LexicalCoder.fit(PAIRS)
     before = coder.predict("wine wholesale", 1)[0][1]
@@ -104,9 +129,19 @@ def test_a_format_1_file_of_words_only_still_loads_and_scores_by_words(tmp_path)
     old = LexicalCoder.load(path)
     assert old.grams == 0 and old.predict_many(["brewery", "beer (wholesale)"], 3) == coder.predict_many(
         ["brewery", "beer (wholesale)"], 3)
-    new = LexicalCoder.fit(PAIRS, grams=4)
+    new = LexicalCoder.fit(PAIRS, grams=4, coverage=8.0, prior=1.0, notes_lines={"11.05": 3})
     new.save(tmp_path / "new.npz")
-    assert LexicalCoder.load(tmp_path / "new.npz").grams == 4
+    again = LexicalCoder.load(tmp_path / "new.npz")
+    assert again.grams == 4 and again.coverage == 8.0
+    assert np.array_equal(again.scores(["beer wholesale shop", "zebra"]), new.scores(["beer wholesale shop", "zebra"]))
+    # a format 2 file (words and n-grams, no coverage or prior) scores by BM25 alone
+    two = LexicalCoder.fit(PAIRS, grams=4)
+    np.savez_compressed(tmp_path / "two.npz", format=np.array("statcoder-lexical/2"), codes=np.array(two.codes),
+                        vocabulary=np.array(two.vocabulary), indptr=two.indptr, rows=two.rows, data=two.data,
+                        temperature=np.array(1.0), grams=np.array(4))
+    loaded = LexicalCoder.load(tmp_path / "two.npz")
+    assert loaded.coverage == 0 and not loaded.bias.any()
+    assert np.array_equal(loaded.scores(["beer wholesale"]), two.scores(["beer wholesale"]))
     np.savez_compressed(tmp_path / "future.npz", format=np.array("statcoder-lexical/9"), codes=np.array(["x"]))
     with pytest.raises(ModelError, match="not a statcoder lexical model"):
         LexicalCoder.load(tmp_path / "future.npz")
@@ -126,6 +161,22 @@ def test_train_coder_registers_a_lexical_coder_that_codes_the_notes(nace_project
                              make_default=False, lexical=LexicalOptions(grams=0))
     assert words_only.params["grams"] == 0 and load_coder(nace_project, words_only.model_id)[0].grams == 0
     assert words_only.params["vocabulary"] < trained.params["vocabulary"]
+    # the product's coverage and prior terms, the prior counted from the notes lines only
+    assert (trained.params["coverage"], trained.params["prior"]) == (LexicalOptions().coverage, LexicalOptions().prior)
+    assert coder.coverage == LexicalOptions().coverage > 0
+    data = build_training_data(nace_project, DataMix(notes=1, codes=codes, validation_from="training"))
+    lines = Counter(c for (_, c), source in zip(data.train, data.sources) if source == "notes")
+    at = coder.codes.index("11.05")
+    assert coder.bias[at] == pytest.approx(LexicalOptions().prior * math.log1p(lines["11.05"]), rel=1e-5)
+    # with real texts beside the notes, the prior still counts the notes lines alone
+    mix = DataMix(notes=1, real=1, codes=codes)
+    real_data = build_training_data(nace_project, mix)
+    real_lines = Counter(c for (_, c), source in zip(real_data.train, real_data.sources) if source == "notes")
+    assert Counter(c for c, source in zip((c for _, c in real_data.train), real_data.sources)
+                   if source == "real")["11.05"] > 0
+    with_real = load_coder(nace_project, train_coder(nace_project, mix, kind="lexical", make_default=False).model_id)[0]
+    assert with_real.bias[with_real.codes.index("11.05")] == pytest.approx(
+        LexicalOptions().prior * math.log1p(real_lines["11.05"]), rel=1e-5)
 
 
 def test_a_model_file_that_cannot_be_written_is_one_error_and_leaves_nothing(nace_project, monkeypatch):
