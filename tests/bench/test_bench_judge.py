@@ -17,7 +17,7 @@ def test_dev_texts_are_never_training_texts_of_the_coder_the_judge_re_ranks(nace
     # The real pairs the coder trained on (some index entries repeat a note line word for word: those
     # count as notes, which every coder may see).
     data = build_training_data(nace_project, mix)
-    trained_real = set(data.train) - set(notes_pairs(nace_project, None))
+    trained_real = set(data.train) - set(notes_pairs(nace_project, None, redirected=mix.redirected_notes))
     pool = bench.judge.dev_pool(nace_project)
     real_train = nace_project.conn.execute("SELECT COUNT(*) FROM real_texts WHERE split = 'train'").fetchone()[0]
     assert pool and not {(text, code) for _, text, code in pool} & trained_real
