@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redirected", action="store_true", help="the notes arm also holds the excluded activities "
                         "other codes' notes send to each code (DataMix.redirected_notes, the product's default); "
                         "without it, the notes as the earlier files were measured (files end in -redirected)")
+    parser.add_argument("--coverage", action="store_true", help="with --labeller ensemble: the lexical member with "
+                        "the product's coverage and prior terms (files end in -coverage)")
     parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="nace-uksic",
                         help="with --labeller notes-knn or notes-ensemble: the classification and its real texts")
     parser.add_argument("--labeller", choices=["notes-knn", "notes-ensemble", "ensemble"], default="notes-knn",
@@ -139,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_ensemble(args, argv)
     if args.labeller == "notes-ensemble" and args.judge:
         parser.error("--labeller notes-ensemble runs without the judge")
+    if args.coverage and args.labeller != "ensemble":
+        parser.error("--coverage is for --labeller ensemble")
     if args.redirected and args.labeller == "notes-knn":
         parser.error("--redirected is for --labeller notes-ensemble or ensemble")
     variants = variants_of(args)
@@ -264,13 +268,17 @@ def run_ensemble(args, argv) -> int:
     zero_real.use_lexical(args.grams)
     if args.redirected:
         zero_real.use_redirected()
+    if args.coverage:
+        zero_real.use_coverage()
     chosen = load_result(zero_real.DEV)
     if chosen is None:
         raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical"
                          + (f" --grams {args.grams}" if args.grams else "")
-                         + (" --redirected" if args.redirected else "") + " first")
+                         + (" --redirected" if args.redirected else "") + (" --coverage" if args.coverage else "")
+                         + " first")
     variants = variants_of(args)
     suffix = ("-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-redirected" if args.redirected else "")
+              + ("-coverage" if args.coverage else "")
               + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else ""))
     path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
@@ -338,9 +346,11 @@ def run_ensemble(args, argv) -> int:
              "ensemble of four (kNN prototypes, embedding regression, fastText, lexical; notes + 24 synthetic "
              "samples per class, weights chosen on dev by bench.ensemble_zero_real --lexical"
              + (f" --grams {args.grams}" if args.grams else "") + (" --redirected" if args.redirected else "")
+             + (" --coverage" if args.coverage else "")
              + (f"; the lexical coder's terms are words and their character {args.grams}-grams"
                 if args.grams else "; the lexical coder's terms are words")
              + ("; the notes hold the excluded activities other codes send to each code" if args.redirected else "")
+             + ("; the lexical coder adds its coverage and prior terms" if args.coverage else "")
              + "). The pseudo-label "
              "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
              "by the coder as it was before it joined them to its references. The same ensemble is then "
