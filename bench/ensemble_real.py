@@ -3,6 +3,7 @@
     PYTHONPATH=. python -m bench.ensemble_real
     PYTHONPATH=. python -m bench.ensemble_real --lexical   # also the lexical coder, alone and as a fourth member
     PYTHONPATH=. python -m bench.ensemble_real --lexical --grams 4   # its terms: words and their 4-grams
+    PYTHONPATH=. python -m bench.ensemble_real --lexical --grams 4 --redirected --coverage   # as the product trains now
 
 The kNN, the embedding regression and fastText are trained through the product's path on the NACE notes and
 the real-train half (bench/projects/nace-full-24.statcoder, copied under bench/work/), each validated on the
@@ -32,23 +33,31 @@ from engine.coders.registry import get_model  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 
 RESULT = "ensemble-real-nace-full"
+# --redirected: the notes with the excluded activities other codes send to each code (the product's default);
+# --coverage: the lexical coder with its coverage and prior terms (the product's default). Without them, as
+# the earlier files were measured. Each names its models and result file apart.
+REDIRECTED = False
+COVERAGE = False
 
 
 def trained(project, name: str, **kwargs) -> int:
+    name += " (redirected notes)" if REDIRECTED else ""
     model_id = model_by_name(project, name)
     if model_id is None:
         print(f"[{now()}] training {name}", file=sys.stderr, flush=True)
-        model_id = train_coder(project, DataMix(notes=1, real=1, validation_share=0.1), name=name,
-                               make_default=False, **kwargs).model_id
+        model_id = train_coder(project, DataMix(notes=1, real=1, validation_share=0.1, redirected_notes=REDIRECTED),
+                               name=name, make_default=False, **kwargs).model_id
     return model_id
 
 
 def run(lexical: bool = False, grams: int = 0) -> dict:
     project = open_work()
     kinds = (*MEMBERS, "lexical") if lexical else MEMBERS
-    variant = f" ({grams}-grams)" if grams else ""
+    options = LexicalOptions(grams=grams) if COVERAGE else LexicalOptions(grams=grams, coverage=0.0, prior=0.0)
+    variant = (f" ({grams}-grams)" if grams else "") + (
+        f" (coverage {options.coverage:g}, prior {options.prior:g})" if COVERAGE else "")
     ids = {kind: trained(project, f"bench real+notes member: {kind}" + (variant if kind == "lexical" else ""),
-                         kind=kind, lexical=LexicalOptions(grams=grams, coverage=0.0, prior=0.0)) for kind in kinds}
+                         kind=kind, lexical=options) for kind in kinds}
     coders = {f"{kind} alone": ids[kind] for kind in kinds}
     coders["mean ensemble (fastText, embedding)"] = trained(
         project, "bench real+notes ensemble: mean", kind="ensemble", combination="mean",
@@ -75,9 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lexical", action="store_true", help="add the lexical (BM25) coder as a fourth member")
     parser.add_argument("--grams", type=int, default=0,
                         help="the lexical coder's terms: words and their character N-grams (0: words only)")
+    parser.add_argument("--redirected", action="store_true",
+                        help="the notes also hold the excluded activities other codes send to each code")
+    parser.add_argument("--coverage", action="store_true", help="the lexical coder's coverage and prior terms")
     args = parser.parse_args(argv)
-    if args.grams and not args.lexical:
-        parser.error("--grams is the lexical coder's: give --lexical too")
+    if (args.grams or args.coverage) and not args.lexical:
+        parser.error("--grams and --coverage are the lexical coder's: give --lexical too")
+    global REDIRECTED, COVERAGE
+    REDIRECTED, COVERAGE = args.redirected, args.coverage
     result = {"command": command_line("bench.ensemble_real", argv), "created": now(), "machine": machine(),
               **run(args.lexical, args.grams)}
     lines = ["# The 'log' ensemble with real coded texts, all of NACE (UK SIC index): real-train + notes", "",
@@ -92,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("")
     name = RESULT.replace("real-", "real-lexical-" + (f"grams{args.grams}-" if args.grams else "")) if args.lexical \
         else RESULT
+    name = name.replace("-nace-full", ("-redirected" if REDIRECTED else "") + ("-coverage" if COVERAGE else "")
+                        + "-nace-full")
     write_result(name, result, "\n".join(lines))
     return 0
 
