@@ -5,7 +5,7 @@
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical   # a fourth member: the lexical (BM25) coder
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4   # its terms: words + 4-grams
     PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected   # + redirected notes
-    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected --coverage   # + coverage, prior
+    PYTHONPATH=. python -m bench.ensemble_zero_real dev --lexical --grams 4 --redirected --coverage  # + coverage
 
 The three members are trained through the product's path (engine.coders.train) on the notes and the synthetic
 samples of bench/projects/nace-full-24.statcoder (runs 1-5, 24 per class, uncurated), in a copy under bench/work/,
@@ -217,20 +217,19 @@ def cmd_dev() -> dict:
     return {"members": {k: {**out[k], "model_id": ids[k], "model_sha256": get_model(project, ids[k]).sha256}
                         for k in MEMBERS},
             "grid": grid, "carve_weights": carve, "carve_on_dev": grid[str(carve)],
-            "chosen": chosen, **({"coverage_grid": coverage_grid(project, logs, texts, gold, codes)} if COVERAGE else {})}
+            "chosen": chosen,
+            **({"coverage_grid": coverage_grid(project, logs, texts, gold, codes)} if COVERAGE else {})}
 
 
 def coverage_grid(project: Project, logs: dict, texts: list[str], gold: np.ndarray, codes: list[str]) -> dict:
     """The lexical member refitted for every (coverage, prior) pair of the grid (engine.coders.lexical, as
     train_lexical fits it, on the same training lines), the others as trained, at the product's zero-real
     weights: how the product's defaults were chosen."""
-    from collections import Counter
-
     from engine.coders.ensemble import ZERO_REAL_LOG_WEIGHTS
-    from engine.coders.lexical import LexicalCoder
+    from engine.coders.lexical import LexicalCoder, notes_line_counts
 
     data = build_training_data(project, mix())
-    notes_lines = Counter(code for (_, code), source in zip(data.train, data.sources or []) if source == "notes")
+    notes_lines = notes_line_counts(data)
     rest = sum(w * logs[k] for w, k in zip(ZERO_REAL_LOG_WEIGHTS, MEMBERS) if k != "lexical")
     weight = ZERO_REAL_LOG_WEIGHTS[MEMBERS.index("lexical")]
     out = {}

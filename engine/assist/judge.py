@@ -273,6 +273,17 @@ def choose_label_threshold(preds: Sequence[Sequence[tuple[str, float]]], gold: S
     return best
 
 
+def judge_method(backend, method: str | None = None) -> str:
+    """The judge method to use with this backend: the one asked for, else the channel judge where the backend
+    can score a text after each card (the in-process one) and the letter judge where it cannot (a server)."""
+    method = method or (DEFAULT_METHOD if hasattr(backend, "continuation_logprobs") else "letters")
+    if method not in DEFAULT_LINES:
+        raise StatcoderError(f"unknown judge method {method!r}: use 'channel' or 'letters'")
+    if method == "channel" and not hasattr(backend, "continuation_logprobs"):
+        raise StatcoderError("the channel judge needs the in-process backend; use the method 'letters' with a server")
+    return method
+
+
 def fit_judge(project: Project, backend, *, model: int | None = None, k: int = DEFAULT_K, orders: int = 2,
               max_lines: int | None = None, method: str | None = None, threshold: float = DEFAULT_THRESHOLD, limit: int = 200, seed: int = 0,
               label_precision: float = 0.9, pairs: Sequence[tuple[str, str]] | None = None, save: bool = True,
@@ -284,11 +295,7 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
     prior, then the combination's weight, gate and temperature; then the pseudo-label threshold at which
     validation precision reaches `label_precision`.
     """
-    method = method or (DEFAULT_METHOD if hasattr(backend, "continuation_logprobs") else "letters")
-    if method not in DEFAULT_LINES:
-        raise StatcoderError(f"unknown judge method {method!r}: use 'channel' or 'letters'")
-    if method == "channel" and not hasattr(backend, "continuation_logprobs"):
-        raise StatcoderError("the channel judge needs the in-process backend; use the method 'letters' with a server")
+    method = judge_method(backend, method)
     config = JudgeConfig(k=k, orders=orders, max_lines=max_lines or DEFAULT_LINES[method], threshold=threshold,
                          method=method)
     judge = Judge(project, backend, model=model, config=config)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.coders import (MIX_KEYS, build_mix, coders_default, coders_fit, coders_list, coders_serve, fasttext_options,
-                               fasttext_train_options, mix_options, report_trained)
+from engine.cli.coders import (MIX_KEYS, build_mix, coders_default, coders_fit, coders_list, coders_serve,
+                               fasttext_options, fasttext_train_options, mix_options, report_trained)
 from engine.cli.common import cli, json_option, open_project, progress_printer, project_option
 from engine.cli.embed import embed
 from engine.cli.llm import llm

@@ -3,8 +3,8 @@
 Every code's training lines (title, notes, synthetic or real texts) are pooled into one bag of terms (the
 words, and each word's character 4-grams, so 'brewery' meets 'brewing' and a typo still shares most of its
 word); a text scores each code by BM25 over the terms it shares with it, and a softmax with a temperature
-fitted on the validation lines turns the scores into probabilities. It learns nothing, trains in seconds and sees what an
-embedding model blurs: the one word that places a text ('wholesale', 'retail', 'repair', 'leather'). Alone it
+fitted on the validation lines turns the scores into probabilities. It learns nothing, trains in seconds and
+sees what an embedding model blurs: the one word that places a text ('wholesale', 'retail', 'repair', 'leather'). Alone it
 is weaker than the kNN; as a member of the log ensemble it adds what the others miss (all of NACE, zero real:
 bench/results/ensemble-zero-real-lexical-dev-nace-full.md).
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.coders.base import CoderBase, Prediction, TrainedModel
 from engine.coders.calibration import fit_temperature, softmax
-from engine.coders.data import DataMix, build_training_data, score_validation
+from engine.coders.data import DataMix, TrainingData, build_training_data, score_validation
 from engine.coders.registry import register_trained, write_model_file
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
@@ -218,6 +218,11 @@ class LexicalCoder(CoderBase):
             raise ModelError(f"the lexical model {path} cannot be read: {exc}") from exc
 
 
+def notes_line_counts(data: TrainingData) -> Counter:
+    """How many notes lines of each code train the coder (the prior's counts), whatever else trains it."""
+    return Counter(code for (_, code), source in zip(data.train, data.sources or []) if source == "notes")
+
+
 def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None = None, *,
                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> TrainedModel:
     """Build the mix, pool each code's lines, fit the temperature on the validation lines, store, register."""
@@ -226,9 +231,8 @@ def train_lexical(project: Project, mix: DataMix, options: LexicalOptions | None
     data = build_training_data(project, mix)
     if cancel is not None:
         cancel.check()
-    notes_lines = Counter(code for (_, code), source in zip(data.train, data.sources or []) if source == "notes")
     coder = LexicalCoder.fit(data.train, k1=options.k1, b=options.b, grams=options.grams, coverage=options.coverage,
-                             prior=options.prior, notes_lines=notes_lines)
+                             prior=options.prior, notes_lines=notes_line_counts(data))
     if progress is not None:
         progress(ProgressInfo(600, 1000, "calibrating"))
     coder.calibrate([t for t, _ in data.validation], [c for _, c in data.validation])

@@ -15,9 +15,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from engine.assist.judge import DEFAULT_LINES, DEFAULT_METHOD, candidates_for, stored_config
+from engine.assist.judge import DEFAULT_LINES, candidates_for, judge_method, stored_config
 from engine.curate.rules import Hit, Sample
-from engine.errors import StatcoderError
 from engine.jobs import CancelToken
 from engine.llm.judge import JudgeOptions, judge_candidates
 from engine.store.project import Project
@@ -32,11 +31,8 @@ class JudgeConfirm:
                  min_confidence: float = 0.5, method: str | None = None, cancel: CancelToken | None = None):
         self.project, self.backend = project, backend
         self.k, self.min_confidence, self.cancel = k, min_confidence, cancel
-        # The product's judge method (the channel judge) where the backend can score a text after each card,
-        # as the coding panel and `statcoder label` use it; the letter judge with a server backend.
-        method = method or (DEFAULT_METHOD if hasattr(backend, "continuation_logprobs") else "letters")
-        if method not in DEFAULT_LINES:
-            raise StatcoderError(f"unknown judge method {method!r}: use 'channel' or 'letters'")
+        # The product's judge method, as the coding panel and `statcoder label` use it.
+        method = judge_method(backend, method)
         classification = (project.get_setting("classification", {}) or {}).get("name") or "the classification"
         self.options = JudgeOptions(orders=orders if method == "letters" else 1, method=method,
                                     max_lines=max_lines or DEFAULT_LINES[method], classification=classification)

@@ -69,7 +69,8 @@ def _tiny_with_excludes(project):
     codes = [RawCode("01", "Crops", 1), RawCode("01.1", "Non-perennial crops", 2, parent="01"),
              RawCode("01.11", "Growing of cereals", 3, parent="01.1", includes="growing of wheat", excludes=excludes),
              RawCode("01.12", "Growing of rice", 4, parent="01.1"),
-             RawCode("01.2", "Seeds", 5, parent="01"), RawCode("01.21", "Seed processing for propagation", 6, parent="01.2"),
+             RawCode("01.2", "Seeds", 5, parent="01"),
+             RawCode("01.21", "Seed processing for propagation", 6, parent="01.2"),
              RawCode("02", "Forestry", 7), RawCode("02.10", "Silviculture", 8, parent="02")]
     import_parsed(project, ParsedClassification("tiny", "test", [], codes, links))
 
