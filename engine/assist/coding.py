@@ -259,6 +259,7 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
                             meter.update(rows, f"judging: {judge.judged} judged, {judge.reused} resumed",
                                          rows_per_s=rows / max(1e-9, time.perf_counter() - start))
                         code, prob = best[0] if best else ("", 0.0)
+                        prob = round(prob, 4)     # the confidence as written decides: 0.29996 is '0.3000', 'auto' at 0.3
                         status = "auto" if best and prob >= threshold else "review"
                         auto += status == "auto"
                         review += status == "review"

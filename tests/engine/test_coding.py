@@ -243,3 +243,31 @@ def test_a_file_in_another_encoding_is_a_located_error_with_an_encoding_hint(cod
     assert not (tmp_path / "out.csv").exists()
     result = batch_code_csv(project, src, tmp_path / "out.csv", text_column="description", encoding="cp1252")
     assert result.rows == 3001
+
+
+def test_a_batch_rows_status_agrees_with_the_confidence_it_writes(coded, tmp_path, monkeypatch):
+    # A probability a hair below the threshold is written as the threshold itself ('0.3000'): the row must
+    # then be 'auto', or the file contradicts its own rule.
+    import engine.assist.coding as coding
+
+    project, codes, _ = coded
+    real_load = coding.load_coder
+
+    def load(project, model=None):
+        coder, record = real_load(project, model)
+
+        class Edge:
+            codes = coder.codes
+
+            def predict_many(self, texts, k=1):
+                return [[(codes[0], 0.29996)] for _ in texts]
+
+        return Edge(), record
+
+    monkeypatch.setattr(coding, "load_coder", load)
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("description\nbeer brewing\n", encoding="utf-8")
+    result = coding.batch_code_csv(project, src, out, text_column="description", threshold=0.3)
+    with open(out, newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["confidence"] == "0.3000" and row["status"] == "auto" and result.auto == 1
