@@ -367,6 +367,36 @@ def test_knn_parameters_keep_synthetic_texts_to_their_centroid():
     assert len(refs) == 5 and protos is None and weights == used == []
 
 
+def test_nearest_index_gives_each_code_its_nearest_reference():
+    """The grouped references score as a brute-force maximum per code; a code with no reference scores -1."""
+    from engine.coders.embedding.classifier import NearestIndex
+
+    rng = np.random.default_rng(3)
+    refs = rng.normal(size=(40, 8)).astype(np.float32)
+    labels = rng.permutation(np.arange(40) % 5)          # codes 0-4, shuffled; code 5 has no reference
+    queries = rng.normal(size=(7, 8)).astype(np.float32)
+    got = NearestIndex(refs, labels, 6).scores(queries, chunk=3)
+    sims = queries @ refs.T
+    want = np.array([[sims[q, labels == c].max() if (labels == c).any() else -1.0 for c in range(6)]
+                     for q in range(len(queries))])
+    assert np.allclose(got, want, atol=1e-6)
+
+
+def test_a_knn_coder_scores_with_its_current_references_after_they_are_replaced():
+    """The grouped references are built once and reused, but a coder whose references are replaced (as
+    absorb_validation does) scores with the new ones, and its held-out view with the old ones."""
+    refs = np.eye(3, dtype=np.float32)
+    coder = EmbeddingCoder(mode="knn", codes=["a", "b", "c"], embedder=None, refs=refs,  # type: ignore[arg-type]
+                           ref_labels=np.array([0, 1, 2]))
+    query = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
+    assert coder.scores(query).argmax() == 0
+    assert coder.scores(query).argmax() == 0                    # the second call reuses the index
+    coder.held = {"refs": coder.refs, "ref_labels": coder.ref_labels, "protos": None}
+    coder.refs, coder.ref_labels = np.eye(3, dtype=np.float32), np.array([2, 0, 1])
+    assert coder.scores(query).argmax() == 2
+    assert coder.held_out().scores(query).argmax() == 0
+
+
 def test_a_zero_real_knn_coder_keeps_every_note_line_and_scores_with_its_centroids(nace_project, tmp_path):
     """Without real texts the temperature is fitted on a carve of the note lines; those lines then join
     the references (validation scored before), and the centroid terms survive a save and a load."""

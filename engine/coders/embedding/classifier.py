@@ -113,17 +113,24 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, *, c: float = 100
                        theta[dim * n_classes:].astype(np.float32), iterations=it, converged=converged)
 
 
-def nearest_scores(queries: np.ndarray, refs: np.ndarray, ref_labels: np.ndarray, n_classes: int,
-                   chunk: int = 512) -> np.ndarray:
-    """For each query and code, the cosine similarity of the nearest reference vector of that code (-1 if none)."""
-    order = np.argsort(ref_labels, kind="stable")
-    refs, labels = refs[order], ref_labels[order]
-    present, starts = np.unique(labels, return_index=True)
-    out = np.full((len(queries), n_classes), -1.0, dtype=np.float32)
-    for start in range(0, len(queries), chunk):
-        sims = queries[start:start + chunk] @ refs.T
-        out[start:start + chunk, present] = np.maximum.reduceat(sims, starts, axis=1)
-    return out
+class NearestIndex:
+    """Reference vectors grouped by code once, so that each query pays only its similarities (sorting and
+    copying every reference on every call was half of a suggestion's time on all of NACE)."""
+
+    def __init__(self, refs: np.ndarray, ref_labels: np.ndarray, n_classes: int):
+        order = np.argsort(ref_labels, kind="stable")
+        self.refs = np.ascontiguousarray(refs[order], dtype=np.float32)
+        self.present, self.starts = np.unique(ref_labels[order], return_index=True)
+        self.n_classes = n_classes
+
+    def scores(self, queries: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """For each query and code, the cosine similarity of the nearest reference vector of that code
+        (-1 if none)."""
+        out = np.full((len(queries), self.n_classes), -1.0, dtype=np.float32)
+        for start in range(0, len(queries), chunk):
+            sims = queries[start:start + chunk] @ self.refs.T
+            out[start:start + chunk, self.present] = np.maximum.reduceat(sims, self.starts, axis=1)
+        return out
 
 
 def top_k(probs: np.ndarray, codes: list[str], k: int) -> list[list[tuple[str, float]]]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.coders.base import CoderBase
 from engine.errors import ModelError
-from engine.coders.embedding.classifier import LinearModel, nearest_scores, softmax, top_k
+from engine.coders.embedding.classifier import LinearModel, NearestIndex, softmax, top_k
 from engine.coders.embedding.model import EmbeddingModel, resolve_embedding_model
 
 MODES = ("lr", "knn")
@@ -37,6 +37,8 @@ class EmbeddingCoder(CoderBase):
         # kNN prototypes: per source, each code's centroid (unit length; zero where the source has no text of
         # the code). A code's score is its nearest reference's cosine plus weight x cosine to each centroid.
         self.protos = protos if protos is not None and len(proto_weights) else None
+        # the references grouped by code, built on first use for the arrays it was built from
+        self._nearest: tuple[np.ndarray, np.ndarray, NearestIndex] | None = None
         self.proto_weights = [float(w) for w in proto_weights] if self.protos is not None else []
         self.proto_sources = list(proto_sources) if self.protos is not None else []
         # A zero-real kNN joins its validation lines to its references after scoring them; the coder as it
@@ -57,10 +59,18 @@ class EmbeddingCoder(CoderBase):
         vectors = np.atleast_2d(vectors).astype(np.float32, copy=False)
         if self.mode == "lr":
             return self.linear.logits(vectors)  # type: ignore[union-attr]
-        scores = nearest_scores(vectors, self.refs, self.ref_labels, len(self.codes))  # type: ignore[arg-type]
+        scores = self.nearest_index().scores(vectors)
         for weight, centroids in zip(self.proto_weights, self.protos if self.protos is not None else ()):
             scores += weight * (vectors @ centroids.T)
         return scores
+
+    def nearest_index(self) -> NearestIndex:
+        """The kNN references grouped by code; rebuilt when refs or ref_labels are replaced (absorb_validation)."""
+        cached = self._nearest
+        if cached is None or cached[0] is not self.refs or cached[1] is not self.ref_labels:
+            index = NearestIndex(self.refs, self.ref_labels, len(self.codes))  # type: ignore[arg-type]
+            self._nearest = cached = (self.refs, self.ref_labels, index)  # type: ignore[assignment]
+        return cached[2]
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(self.scores(vectors) / self.temperature)
