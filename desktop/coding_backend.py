@@ -116,6 +116,19 @@ class EngineCodingBackend:
                 self._judge = Judge(self.project, open_backend(judge_backend_settings()), model=self.model.id)
             return self._judge.second_opinion(text)
 
+    def judge_available(self) -> bool:
+        """Whether a second opinion can be asked: a default local LLM is registered."""
+        from engine.llm.registry import get_default_model
+
+        return get_default_model() is not None
+
+    def judge_threshold(self) -> float:
+        """Below this first-code probability the coder is unsure: the judge's (fitted or default) threshold."""
+        from engine.assist.judge import DEFAULT_THRESHOLD, stored_config
+
+        config = stored_config(self.project)
+        return config.threshold if config is not None else DEFAULT_THRESHOLD
+
     def close(self) -> None:
         with self._judge_lock:
             if self._judge is not None:

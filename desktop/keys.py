@@ -15,6 +15,7 @@ UNCODABLE = "Ctrl+U"
 UNDO = "Ctrl+Z"
 HISTORY = "Ctrl+H"
 SECOND_OPINION = "Ctrl+J"
+AUTO_OPINION = "Ctrl+Shift+J"
 # In the recent decisions list:
 HISTORY_EDIT = "Return"
 HISTORY_UNDO = "Delete"
@@ -36,6 +37,9 @@ CODING_KEYS: tuple[KeyHelp, ...] = (
     KeyHelp("Ctrl+U", "cannot be coded: stored as such, never as a training text"),
     KeyHelp("Ctrl+J", "second opinion: the local LLM reads the top 5 with their notes (seconds on a CPU); the code "
                       "it prefers is marked ★ in the Judge column"),
+    KeyHelp("Ctrl+Shift+J", "second opinions by themselves, on or off (off at first; remembered): when on, the local "
+                            "LLM reads the top 5 whenever the coder is unsure (its first code below the judge's "
+                            "threshold) and you pause, while no other job runs"),
     KeyHelp("Ctrl+Z, or Backspace in an empty field", "undo the last decision, and its training text"),
     KeyHelp("Ctrl+H", "go to the recent decisions: ↑/↓ move, Enter changes the code, Ctrl+U marks the text "
                       "as one that cannot be coded, Delete undoes it, Esc goes back to typing"),

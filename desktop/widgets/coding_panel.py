@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSplitter,
+    QAbstractItemView, QApplication, QCheckBox, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSplitter,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -24,6 +24,7 @@ from ..coding_backend import CodingBackend, SuggestionLike, SuggestThread
 from ..context import AppContext
 from ..help import term_tooltip
 from ..messages import plural
+from ..settings import app_settings
 from .code_details import CodeDetails
 from .code_picker import CodePicker
 
@@ -31,6 +32,11 @@ SUGGEST_DELAY_MS = 60
 TOP_K = 5
 HISTORY_SIZE = 50
 JUDGE_COLUMN = 4
+# Second opinions by themselves: asked when the coder is unsure and the coder has paused this long, with no
+# job running; on or off with keys.AUTO_OPINION, remembered in the app settings (off at first: the LLM takes
+# a GB of memory and both cores for seconds).
+IDLE_OPINION_MS = 1500
+AUTO_OPINION_SETTING = "coding/auto_second_opinion"
 
 
 class _OpinionSignals(QObject):
@@ -110,6 +116,13 @@ class CodingPanel(QWidget):
         splitter.addWidget(self.details)
         splitter.setSizes([640, 480])
         layout.addWidget(splitter, 1)
+        self.auto_opinion = QCheckBox("Second opinion by itself when the coder is unsure and you pause "
+                                      f"({keys.AUTO_OPINION})")
+        self.auto_opinion.setFocusPolicy(Qt.FocusPolicy.NoFocus)    # the text field keeps the keys
+        self.auto_opinion.setChecked(bool(app_settings().value(AUTO_OPINION_SETTING, False, type=bool)))
+        self.auto_opinion.setEnabled(False)                         # until a backend with a local LLM
+        self.auto_opinion.toggled.connect(self._auto_toggled)
+        layout.addWidget(self.auto_opinion)
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -132,6 +145,9 @@ class CodingPanel(QWidget):
         self._opinion_signals = _OpinionSignals(self)
         self._opinion_signals.ready.connect(self._opinion_ready)
         self._opinion_signals.failed.connect(self._opinion_failed)
+        self._auto_asked = False           # whether the opinion on its way was asked by the idle timer
+        self._idle = QTimer(self, singleShot=True, interval=IDLE_OPINION_MS, timeout=self._idle_elapsed)
+        ctx.runner.busy_changed.connect(lambda busy: None if busy else self._arm_idle())
         QShortcut(QKeySequence(keys.PICK), self, activated=self.pick_other)
         for row in range(TOP_K):
             QShortcut(QKeySequence(f"Alt+{row + 1}"), self, activated=lambda r=row: self.accept_row(r))
@@ -143,6 +159,11 @@ class CodingPanel(QWidget):
             old_close()   # the judge's LLM (a GB of memory) goes with the coder it served
         self.backend = backend
         self.opinion = None
+        self._idle.stop()
+        available = getattr(backend, "judge_available", None)
+        self.auto_opinion.setEnabled(bool(available is not None and self.ctx.guarded(available)()))
+        self.auto_opinion.setToolTip("" if self.auto_opinion.isEnabled() else
+                                     "Needs a local LLM: add one on the Models page.")
         self.suggester.set_backend(backend)
         self.text.setEnabled(backend is not None)
         if backend is None:
@@ -166,6 +187,7 @@ class CodingPanel(QWidget):
         self.text.setText(text)
 
     def _text_changed(self, _text: str) -> None:
+        self._idle.stop()
         self._timer.start()
 
     def _request(self) -> None:
@@ -178,6 +200,7 @@ class CodingPanel(QWidget):
         self.last_latency_ms = elapsed_ms
         self.suggested_text = text
         self._show(suggestions)
+        self._arm_idle()
         if not suggestions and text.strip() and self.backend is not None:
             problem = self.ctx.guarded(self.backend.problem)(text)
             if problem:
@@ -215,8 +238,50 @@ class CodingPanel(QWidget):
         """True while the judge's worker thread is reading a text (a second opinion is on its way)."""
         return self._judging
 
-    def second_opinion(self) -> None:
-        """Ask the local LLM about the current top 5 on a worker thread; the answer marks the table."""
+    def _unsure(self) -> bool:
+        threshold = getattr(self.backend, "judge_threshold", None)
+        if len(self.suggestions) < 2 or threshold is None:
+            return False
+        return self.suggestions[0].probability < self.ctx.guarded(threshold)()
+
+    def _wants_auto(self) -> bool:
+        """An opinion by itself is due: on, unsure fresh suggestions, none asked or shown for this text."""
+        text = self.text.text()
+        return (self.auto_opinion.isEnabled() and self.auto_opinion.isChecked() and not self._judging
+                and bool(text.strip()) and text == self.suggested_text
+                and getattr(self.opinion, "text", None) != text and self._unsure())
+
+    def _arm_idle(self) -> None:
+        if self._wants_auto():
+            self._idle.start()
+
+    def _idle_elapsed(self) -> None:
+        if not self._wants_auto():
+            return
+        if self.ctx.runner.busy:
+            return        # the machine is busy: asked again when the last job ends (busy_changed)
+        self.second_opinion(auto=True)
+
+    def toggle_auto_opinion(self) -> None:
+        if not self.auto_opinion.isEnabled():
+            self.status.setText("Second opinions need a local LLM: add one on the Models page.")
+            return
+        self.auto_opinion.setChecked(not self.auto_opinion.isChecked())
+
+    def _auto_toggled(self, on: bool) -> None:
+        settings = app_settings()
+        settings.setValue(AUTO_OPINION_SETTING, on)
+        settings.sync()
+        self.status.setText("Second opinions by themselves: " + (
+            "on. When the coder is unsure and you pause, the local LLM reads the top 5." if on else "off."))
+        if on:
+            self._arm_idle()
+        else:
+            self._idle.stop()
+
+    def second_opinion(self, auto: bool = False) -> None:
+        """Ask the local LLM about the current top 5 on a worker thread; the answer marks the table.
+        `auto`: asked by the idle timer (the coder is unsure and the coder paused), not by the key."""
         ask = getattr(self.backend, "second_opinion", None)
         if ask is None or not self.text.text().strip() or not self.suggestions:
             self.status.setText("A second opinion needs suggestions to judge.")
@@ -228,7 +293,10 @@ class CodingPanel(QWidget):
             return
         text = self.text.text()
         self._judging = True
-        self.status.setText("Asking the local LLM for a second opinion on the top 5 (a few seconds on a CPU)…")
+        self._auto_asked = auto
+        self._idle.stop()
+        self.status.setText(("The coder is unsure: asking" if auto else "Asking")
+                            + " the local LLM for a second opinion on the top 5 (a few seconds on a CPU)…")
         signals = self._opinion_signals
 
         def work() -> None:
@@ -241,7 +309,15 @@ class CodingPanel(QWidget):
 
     def _opinion_failed(self, exc: Exception) -> None:
         self._judging = False
-        self.status.setText("No second opinion.")
+        if self._auto_asked and self.auto_opinion.isChecked():
+            # not asked again at every pause: off for this panel (the remembered setting stays as it is)
+            self.auto_opinion.blockSignals(True)
+            self.auto_opinion.setChecked(False)
+            self.auto_opinion.blockSignals(False)
+            self.status.setText(f"No second opinion, and none by itself until turned on again "
+                                f"({keys.AUTO_OPINION}).")
+        else:
+            self.status.setText("No second opinion.")
         self.ctx.report(exc)
 
     def _opinion_ready(self, text: str, opinion: Any) -> None:
@@ -291,7 +367,8 @@ class CodingPanel(QWidget):
             return press
         actions: list[tuple[str, Callable[[], Any]]] = [
             (keys.SKIP, self.skip), (keys.UNCODABLE, self.mark_uncodable), (keys.UNDO, self.undo_last),
-            (keys.HISTORY, self.focus_history), (keys.SECOND_OPINION, self.second_opinion)]
+            (keys.HISTORY, self.focus_history), (keys.SECOND_OPINION, self.second_opinion),
+            (keys.AUTO_OPINION, self.toggle_auto_opinion)]
         for binding, action in actions:
             if keys.matches(event, binding):
                 if press:
@@ -462,6 +539,7 @@ class CodingPanel(QWidget):
         self.revised.emit(entry)
 
     def shutdown(self) -> None:
+        self._idle.stop()
         self.suggester.stop()
         close = getattr(self.backend, "close", None)
         if close is not None:

@@ -81,3 +81,105 @@ def test_batch_tab_with_second_opinions_adds_the_judge_column(window, panel, qtb
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and {r["judge"] for r in rows} <= {"agreed", "changed", ""}
     assert sum(r["judge"] != "" for r in rows) == result.judge["judged"]
+
+
+# second opinions by themselves (issue 14: "automatically when the machine is idle") ---------------------
+SHIFT_CTRL = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+
+
+@pytest.fixture
+def auto_panel(window, trained_path, qtbot):
+    """The Code panel over the real coder, its judge replaced by a quick scripted one (the real LLM path is
+    the slow test above): `asked` lists the texts it was asked about; `threshold` is the judge's."""
+    from engine.assist.judge import SecondOpinion
+
+    window.open_project(trained_path)
+    window.show_page("code")
+    panel = window.pages["code"].panel
+    backend = panel.backend
+    state = {"asked": [], "threshold": 1.01, "fail": None}
+
+    def second_opinion(text):
+        state["asked"].append(text)
+        if state["fail"]:
+            raise state["fail"]
+        top = backend.suggest(text, 5)
+        ranked = [(s.code, s.probability) for s in top]
+        judge = [(code, 1.0 if i == len(ranked) - 1 else 0.0) for i, (code, _) in enumerate(ranked)]
+        return SecondOpinion(text=text, coder=ranked, judge=judge, combined=ranked, preferred=ranked[-1][0],
+                             shown=[], seconds=0.1, fitted=True)
+
+    backend.second_opinion = second_opinion
+    backend.judge_available = lambda: True
+    backend.judge_threshold = lambda: state["threshold"]
+    panel.set_backend(backend)
+    panel._idle.setInterval(30)
+    panel.state = state
+    return panel
+
+
+def test_ctrl_shift_j_turns_opinions_by_themselves_on_and_they_come_when_the_coder_is_unsure(auto_panel, qtbot):
+    from desktop.settings import app_settings
+    from desktop.widgets.coding_panel import AUTO_OPINION_SETTING
+
+    panel = auto_panel
+    assert panel.auto_opinion.isEnabled() and not panel.auto_opinion.isChecked()     # off at first
+    qtbot.keyClick(panel.text, Qt.Key.Key_J, SHIFT_CTRL)
+    assert panel.auto_opinion.isChecked() and "on" in panel.status.text()
+    assert app_settings().value(AUTO_OPINION_SETTING, False, type=bool) is True       # remembered
+    qtbot.keyClicks(panel.text, "bakery bread")
+    qtbot.waitUntil(lambda: panel.opinion is not None, timeout=10_000)
+    assert panel.state["asked"] == ["bakery bread"]                                   # once per text
+    starred = [r for r in range(panel.table.rowCount()) if panel.table.item(r, 4).text().endswith("★")]
+    assert [panel.suggestions[r].code for r in starred] == [panel.opinion.preferred]
+    qtbot.keyClicks(panel.text, " rolls")
+    qtbot.waitUntil(lambda: getattr(panel.opinion, "text", "") == "bakery bread rolls", timeout=10_000)
+    assert panel.state["asked"] == ["bakery bread", "bakery bread rolls"]
+    qtbot.keyClick(panel.text, Qt.Key.Key_J, SHIFT_CTRL)
+    assert not panel.auto_opinion.isChecked()
+    assert app_settings().value(AUTO_OPINION_SETTING, True, type=bool) is False
+
+
+def test_no_opinion_by_itself_when_the_coder_is_sure_or_while_a_job_runs(window, auto_panel, qtbot):
+    panel = auto_panel
+    panel.auto_opinion.setChecked(True)
+    panel.state["threshold"] = 0.0                     # the coder is always sure
+    qtbot.keyClicks(panel.text, "bakery bread")
+    qtbot.waitUntil(lambda: panel.suggested_text == "bakery bread" and bool(panel.suggestions), timeout=5000)
+    assert not panel._idle.isActive() and panel.state["asked"] == []
+    panel.state["threshold"] = 1.01                    # unsure, but the machine is busy
+    window.runner.active.append(object())
+    qtbot.keyClicks(panel.text, " rolls")
+    qtbot.waitUntil(lambda: panel.suggested_text == "bakery bread rolls" and panel._idle.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not panel._idle.isActive(), timeout=5000)
+    assert panel.state["asked"] == [] and panel.opinion is None
+    window.runner.active.clear()                       # the job ends: the pause counts again
+    window.runner.busy_changed.emit(False)
+    qtbot.waitUntil(lambda: panel.state["asked"] == ["bakery bread rolls"], timeout=5000)
+
+
+def test_a_failing_judge_turns_opinions_by_themselves_off_for_the_panel(window, auto_panel, qtbot):
+    from desktop.settings import app_settings
+    from desktop.widgets.coding_panel import AUTO_OPINION_SETTING
+    from engine.errors import ModelError
+
+    panel = auto_panel
+    panel.state["fail"] = ModelError("the judge needs a local LLM")
+    panel.auto_opinion.setChecked(True)
+    qtbot.keyClicks(panel.text, "bakery bread")
+    qtbot.waitUntil(lambda: not panel.auto_opinion.isChecked(), timeout=10_000)
+    assert panel.state["asked"] == ["bakery bread"] and "none by itself" in panel.status.text()
+    assert app_settings().value(AUTO_OPINION_SETTING, False, type=bool) is True       # the choice stays
+    qtbot.keyClicks(panel.text, " rolls")
+    qtbot.waitUntil(lambda: panel.suggested_text == "bakery bread rolls", timeout=5000)
+    qtbot.wait(100)
+    assert panel.state["asked"] == ["bakery bread"]
+
+
+def test_without_a_local_llm_opinions_by_themselves_cannot_be_turned_on(window, trained_path, qtbot):
+    window.open_project(trained_path)
+    window.show_page("code")
+    panel = window.pages["code"].panel
+    assert not panel.auto_opinion.isEnabled()
+    qtbot.keyClick(panel.text, Qt.Key.Key_J, SHIFT_CTRL)
+    assert not panel.auto_opinion.isChecked() and "need a local LLM" in panel.status.text()
