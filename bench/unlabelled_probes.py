@@ -260,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def grid_section(rows: list[dict], title: str, header: str, keys: tuple[str, str], describe) -> list[str]:
+    """A probe's grid: a row per setting, a top-1 / top-5 cell per weight, and the best cell."""
+    top, row, weight = best(rows)
+    return ([title, "", header, "|---" * (header.count("|") - 1) + "|"]
+            + [f"| {x[keys[0]]} | {x[keys[1]]} | " + " | ".join(f"{v[0]:.1f} / {v[1]:.1f}" for v in x["scored"].values())
+               + " |" for x in rows]
+            + ["", f"Best: {top:.1f} % ({describe(row, weight)}).", ""])
+
+
 def report(r: dict) -> list[str]:
     lab = r["labeller"]
     lines = ["# Unlabelled real texts, all of NACE: development probes beyond self-training", "",
@@ -279,20 +288,12 @@ def report(r: dict) -> list[str]:
               + f", tau {row['tau']}, beta {beta}) against "
               f"{lab['scored'][0]:.1f} %." + (" Spreading lowers the backlog's labels for every setting." if lowered
                                               else ""), ""]
-    h = r["hierarchy"]
-    top, row, gamma = best(h)
-    lines += ["## 2. Division and group agreement", "",
-              "| level | member | gamma 0.1 | 0.25 | 0.5 | 1.0 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {x['level']} | {x['member']} | " + " | ".join(f"{v[0]:.1f} / {v[1]:.1f}" for v in x["scored"].values())
-              + " |" for x in h]
-    lines += ["", f"Best: {top:.1f} % ({row['level']}, {row['member']}, gamma {gamma}).", ""]
-    p = r["prior"]
-    top, row, lam = best(p)
-    lines += ["## 3. Prior adaptation by EM on the backlog", "",
-              "| T | iterations | lambda 0.25 | 0.5 | 1.0 |", "|---|---|---|---|---|"]
-    lines += [f"| {x['T']} | {x['iterations']} | " + " | ".join(f"{v[0]:.1f} / {v[1]:.1f}" for v in x["scored"].values())
-              + " |" for x in p]
-    lines += ["", f"Best: {top:.1f} % (T {row['T']}, {row['iterations']} iterations, lambda {lam}).", ""]
+    lines += grid_section(r["hierarchy"], "## 2. Division and group agreement",
+                          "| level | member | gamma 0.1 | 0.25 | 0.5 | 1.0 |", ("level", "member"),
+                          lambda row, g: f"{row['level']}, {row['member']}, gamma {g}")
+    lines += grid_section(r["prior"], "## 3. Prior adaptation by EM on the backlog",
+                          "| T | iterations | lambda 0.25 | 0.5 | 1.0 |", ("T", "iterations"),
+                          lambda row, lam: f"T {row['T']}, {row['iterations']} iterations, lambda {lam}")
     w = r.get("rewrite")
     if w:
         lines += ["## 4. The LLM rewrite", "",
