@@ -242,7 +242,8 @@ class CodingPanel(QWidget):
         threshold = getattr(self.backend, "judge_threshold", None)
         if len(self.suggestions) < 2 or threshold is None:
             return False
-        return self.suggestions[0].probability < self.ctx.guarded(threshold)()
+        value = self.ctx.guarded(threshold)()          # None when the project could not be read (reported)
+        return value is not None and self.suggestions[0].probability < value
 
     def _wants_auto(self) -> bool:
         """An opinion by itself is due: on, unsure fresh suggestions, none asked or shown for this text."""
