@@ -5,7 +5,8 @@
 
 A copy of the zero-real work project (notes + 24 synthetic samples per class, runs 1-5) is curated with the
 product's defaults and no real text (`statcoder curate run --no-real-train`: the embedding label check in
-notes mode relabels or rejects what it doubts), and again without the label check; each time the four members of the zero-real log ensemble are trained
+notes mode relabels or rejects what it doubts), again with only its confident flags, and again without the
+label check; each time the four members of the zero-real log ensemble are trained
 again on the accepted samples, with their curated labels, and scored on real-train beside the uncurated
 members of bench/results/ensemble-zero-real-lexical-grams4-redirected-coverage-dev-nace-full.json. On NACE
 10-11 the same curation lifted the embedding coder by 5.5 points (nace-uksic-10-11-judge-curation.md); on all
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = json.loads(baseline_path.read_text(encoding="utf-8"))
     started = time.perf_counter()
     variants = {"default": CurationSettings(run_ids=list(zero_real.RUNS), use_real_train=False),
+                "confident flags only": CurationSettings(run_ids=list(zero_real.RUNS), use_real_train=False,
+                                                         top_k=1000),
                 "without the label check": CurationSettings(run_ids=list(zero_real.RUNS), use_real_train=False,
                                                             label_check=False)}
     arms = {name: curated_arm(settings) for name, settings in variants.items()}
@@ -97,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{STEM}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     lines = ["# The default curation on all of NACE, zero real coded texts (development split)", "",
              f"`{result['command']}`", "", f"Created {result['created']}. {result['machine']['note']}.", "",
-             "The 14,760 samples of runs 1-5 curated with the product's defaults and no real text, then with the "
-             "same but without the label check (the other rules: duplicates, echoes, conflicts with the notes "
-             "and excludes, ...). Each time every coder is trained again on notes + the accepted samples with "
+             "The 14,760 samples of runs 1-5 curated with the product's defaults and no real text; then with the "
+             "label check flagging only a sample another code is predicted for with at least 0.8 (not one whose "
+             "own code is outside the checker's top 3: top k 1000); then without the label check (the other "
+             "rules: duplicates, echoes, conflicts with the notes and excludes, ...). Each time every coder is trained again on notes + the accepted samples with "
              "their curated labels and scored on real-train (the test half is not read); the uncurated figures "
              f"are those of `{zero_real.DEV}.json`. The four: the log ensemble with the product's zero-real "
              f"weights {WEIGHTS}.", ""]
