@@ -8,6 +8,7 @@ import os
 import platform
 import shlex
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ def work_copy(source: Path, work: Path) -> Project:
         work.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, work)
     return Project.open(work)
+
+
+def backup_copy(source: Path, target: Path) -> None:
+    """A project file copied through SQLite's backup, so that what the source's write-ahead log holds comes along."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def load_result(name: str) -> dict[str, Any] | None:

@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench.ensemble_zero_real as zero_real  # noqa: E402
-from bench.common import command_line, machine, now  # noqa: E402
-from engine.coders.registry import load_coder  # noqa: E402
+from bench.common import backup_copy, command_line, machine, now  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.curate.settings import CurationSettings, run_curation  # noqa: E402
 from engine.store.project import Project  # noqa: E402
@@ -49,27 +45,14 @@ def curated_arm(settings: CurationSettings) -> dict:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    # the zero-real work project when there (its embeddings cached), else the committed project it copies;
-    # through SQLite's backup, so that what a write-ahead log holds comes along
-    source = sqlite3.connect(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE)
-    target = sqlite3.connect(WORK)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
+    # the zero-real work project when there (its embeddings cached), else the committed project it copies
+    backup_copy(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE, WORK)
     project = Project.open(WORK)
     curation = run_curation(project, settings)
     statuses = dict(project.conn.execute("SELECT status, COUNT(*) FROM samples GROUP BY status").fetchall())
     ids = {kind: train_coder(project, zero_real.mix(), kind=kind, name=f"curated {kind}", make_default=False,
                              lexical=zero_real.lexical_options()).model_id for kind in zero_real.MEMBERS}
-    rows = zero_real.real_rows(project, "train")
-    coders = {k: load_coder(project, v)[0] for k, v in ids.items()}
-    codes = sorted(coders["knn"].codes)
-    index = {c: j for j, c in enumerate(codes)}
-    keep = [i for i, (_, c) in enumerate(rows) if c in index]
-    texts, gold = [rows[i][0] for i in keep], np.array([index[rows[i][1]] for i in keep])
-    logs = {k: zero_real.log_probs(c, texts, codes) for k, c in coders.items()}
+    logs, _, gold, _ = zero_real.dev_logs(project, ids)
     scores = {k: zero_real.accuracy(v, gold) for k, v in logs.items()}
     scores["four"] = zero_real.accuracy(sum(w * logs[k] for w, k in zip(WEIGHTS, zero_real.MEMBERS)), gold)
     project.close()

@@ -196,16 +196,22 @@ def judge_sample_mask(project: Project) -> list[bool] | None:
     return [i in wanted for (i,) in project.conn.execute("SELECT id FROM real_texts WHERE split = 'test' ORDER BY id")]
 
 
-def cmd_dev() -> dict:
-    project = open_work()
-    ids = members(project)
+def dev_logs(project: Project, ids: dict[str, int]) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, list[str]]:
+    """Each member's log-probabilities on real-train (the development texts whose code the kNN knows), with
+    those texts, their gold indices and the codes (the columns)."""
     rows = real_rows(project, "train")
     coders = {k: load_coder(project, v)[0] for k, v in ids.items()}
     codes = sorted(coders["knn"].codes)
     index = {c: j for j, c in enumerate(codes)}
     keep = [i for i, (_, c) in enumerate(rows) if c in index]
     texts, gold = [rows[i][0] for i in keep], np.array([index[rows[i][1]] for i in keep])
-    logs = {k: log_probs(c, texts, codes) for k, c in coders.items()}
+    return {k: log_probs(c, texts, codes) for k, c in coders.items()}, texts, gold, codes
+
+
+def cmd_dev() -> dict:
+    project = open_work()
+    ids = members(project)
+    logs, texts, gold, codes = dev_logs(project, ids)
     out: dict[str, dict] = {k: accuracy(v, gold) for k, v in logs.items()}
     grid = {}
     for rest in itertools.product(LOG_WEIGHT_GRID, repeat=len(MEMBERS) - 1):

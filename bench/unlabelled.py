@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import BENCHMARKS, command_line, machine, now  # noqa: E402
+from bench.common import BENCHMARKS, backup_copy, command_line, machine, now  # noqa: E402
 from engine.classification import import_builtin  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.realdata.importing import import_preset  # noqa: E402
@@ -283,21 +283,18 @@ def run_ensemble(args, argv) -> int:
     path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
     # files stay where they are), else the committed project it is copied from.
-    # (through SQLite's backup, so that what the source's write-ahead log holds comes along)
     origin = zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE
-    source = sqlite3.connect(origin)
-    target = sqlite3.connect(path)
-    try:
-        source.backup(target)
-        # a project loads only models in its own folder: bring the trained members along
-        folder = origin.with_name(origin.stem + ".models")
-        if folder.is_dir():
-            shutil.copytree(folder, path.with_name(path.stem + ".models"))
+    backup_copy(origin, path)
+    # a project loads only models in its own folder: bring the trained members along
+    folder = origin.with_name(origin.stem + ".models")
+    if folder.is_dir():
+        shutil.copytree(folder, path.with_name(path.stem + ".models"))
+        target = sqlite3.connect(path)
+        try:
             target.execute("UPDATE models SET path = REPLACE(path, ?, ?)", (folder.name + "/", path.stem + ".models/"))
             target.commit()
-    finally:
-        source.close()
-        target.close()
+        finally:
+            target.close()
     project = Project.open(path)
     started = time.perf_counter()
     ids = zero_real.members(project)
