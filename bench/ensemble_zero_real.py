@@ -19,7 +19,9 @@ ensemble-zero-real-lexical-{dev,test}-nace-full.{json,md} (the three-member file
 with --grams N (the lexical coder's terms are words and their character N-grams; without it, words only, as
 the lexical files were measured), ensemble-zero-real-lexical-gramsN-{dev,test}-nace-full.{json,md}; with
 --redirected (the notes arm also holds the excluded activities other codes' notes send to each code),
-...-redirected-{dev,test}-nace-full.{json,md}.
+...-redirected-{dev,test}-nace-full.{json,md}; with --heads BETA (the ensemble adds the title-heads term,
+engine.coders.heads, at that weight; dev grids the weight), ...-heads-{dev,test}-nace-full.{json,md}. Without
+--heads the ensembles are trained without the term (heads 0), as the earlier files were measured.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ REDIRECTED = False
 COVERAGE = False
 COVERAGE_GRID = (0.0, 16.0, 32.0, 48.0, 64.0)
 PRIOR_GRID = (0.0, 1.0, 3.0, 5.0)
+# --heads BETA: the ensemble with the title-heads term at that weight (engine.coders.heads); 0: without it
+HEADS = 0.0
+HEADS_GRID = (0.0, 1.0, 3.0, 10.0, 20.0, 50.0)
 
 
 def use_lexical(grams: int = 0) -> None:
@@ -87,6 +92,14 @@ def use_coverage() -> None:
         DEV, TEST = DEV.replace("-dev-", "-coverage-dev-"), TEST.replace("-test-", "-coverage-test-")
 
 
+def use_heads(beta: float) -> None:
+    """The title-heads setting (--heads): the ensembles' models and the result files are their own."""
+    global HEADS, DEV, TEST
+    if beta and not HEADS:
+        HEADS = float(beta)
+        DEV, TEST = DEV.replace("-dev-", "-heads-dev-"), TEST.replace("-test-", "-heads-test-")
+
+
 def lexical_options() -> LexicalOptions:
     """The lexical member's options: the product's with --coverage, else BM25 alone (as first measured)."""
     return LexicalOptions(grams=GRAMS) if COVERAGE else LexicalOptions(grams=GRAMS, coverage=0.0, prior=0.0)
@@ -95,7 +108,8 @@ def lexical_options() -> LexicalOptions:
 def model_suffix(kind: str) -> str:
     return ((VARIANT if kind in ("lexical", "ensemble") else "") + (" (redirected notes)" if REDIRECTED else "")
             + (f" (coverage {lexical_options().coverage:g}, prior {lexical_options().prior:g})"
-               if COVERAGE and kind in ("lexical", "ensemble") else ""))
+               if COVERAGE and kind in ("lexical", "ensemble") else "")
+            + (f" (title heads {HEADS:g})" if HEADS and kind == "ensemble" else ""))
 
 
 def open_work() -> Project:
@@ -131,7 +145,8 @@ def ensemble(project: Project, ids: dict[str, int], weights: list[float]) -> int
     model_id = model_by_name(project, name)
     if model_id is None:
         model_id = train_coder(project, mix(), kind="ensemble", name=name, make_default=False,
-                               members=[ids[k] for k in MEMBERS], combination="log", weights=weights).model_id
+                               members=[ids[k] for k in MEMBERS], combination="log", weights=weights,
+                               heads=HEADS).model_id
     return model_id
 
 
@@ -224,7 +239,36 @@ def cmd_dev() -> dict:
                         for k in MEMBERS},
             "grid": grid, "carve_weights": carve, "carve_on_dev": grid[str(carve)],
             "chosen": chosen,
-            **({"coverage_grid": coverage_grid(project, logs, texts, gold, codes)} if COVERAGE else {})}
+            # with --heads, the heads grid instead of the coverage grid (measured before, and minutes long)
+            **({"heads_grid": heads_grid(project, logs, texts, gold, codes, chosen)} if HEADS else
+               {"coverage_grid": coverage_grid(project, logs, texts, gold, codes)} if COVERAGE else {})}
+
+
+def heads_grid(project: Project, logs: dict, texts: list[str], gold: np.ndarray, codes: list[str],
+               weights: list[float]) -> dict:
+    """The ensemble at the chosen weights plus the title-heads term (engine.coders.heads) for every weight of
+    HEADS_GRID: how the product's ZERO_REAL_BETA was chosen; and the texts marked with an activity, each alone."""
+    from engine.coders.heads import TitleHeads, code_heads
+
+    base = sum(w * logs[k] for w, k in zip(weights, MEMBERS))
+    heads = code_heads(project, codes)
+    out = {}
+    for beta in HEADS_GRID:
+        score = base + TitleHeads(heads, beta).term(texts, codes)
+        out[f"{beta:g}"] = {"beta": beta, **accuracy(score, gold),
+                            "marked": {mark: accuracy(score[rows], gold[rows]) for mark, rows in marks(texts).items()}}
+        print(f"[{now()}] heads {beta:g}: {out[f'{beta:g}']['top1']:.4f}", file=sys.stderr, flush=True)
+    return out
+
+
+def marks(texts: list[str]) -> dict[str, np.ndarray]:
+    """The rows of the texts whose last bracket is one of the UK SIC index's activity marks (report only)."""
+    out = {}
+    for mark in ("(manufacture)", "(wholesale)", "(retail)", "(commission agent)"):
+        rows = np.array([i for i, t in enumerate(texts) if t.lower().rstrip().endswith(mark)], dtype=np.int64)
+        if len(rows):
+            out[mark] = rows
+    return out
 
 
 def coverage_grid(project: Project, logs: dict, texts: list[str], gold: np.ndarray, codes: list[str]) -> dict:
@@ -290,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the notes arm also holds the excluded activities other codes send to each code")
     parser.add_argument("--coverage", action="store_true",
                         help="the lexical member with the product's coverage and prior terms; dev also grids them")
+    parser.add_argument("--heads", type=float, default=0.0,
+                        help="the ensemble with the title-heads term at this weight; dev also grids it")
     args = parser.parse_args(argv)
     if args.grams and not args.lexical:
         parser.error("--grams is the lexical member's: give --lexical too")
@@ -301,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.lexical:
             parser.error("--coverage is the lexical member's: give --lexical too")
         use_coverage()
+    if args.heads:
+        use_heads(args.heads)
     base = {"command": command_line("bench.ensemble_zero_real", argv), "created": now(), "machine": machine()}
     if args.step == "dev":
         result = {**base, **cmd_dev()}
@@ -319,6 +367,18 @@ def main(argv: list[str] | None = None) -> int:
                       "|---|---|---|---|---|---|"]
             lines += [f"| {v['coverage']:g} | {v['prior']:g} | {v['alone']['top1']:.1%} | {v['alone']['top5']:.1%} | "
                       f"{v['top1']:.1%} | {v['top5']:.1%} |" for v in result["coverage_grid"].values()]
+            lines += [""]
+        if "heads_grid" in result:
+            found = list(next(iter(result["heads_grid"].values()))["marked"])
+            lines += [f"The title-heads term (engine.coders.heads) added at the chosen weights {result['chosen']}: "
+                      "a text that names a head (the first word of a title on a code's path, shared by at least 5 "
+                      "codes) adds log(1 + beta x its heads on the code's path) to every code's score. Beside "
+                      "the whole set, the texts marked with each activity (top-1 / top-5):", "",
+                      "| beta | top-1 | top-5 | " + " | ".join(found) + " |",
+                      "|---|---|---|" + "---|" * len(found)]
+            lines += [f"| {v['beta']:g} | {v['top1']:.1%} | {v['top5']:.1%} | "
+                      + " | ".join(f"{v['marked'][m]['top1']:.1%} / {v['marked'][m]['top5']:.1%} (n {v['marked'][m]['n']})"
+                                   for m in found) + " |" for v in result["heads_grid"].values()]
             lines += [""]
         write_result(DEV, result, "\n".join(lines))
         return 0

@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                         "without it, the notes as the earlier files were measured (files end in -redirected)")
     parser.add_argument("--coverage", action="store_true", help="with --labeller ensemble: the lexical member with "
                         "the product's coverage and prior terms (files end in -coverage)")
+    parser.add_argument("--heads", type=float, default=0.0, help="with --labeller ensemble: the ensembles (the "
+                        "labeller and the retrained one) add the title-heads term at this weight (engine.coders.heads; "
+                        "run bench.ensemble_zero_real dev with the same --heads first)")
     parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="nace-uksic",
                         help="with --labeller notes-knn or notes-ensemble: the classification and its real texts")
     parser.add_argument("--labeller", choices=["notes-knn", "notes-ensemble", "ensemble"], default="notes-knn",
@@ -270,15 +273,17 @@ def run_ensemble(args, argv) -> int:
         zero_real.use_redirected()
     if args.coverage:
         zero_real.use_coverage()
+    if args.heads:
+        zero_real.use_heads(args.heads)
     chosen = load_result(zero_real.DEV)
     if chosen is None:
         raise SystemExit("run python -m bench.ensemble_zero_real dev --lexical"
                          + (f" --grams {args.grams}" if args.grams else "")
                          + (" --redirected" if args.redirected else "") + (" --coverage" if args.coverage else "")
-                         + " first")
+                         + (f" --heads {args.heads:g}" if args.heads else "") + " first")
     variants = variants_of(args)
     suffix = ("-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-redirected" if args.redirected else "")
-              + ("-coverage" if args.coverage else "")
+              + ("-coverage" if args.coverage else "") + ("-heads" if args.heads else "")
               + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else ""))
     path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
@@ -326,7 +331,7 @@ def run_ensemble(args, argv) -> int:
             mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
                           validation_from="training", redirected_notes=zero_real.REDIRECTED)
             trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
-                                  make_default=False, lexical=zero_real.lexical_options())
+                                  make_default=False, lexical=zero_real.lexical_options(), heads=zero_real.HEADS)
             arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
                 **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
                 "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
@@ -348,6 +353,8 @@ def run_ensemble(args, argv) -> int:
                 if args.grams else "; the lexical coder's terms are words")
              + ("; the notes hold the excluded activities other codes send to each code" if args.redirected else "")
              + ("; the lexical coder adds its coverage and prior terms" if args.coverage else "")
+             + (f"; both ensembles add the title-heads term at weight {args.heads:g} (engine.coders.heads)"
+                if args.heads else "")
              + "). The pseudo-label "
              "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
              "by the coder as it was before it joined them to its references. The same ensemble is then "

@@ -9,6 +9,7 @@ import unicodedata
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
 _LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022.]+|\d+[.)]|[a-z][.)])\s+", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def clean_text(text: str) -> str:
@@ -16,6 +17,12 @@ def clean_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text).translate(_QUOTES)
     text = _LIST_MARKER.sub("", text)
     return _SPACES.sub(" ", text).strip()
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits of any script; '_' splits nothing worth keeping): what the
+    lexical coder and the title heads read."""
+    return [w for w in _WORD.findall(text.lower()) if w != "_"]
 
 
 def normalise_key(text: str) -> str:

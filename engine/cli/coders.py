@@ -103,7 +103,8 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
         echo_json({"model_id": result.model_id, "kind": result.kind, "path": str(result.path), "sha256": result.sha256,
                    "train_s": round(result.train_s, 3), "validation": result.validation, "default": result.made_default,
                    "warnings": result.warnings, "composition": composition,
-                   **({"weights": result.params["weights"]} if result.kind == "ensemble" else {}),
+                   **({"weights": result.params["weights"], "title_heads": result.params.get("title_heads")}
+                      if result.kind == "ensemble" else {}),
                    **({"cache": composition["cache"]} if "cache" in composition else {})})
         return
     click.echo("", err=True)
@@ -116,6 +117,10 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
     if result.kind == "ensemble":
         click.echo(f"weights ({result.params.get('combination', 'mean')}, {result.params.get('weights_from', 'validation')}): "
                    + ", ".join(f"{k} {v:g}" for k, v in result.params["weights"].items()))
+        heads = result.params.get("title_heads")
+        if heads is not None and result.params.get("combination") == "log":
+            click.echo("title heads: " + (f"weight {heads['beta']:g} ({heads['from']})" if heads["beta"] else
+                                          f"off ({heads['from']})" if heads["from"] != "off" else "off"))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
 
@@ -135,11 +140,16 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
 @click.option("--combination", type=click.Choice(["log", "mean"]), default="log", show_default=True,
               help="Ensemble: 'log' weighs the members' log-probabilities (any number of members; without real "
                    "text the weights chosen on all of NACE); 'mean' averages two members' probabilities.")
+@click.option("--heads", type=click.FloatRange(min=0), default=None,
+              help="Ensemble ('log'): the weight of the title heads (a text that says 'wholesale' moves toward the "
+                   "codes whose titles lead with it); 0 turns them off. Default: on where the classification's "
+                   "titles lead with the activity (NACE), chosen on real validation texts when there are some.")
 @click.option("--name", default="", help="A name for the coder.")
 @click.option("--no-default", is_flag=True, help="Do not let this coder become the serving one.")
 @json_option
 def coders_train(project_path: str, kind: str, embedding_model: str | None, members: tuple[int, ...],
-                 combination: str, name: str, no_default: bool, as_json: bool, **options) -> None:
+                 combination: str, heads: float | None, name: str, no_default: bool, as_json: bool,
+                 **options) -> None:
     """Train a coder on a mix of notes, synthetic, real-train and augmented texts."""
     project = open_project(project_path, write=True)
     mix = build_mix(project, **{k: options.pop(k) for k in MIX_KEYS})
@@ -147,7 +157,7 @@ def coders_train(project_path: str, kind: str, embedding_model: str | None, memb
     result = train_coder(project, mix, kind=kind, name=name, make_default=not no_default,
                          fasttext=fasttext_train_options(**options),
                          embedding=EmbeddingTrainOptions(model_path=embedding_model),
-                         members=list(members) or None, combination=combination,
+                         members=list(members) or None, combination=combination, heads=heads,
                          progress=None if as_json else progress_printer())
     if not no_default:
         # A coder validated on texts of its own (other codes) would serve whatever it scored: compare it

@@ -4,6 +4,10 @@ Two combinations: 'mean' (a weighted mean of probabilities; two members, the wei
 and 'log' (a weighted product, sum of w x log p renormalised, for any number of members: a code must
 look right to every member). It gets its members as arguments (Orange3's StackedLearner) and imports no
 coder kind: members are loaded through the registry, whatever their kind.
+
+A 'log' ensemble of a classification whose titles lead with the activity also adds the title-heads term
+(engine.coders.heads) to its log score: a text that says 'wholesale' moves toward the codes whose path is
+'Wholesale ...'. The heads and their weight are stored in the ensemble's file (format 2).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import numpy as np
 from engine.coders.base import Coder, CoderBase, TrainedModel, held_out_view
 from engine.coders.calibration import fit_temperature
 from engine.coders.data import DataMix, build_training_data, log_loss_of, score_validation, validation_key
+from engine.coders.heads import BETA_GRID, ZERO_REAL_BETA, TitleHeads, activity_titles, code_heads
 from engine.coders.registry import (get_model, load_coder, loader_for, models_folder, register_trained,
                                     verify_file, write_model_file)
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken
 from engine.store.project import Project
 
-FORMAT = "statcoder-ensemble/1"
+FORMAT = "statcoder-ensemble/2"      # /2: may hold title heads; /1 files load as they did
+FORMATS = ("statcoder-ensemble/1", FORMAT)
 COMBINATIONS = ("mean", "log")
 WEIGHT_GRID = tuple(i / 10 for i in range(11))
 # 'log': the first member's weight is 1; each further member's weight is chosen from this grid on validation.
@@ -75,9 +81,11 @@ def combine_log(distributions: Sequence[Distribution], weights: Sequence[float],
 
 
 def combine_log_many(per_member: Sequence[Sequence[Distribution]], weights: Sequence[float], k: int,
-                     temperature: float, codes: Sequence[str]) -> list[list[tuple[str, float]]]:
+                     temperature: float, codes: Sequence[str],
+                     extra: np.ndarray | None = None) -> list[list[tuple[str, float]]]:
     """combine_log for many texts at once, in numpy (the coding panel's latency): the same ranking and
-    probabilities, `codes` the sorted union of the members' codes."""
+    probabilities, `codes` the sorted union of the members' codes. `extra` (texts, codes) is added to the
+    log score before the temperature (the title-heads term)."""
     index = {c: j for j, c in enumerate(codes)}
     n = len(per_member[0]) if per_member else 0
     score = np.zeros((n, len(codes)))
@@ -93,6 +101,8 @@ def combine_log_many(per_member: Sequence[Sequence[Distribution]], weights: Sequ
                 ranked[i, cols] = True
         if weight:
             score += weight * logs
+    if extra is not None:
+        score += extra
     out = []
     for i in range(n):
         cols = np.flatnonzero(ranked[i])
@@ -114,7 +124,7 @@ class EnsembleCoder(CoderBase):
     kind = "ensemble"
 
     def __init__(self, members: list[Coder], weights: list[float], combination: str = "mean",
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, heads: TitleHeads | None = None):
         if combination not in COMBINATIONS:
             raise ModelError(f"unknown ensemble combination '{combination}'; choose one of {', '.join(COMBINATIONS)}")
         if len(weights) != len(members):
@@ -122,13 +132,16 @@ class EnsembleCoder(CoderBase):
         self.members, self.weights, self.combination = members, [float(w) for w in weights], combination
         self.temperature = float(temperature)
         self.codes = sorted({c for m in members for c in m.codes})
+        if heads is not None and combination != "log":
+            raise ModelError("title heads add to a 'log' ensemble's score; a 'mean' ensemble has none")
+        self.heads = heads
 
     def held_out(self) -> "EnsembleCoder":
         """This ensemble over its members' held-out views (itself when none absorbed validation lines)."""
         views = [held_out_view(m) for m in self.members]
         if all(v is m for v, m in zip(views, self.members)):
             return self
-        return EnsembleCoder(views, self.weights, self.combination, self.temperature)
+        return EnsembleCoder(views, self.weights, self.combination, self.temperature, self.heads)
 
     def distributions(self, texts: Sequence[str]) -> list[list[Distribution]]:
         """Per member, per text: every code's probability. Members on one sentence-embedding model share its vectors."""
@@ -152,7 +165,8 @@ class EnsembleCoder(CoderBase):
             return []
         per_member = self.distributions(texts)
         if self.combination == "log":
-            return combine_log_many(per_member, self.weights, k, self.temperature, self.codes)
+            extra = self.heads.term(texts, self.codes) if self.heads is not None else None
+            return combine_log_many(per_member, self.weights, k, self.temperature, self.codes, extra)
         return [combine([member[i] for member in per_member], self.weights, k) for i in range(len(texts))]
 
     @classmethod
@@ -162,7 +176,7 @@ class EnsembleCoder(CoderBase):
             spec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path} is not an ensemble file ({exc})") from exc
-        if spec.get("format") != FORMAT:
+        if spec.get("format") not in FORMATS:
             raise ModelError(f"{path} is an ensemble of an unknown format ({spec.get('format')})")
         members = []
         for member in spec["members"]:
@@ -172,7 +186,8 @@ class EnsembleCoder(CoderBase):
             elif not member_path.exists():
                 raise ModelError(f"ensemble member file is missing: {member_path}")
             members.append(loader_for(member["kind"])(member_path))
-        return cls(members, spec["weights"], spec.get("combination", "mean"), spec.get("temperature", 1.0))
+        heads = TitleHeads.from_json(spec["heads"]) if spec.get("heads") else None
+        return cls(members, spec["weights"], spec.get("combination", "mean"), spec.get("temperature", 1.0), heads)
 
 
 def choose_weight(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
@@ -201,10 +216,15 @@ def log_matrix(member_preds: Sequence[Sequence[Distribution]], codes: Sequence[s
     return out
 
 
+def validation_codes(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str]) -> list[str]:
+    """Every code the members or the gold labels name, sorted: the columns of validation_logs."""
+    return sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
+
+
 def validation_logs(member_preds: Sequence[Sequence[Distribution]],
                     gold: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The members' log-probabilities over every code they or the gold labels name, and the gold indices."""
-    codes = sorted({c for preds in member_preds for d in preds for c in d} | set(gold))
+    codes = validation_codes(member_preds, gold)
     index = {c: j for j, c in enumerate(codes)}
     return log_matrix(member_preds, codes), np.array([index[g] for g in gold])
 
@@ -229,10 +249,33 @@ def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Seq
 
 
 def log_temperature(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
-                    weights: Sequence[float]) -> float:
-    """The temperature of a 'log' ensemble that minimises its log-loss on the validation texts."""
+                    weights: Sequence[float], extra: np.ndarray | None = None) -> float:
+    """The temperature of a 'log' ensemble that minimises its log-loss on the validation texts; `extra`
+    (texts, validation_codes) is added to the score first (the title-heads term)."""
     logs, y = validation_logs(member_preds, gold)
-    return fit_temperature(np.tensordot(np.array(weights), logs, axes=1), y)
+    score = np.tensordot(np.array(weights), logs, axes=1)
+    return fit_temperature(score + extra if extra is not None else score, y)
+
+
+def choose_heads_beta(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str], weights: Sequence[float],
+                      heads: TitleHeads, texts: Sequence[str],
+                      grid: Sequence[float] = BETA_GRID) -> tuple[float, list[dict[str, Any]]]:
+    """The title-heads weight with the best validation top-1 (then log-loss) at the chosen member weights."""
+    logs, y = validation_logs(member_preds, gold)
+    codes = validation_codes(member_preds, gold)
+    base = np.tensordot(np.array(weights), logs, axes=1)
+    tried, best, best_key = [], 0.0, None
+    for beta in grid:
+        score = base + TitleHeads(heads.heads, beta).term(texts, codes)
+        score = score - score.max(axis=1, keepdims=True)
+        logp = score - np.log(np.exp(score).sum(axis=1, keepdims=True))
+        top1 = float((score.argmax(axis=1) == y).mean())
+        nll = float(-logp[np.arange(len(y)), y].mean())
+        tried.append({"beta": beta, "top1": round(top1, 4), "nll": round(nll, 4)})
+        key = (round(top1, 6), -nll)
+        if best_key is None or key > best_key:
+            best, best_key = beta, key
+    return best, tried
 
 
 def member_label(record) -> str:
@@ -244,8 +287,12 @@ def member_label(record) -> str:
 
 def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], name: str = "",
                    make_default: bool = True, cancel: CancelToken | None = None, combination: str = "mean",
-                   weights: Sequence[float] | None = None) -> TrainedModel:
+                   weights: Sequence[float] | None = None, heads: float | None = None) -> TrainedModel:
     """Combine trained coders of one mix; the weights are chosen on the mix's validation texts unless given.
+
+    `heads`, a 'log' ensemble's title-heads weight (engine.coders.heads): None decides by the classification
+    (titles that lead with the activity: ZERO_REAL_BETA without real text, else chosen on validation from
+    BETA_GRID; otherwise none); a number is that weight, 0 none.
 
     'mean' combines exactly two coders; 'log' any number. Without real text (validation carved from the
     training lines) a 'log' ensemble of (knn, embedding, fasttext, lexical), or of the first three, takes
@@ -264,6 +311,10 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
         weights = [float(w) for w in weights]
         if len(weights) != len(members) or any(w < 0 or not math.isfinite(w) for w in weights) or not any(weights):
             raise TrainingError(f"give one weight >= 0 per member ({len(members)}), not all zero")
+    if heads is not None and (not math.isfinite(heads) or heads < 0):
+        raise TrainingError(f"the title-heads weight must be a number >= 0, not {heads}")
+    if heads and combination != "log":
+        raise TrainingError("title heads add to a 'log' ensemble's score; a 'mean' ensemble has none")
     data = build_training_data(project, mix)
     if not data.validation:
         raise TrainingError("an ensemble needs validation texts to choose its weights; this mix has none")
@@ -299,22 +350,40 @@ def train_ensemble(project: Project, mix: DataMix, *, members: Sequence[int], na
     else:
         chosen, tried = choose_log_weights(member_preds, gold)
         source = "validation"
-    temperature = log_temperature(member_preds, gold, chosen) if combination == "log" else 1.0
+    union = sorted({c for coder in coders for c in coder.codes})
+    title_heads, heads_tried, heads_from = None, [], "off"
+    if combination == "log" and (heads or (heads is None and activity_titles(project))):
+        title_heads = TitleHeads(code_heads(project, union), heads or ZERO_REAL_BETA)
+        if heads:
+            heads_from = "given"
+        elif zero_real:
+            heads_from = "zero-real default"
+        else:
+            beta, heads_tried = choose_heads_beta(member_preds, gold, chosen, title_heads, texts)
+            title_heads, heads_from = TitleHeads(title_heads.heads, beta), "validation"
+        if not title_heads.beta:
+            title_heads = None
+    extra = title_heads.term(texts, validation_codes(member_preds, gold)) if title_heads is not None else None
+    temperature = log_temperature(member_preds, gold, chosen, extra) if combination == "log" else 1.0
     folder = models_folder(project)     # where the ensemble's file goes: members are named relative to it
     spec = {"format": FORMAT, "combination": combination, "weights": chosen, "temperature": temperature,
             "members": [{"kind": r.kind, "model_id": r.id, "sha256": r.sha256,
-                         "path": os.path.relpath(r.path, folder)} for r in records]}
+                         "path": os.path.relpath(r.path, folder)} for r in records],
+            **({"heads": title_heads.to_json()} if title_heads is not None else {})}
     path = write_model_file(project, "ensemble", ".json",
                             lambda target: target.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8"),
                             "ensemble")
     if combination == "log":
-        preds = [combine_log([m[i] for m in member_preds], chosen, 5, temperature) for i in range(len(gold))]
+        preds = combine_log_many(member_preds, chosen, 5, temperature, union,
+                                 title_heads.term(texts, union) if title_heads is not None else None)
     else:
         preds = [combine([m[i] for m in member_preds], chosen, 5) for i in range(len(gold))]
     validation = score_validation(preds, data.validation)
     params = {"weights": dict(zip(labels, chosen)), "combination": combination, "weights_from": source,
               "temperature": round(temperature, 5),
-              "weight_grid": tried, "members": [r.id for r in records]}
+              "weight_grid": tried, "members": [r.id for r in records],
+              "title_heads": {"beta": title_heads.beta if title_heads is not None else 0.0, "from": heads_from,
+                              "grid": heads_tried}}
     name = name or f"ensemble {time.strftime('%Y-%m-%d %H:%M')}"
     train_s = time.perf_counter() - start
     return register_trained(project, kind="ensemble", name=name, path=path, params=params,

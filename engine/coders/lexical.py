@@ -21,7 +21,6 @@ files no coverage or prior; both still load and score as they did).
 from __future__ import annotations
 
 import math
-import re
 import time
 import zipfile
 from collections import Counter
@@ -38,6 +37,7 @@ from engine.coders.registry import register_trained, write_model_file
 from engine.errors import ModelError, TrainingError
 from engine.jobs import CancelToken, ProgressCallback, ProgressInfo
 from engine.store.project import Project
+from engine.text import words
 
 FORMAT = "statcoder-lexical/3"
 # /1: words only, no 'grams' entry; /2: no coverage or prior
@@ -52,12 +52,6 @@ GRAMS = 4
 COVERAGE = 48.0
 PRIOR = 3.0
 PREFIX = 4      # words are matched for coverage by their first four letters ('brewery' ~ 'brewing')
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens (letters and digits of any script; '_' splits nothing worth keeping)."""
-    return [w for w in _WORD.findall(text.lower()) if w != "_"]
 
 
 def terms(text: str, grams: int = GRAMS) -> list[str]:

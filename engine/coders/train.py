@@ -23,13 +23,14 @@ KINDS = ("fasttext", "embedding", "knn", "lexical", "ensemble")
 def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", make_default: bool = True,
                 fasttext: TrainOptions | None = None, embedding: EmbeddingTrainOptions | None = None,
                 lexical: LexicalOptions | None = None, members: Sequence[int] | None = None, combination: str = "log",
-                weights: Sequence[float] | None = None, progress: ProgressCallback | None = None,
-                cancel: CancelToken | None = None) -> TrainedModel:
+                weights: Sequence[float] | None = None, heads: float | None = None,
+                progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> TrainedModel:
     """Train and register one coder. An ensemble without `members` trains its members first: fastText, the
     embedding regression and (for 'log', the default) the kNN and the lexical coder.
 
-    `combination` and `weights` are the ensemble's (engine.coders.ensemble): weights None are chosen on
-    validation, or are the zero-real defaults when the mix has no real text.
+    `combination`, `weights` and `heads` are the ensemble's (engine.coders.ensemble): weights None are chosen
+    on validation, or are the zero-real defaults when the mix has no real text; heads None follows the
+    classification (engine.coders.heads).
     """
     if kind not in KINDS:
         raise TrainingError(f"unknown coder kind '{kind}'; choose one of {', '.join(KINDS)}")
@@ -62,4 +63,4 @@ def train_coder(project: Project, mix: DataMix, *, kind: str, name: str = "", ma
             # the order of ZERO_REAL_MEMBERS: knn, embedding, fasttext, lexical
             members = [third.model_id, second.model_id, first.model_id, fourth.model_id]
     return train_ensemble(project, mix, members=members, name=name, make_default=make_default, cancel=cancel,
-                          combination=combination, weights=weights)
+                          combination=combination, weights=weights, heads=heads)
