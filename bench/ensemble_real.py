@@ -13,7 +13,9 @@ chosen on the test half, which is read once for every coder. Result: bench/resul
 with --lexical, ensemble-real-lexical-nace-full.* (the same rows, plus the lexical coder and the four-member
 ensemble the product now trains); with --grams N (the lexical coder's terms are words and their character
 N-grams, as the product cuts them now with N = 4; without it, words only as first measured),
-ensemble-real-lexical-gramsN-nace-full.*.
+ensemble-real-lexical-gramsN-nace-full.*. With --heads, one more row: the four-member ensemble with the
+title heads as the product trains it now (engine.coders.heads; its weight chosen on the same carve), the file
+...-heads-nace-full.*; the other ensembles are trained without the term (heads 0), as first measured.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RESULT = "ensemble-real-nace-full"
 # the earlier files were measured. Each names its models and result file apart.
 REDIRECTED = False
 COVERAGE = False
+HEADS = False
 
 
 def trained(project, name: str, **kwargs) -> int:
@@ -64,17 +67,21 @@ def run(lexical: bool = False, grams: int = 0) -> dict:
         members=[ids["fasttext"], ids["embedding"]])
     coders["log ensemble (knn, embedding, fastText)"] = trained(
         project, "bench real+notes ensemble: log", kind="ensemble", combination="log",
-        members=[ids[k] for k in MEMBERS])
+        members=[ids[k] for k in MEMBERS], heads=0.0)
     if lexical:
         coders["log ensemble (knn, embedding, fastText, lexical)"] = trained(
             project, "bench real+notes ensemble: log with lexical" + variant, kind="ensemble", combination="log",
-            members=[ids[k] for k in kinds])
+            members=[ids[k] for k in kinds], heads=0.0)
+        if HEADS:
+            coders["log ensemble (knn, embedding, fastText, lexical) + title heads"] = trained(
+                project, "bench real+notes ensemble: log with lexical" + variant + " (title heads)", kind="ensemble",
+                combination="log", members=[ids[k] for k in kinds])
     rows = real_rows(project, "test")
     out = {}
     for label, model_id in coders.items():
         record = get_model(project, model_id)
         out[label] = {**score_coder(project, model_id, rows), "validation": record.validation,
-                      "weights": record.params.get("weights")}
+                      "weights": record.params.get("weights"), "title_heads": record.params.get("title_heads")}
         print(f"[{now()}] {label}: {out[label]['top1']:.3f}", file=sys.stderr, flush=True)
     return {"test": out}
 
@@ -87,11 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redirected", action="store_true",
                         help="the notes also hold the excluded activities other codes send to each code")
     parser.add_argument("--coverage", action="store_true", help="the lexical coder's coverage and prior terms")
+    parser.add_argument("--heads", action="store_true", help="also the four with the title heads, as the product "
+                        "trains them now (the weight chosen on the validation carve)")
     args = parser.parse_args(argv)
     if (args.grams or args.coverage) and not args.lexical:
         parser.error("--grams and --coverage are the lexical coder's: give --lexical too")
-    global REDIRECTED, COVERAGE
-    REDIRECTED, COVERAGE = args.redirected, args.coverage
+    if args.heads and not args.lexical:
+        parser.error("--heads adds to the four-member ensemble: give --lexical too")
+    global REDIRECTED, COVERAGE, HEADS
+    REDIRECTED, COVERAGE, HEADS = args.redirected, args.coverage, args.heads
     result = {"command": command_line("bench.ensemble_real", argv), "created": now(), "machine": machine(),
               **run(args.lexical, args.grams)}
     lines = ["# The 'log' ensemble with real coded texts, all of NACE (UK SIC index): real-train + notes", "",
@@ -103,11 +114,15 @@ def main(argv: list[str] | None = None) -> int:
              "| coder | validation top-1 | test top-1 | test top-5 | n | weights |", "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {v['validation']['top1']:.1%} | {v['top1']:.1%} | {v['top5']:.1%} | {v['n']:,} | "
               f"{v['weights'] or ''} |" for k, v in result["test"].items()]
+    lines += [""] + [f"The title heads' weight, chosen on the carve from {[g['beta'] for g in v['title_heads']['grid']]}: "
+              f"{v['title_heads']['beta']:g} (validation top-1 per weight: "
+              + ", ".join(f"{g['beta']:g}: {g['top1']:.1%}" for g in v['title_heads']['grid']) + ")."
+              for k, v in result["test"].items() if (v.get("title_heads") or {}).get("from") == "validation"]
     lines.append("")
     name = RESULT.replace("real-", "real-lexical-" + (f"grams{args.grams}-" if args.grams else "")) if args.lexical \
         else RESULT
     name = name.replace("-nace-full", ("-redirected" if REDIRECTED else "") + ("-coverage" if COVERAGE else "")
-                        + "-nace-full")
+                        + ("-heads" if HEADS else "") + "-nace-full")
     write_result(name, result, "\n".join(lines))
     return 0
 
