@@ -47,6 +47,9 @@ class CodingBackend(Protocol):
         """A sentence when the coder knows only part of the classification, else None."""
         ...
 
+    # optional: activities(text) -> the activities the text names that the coder ranks toward
+    # ('Wholesale'); the panel shows them when the backend has it.
+
 
 class EngineCodingBackend:
     """engine.assist.coding over the project's default model (the best on validation, or the one chosen)."""
@@ -83,6 +86,10 @@ class EngineCodingBackend:
 
     def problem(self, text: str) -> str | None:
         return coding.codable_problem(self.project, text)
+
+    def activities(self, text: str) -> list[str]:
+        """The activities the text names that the serving coder moves it toward (its title heads)."""
+        return coding.activities_named(self.project, text, model=self.model.id)
 
     def coverage(self) -> str | None:
         # Asked on the GUI thread by every panel over this backend (Batch and Uncoded tabs) right after a

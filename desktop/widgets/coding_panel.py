@@ -116,6 +116,11 @@ class CodingPanel(QWidget):
         splitter.addWidget(self.details)
         splitter.setSizes([640, 480])
         layout.addWidget(splitter, 1)
+        # the activity the text names, when the coder moves toward it (title heads: 'wholesale', 'retail')
+        self.activity = QLabel()
+        self.activity.setWordWrap(True)
+        self.activity.hide()
+        layout.addWidget(self.activity)
         self.auto_opinion = QCheckBox("Second opinion by itself when the coder is unsure and you pause "
                                       f"({keys.AUTO_OPINION})")
         self.auto_opinion.setFocusPolicy(Qt.FocusPolicy.NoFocus)    # the text field keeps the keys
@@ -200,6 +205,7 @@ class CodingPanel(QWidget):
         self.last_latency_ms = elapsed_ms
         self.suggested_text = text
         self._show(suggestions)
+        self._show_activities(text if suggestions else "")
         self._arm_idle()
         if not suggestions and text.strip() and self.backend is not None:
             problem = self.ctx.guarded(self.backend.problem)(text)
@@ -231,6 +237,18 @@ class CodingPanel(QWidget):
             self._highlight(0)
         else:
             self.details.show_code(None, None)
+
+    def _show_activities(self, text: str) -> None:
+        """Say which activity the text names when the coder ranks the codes that lead with it higher."""
+        named = getattr(self.backend, "activities", None)
+        found = list(self.ctx.guarded(named)(text) or []) if named is not None and text.strip() else []
+        if not found:
+            self.activity.hide()
+            return
+        words = " and ".join(f"“{w}”" for w in found)
+        self.activity.setText(f"The text names the activity {words}: codes whose titles lead with "
+                              f"{'it' if len(found) == 1 else 'them'} are ranked higher.")
+        self.activity.show()
 
     # the LLM judge's second opinion ---------------------------------------------------------------
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -16,7 +17,8 @@ from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Pro
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.cache import ProjectCache
 from engine.store.project import Project
-from engine.text import clean_text, normalise_key
+from engine.coders.heads import PREFIX as HEAD_PREFIX
+from engine.text import clean_text, normalise_key, words as word_tokens
 
 if TYPE_CHECKING:
     from engine.assist.judge import BatchJudge
@@ -97,6 +99,18 @@ class _Titles(ProjectCache):
             cached = self._paths[code] = tuple(reversed(chain))
         return cached
 
+    def head_words(self) -> dict[str, str]:
+        """Each title head (engine.coders.heads: the first four letters of a title's first word) as the word
+        most titles spell it with, capitalised: 'whol' -> 'Wholesale'."""
+        if not hasattr(self, "_head_words"):
+            spelled: dict[str, Counter] = {}
+            for title in self.title.values():
+                found = word_tokens(title)
+                if found:
+                    spelled.setdefault(found[0][:HEAD_PREFIX], Counter())[found[0]] += 1
+            self._head_words = {h: c.most_common(1)[0][0].capitalize() for h, c in spelled.items()}
+        return self._head_words
+
 
 class _Vocabulary(ProjectCache):
     """The words of the classification (titles, notes) and of the real texts, by their first letters."""
@@ -146,6 +160,17 @@ def suggest(project: Project, text: str, k: int = 5, model: int | None = None) -
     titles = _Titles.of(project)
     return [Suggestion(code, prob, titles.title.get(code, ""), titles.path(code))
             for code, prob in coder.predict(text, k)]
+
+
+def activities_named(project: Project, text: str, model: int | None = None) -> list[str]:
+    """The activities a text names that the coder moves it toward (its title heads, engine.coders.heads), each
+    as the title word it matches ('Wholesale', 'Agents'); none for a coder without title heads."""
+    coder, _ = load_coder(project, model)
+    heads = getattr(coder, "heads", None)
+    if heads is None:
+        return []
+    spelled = _Titles.of(project).head_words()
+    return [spelled.get(h, h) for h in heads.text_heads(text)]
 
 
 def describe_default_coder(project: Project) -> str:

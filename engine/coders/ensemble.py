@@ -229,6 +229,13 @@ def validation_logs(member_preds: Sequence[Sequence[Distribution]],
     return log_matrix(member_preds, codes), np.array([index[g] for g in gold])
 
 
+def top1_and_nll(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-1 accuracy and mean log-loss of (texts, codes) log scores, renormalised, against gold indices."""
+    score = score - score.max(axis=1, keepdims=True)
+    logp = score - np.log(np.exp(score).sum(axis=1, keepdims=True))
+    return float((score.argmax(axis=1) == y).mean()), float(-logp[np.arange(len(y)), y].mean())
+
+
 def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Sequence[str],
                        grid: Sequence[float] = LOG_WEIGHT_GRID) -> tuple[list[float], list[dict[str, Any]]]:
     """Weights for 'log' (the first member 1, the others from `grid`) with the best validation top-1, then log-loss."""
@@ -236,11 +243,7 @@ def choose_log_weights(member_preds: Sequence[Sequence[Distribution]], gold: Seq
     tried, best, best_key = [], [1.0] * len(member_preds), None
     for rest in itertools.product(grid, repeat=len(member_preds) - 1):
         weights = [1.0, *rest]
-        score = np.tensordot(np.array(weights), logs, axes=1)
-        score -= score.max(axis=1, keepdims=True)
-        logp = score - np.log(np.exp(score).sum(axis=1, keepdims=True))
-        top1 = float((score.argmax(axis=1) == y).mean())
-        nll = float(-logp[np.arange(len(y)), y].mean())
+        top1, nll = top1_and_nll(np.tensordot(np.array(weights), logs, axes=1), y)
         tried.append({"weights": weights, "top1": round(top1, 4), "nll": round(nll, 4)})
         key = (round(top1, 6), -nll)
         if best_key is None or key > best_key:
@@ -266,11 +269,7 @@ def choose_heads_beta(member_preds: Sequence[Sequence[Distribution]], gold: Sequ
     base = np.tensordot(np.array(weights), logs, axes=1)
     tried, best, best_key = [], 0.0, None
     for beta in grid:
-        score = base + TitleHeads(heads.heads, beta).term(texts, codes)
-        score = score - score.max(axis=1, keepdims=True)
-        logp = score - np.log(np.exp(score).sum(axis=1, keepdims=True))
-        top1 = float((score.argmax(axis=1) == y).mean())
-        nll = float(-logp[np.arange(len(y)), y].mean())
+        top1, nll = top1_and_nll(base + TitleHeads(heads.heads, beta).term(texts, codes), y)
         tried.append({"beta": beta, "top1": round(top1, 4), "nll": round(nll, 4)})
         key = (round(top1, 6), -nll)
         if best_key is None or key > best_key:

@@ -86,9 +86,15 @@ def test_a_zero_real_nace_ensemble_adds_the_heads_and_keeps_them_in_its_file(nac
     assert without.heads is None and "heads" not in json.loads(plain.path.read_text())
     for text in (WHOLESALE, "Explosives (wholesale)", "Plastics in primary forms (commission agent)"):
         assert _mass(coder, text, "46.") > _mass(without, text, "46.") + 0.05, text
+    # what the Code page says about it (engine.assist.coding.activities_named)
+    from engine.assist.coding import activities_named
+
+    assert activities_named(nace_project, WHOLESALE, model=trained.model_id) == ["Wholesale"]
+    assert activities_named(nace_project, "Plastics (commission agent)", model=trained.model_id) == ["Agents"]
+    assert activities_named(nace_project, WHOLESALE, model=plain.model_id) == []
     # a text that names no activity is ranked as without the term
     text = "nylon granules and pellets"
-    assert not coder.heads.text_heads(text)
+    assert not coder.heads.text_heads(text) and activities_named(nace_project, text, model=trained.model_id) == []
     assert [c for c, _ in coder.predict(text, 5)] == [c for c, _ in without.predict(text, 5)]
     # a file of the format before (no heads) still loads and serves
     old = trained.path.with_name("old-format.json")
