@@ -86,23 +86,23 @@ class TitleHeads:
         self.heads = {str(c): sorted({str(h) for h in hs}) for c, hs in heads.items()}
         self.beta = float(beta)
         self.vocabulary = sorted({h for hs in self.heads.values() for h in hs})
-        self._columns: dict[tuple[str, ...], np.ndarray] = {}
+        self._at = {h: i for i, h in enumerate(self.vocabulary)}
+        self._columns: dict[tuple[str, ...], np.ndarray] = {}     # one entry: the last code order asked
 
     def _matrix(self, codes: Sequence[str]) -> np.ndarray:
         """(vocabulary, codes) 0/1: which codes have which head (cached per code order)."""
         key = tuple(codes)
         if key not in self._columns:
-            at = {h: i for i, h in enumerate(self.vocabulary)}
             matrix = np.zeros((len(self.vocabulary), len(codes)), np.float32)
             for j, code in enumerate(codes):
                 for h in self.heads.get(code, ()):
-                    matrix[at[h], j] = 1.0
+                    matrix[self._at[h], j] = 1.0
             self._columns = {key: matrix}
         return self._columns[key]
 
     def text_heads(self, text: str) -> list[str]:
-        known = set(self.vocabulary)
-        return sorted({w[:PREFIX] for w in words(text)} & known)
+        """The heads a text names, by its words' first PREFIX letters."""
+        return sorted({w[:PREFIX] for w in words(text)} & self._at.keys())
 
     def term(self, texts: Sequence[str], codes: Sequence[str]) -> np.ndarray:
         """(texts, codes): log(1 + beta x how many of the text's heads are on the code's path); zero for a
@@ -111,11 +111,10 @@ class TitleHeads:
         if not self.beta or not self.vocabulary:
             return out
         matrix = self._matrix(codes)
-        at = {h: i for i, h in enumerate(self.vocabulary)}
         for i, text in enumerate(texts):
             found = self.text_heads(text)
             if found:
-                out[i] = np.log1p(self.beta * matrix[[at[h] for h in found]].sum(axis=0))
+                out[i] = np.log1p(self.beta * matrix[[self._at[h] for h in found]].sum(axis=0))
         return out
 
     def to_json(self) -> dict:
