@@ -81,11 +81,18 @@ class ClassificationImportDialog(QDialog):
             "as in ISCO-08, \"- Medical physicist - 2111\". For any other form, give a regular expression "
             "whose group (?P<code>…), or only group, is the code.")
         self.excludes_pattern.textChanged.connect(lambda _t: self._mapping_changed())
+        self.activity_titles = QCheckBox("Titles lead with the activity (“Wholesale of …”, as in NACE and ISIC)")
+        self.activity_titles.setToolTip(
+            "Then an ensemble coder ranks a text that names an activity (“wholesale”, “retail”) toward the codes "
+            "whose titles lead with it. Leave it off when titles lead with the product (“… Merchant "
+            "Wholesalers”, as in NAICS): there it costs accuracy.")
+        self.activity_titles.toggled.connect(lambda _on: self._mapping_changed())
         form.addRow("File", self.file)
         form.addRow("Encoding", self.encoding)
         form.addRow("Name", self.name)
         form.addRow("", self.lenient)
         form.addRow("Excludes pattern", self.excludes_pattern)
+        form.addRow("", self.activity_titles)
         layout.addLayout(form)
 
         mapping_box = QGroupBox("Column mapping (code and title are required)")
@@ -165,10 +172,12 @@ class ClassificationImportDialog(QDialog):
         path, mapping, encoding = self.file.path, self.column_mapping(), self.encoding.currentText()
         name, strict = self.name.text().strip() or None, not self.lenient.isChecked()
         pattern = self.excludes_pattern.text().strip() or None
+        activity = True if self.activity_titles.isChecked() else None   # unchecked: the format's default (off)
 
         def parse_and_validate(progress, cancel) -> CheckedFile:
             parsed = parse_generic(path, mapping, encoding=encoding, name=name, strict_links=strict,
                                    excludes_pattern=pattern)
+            parsed.activity_titles = activity
             problems, warnings, links = validate(parsed)
             return CheckedFile(parsed, problems, warnings, len(links))
 

@@ -55,6 +55,9 @@ class ParsedClassification:
     # (NAICS refers to retired codes), reported instead of refused.
     unresolved_links_are_errors: bool = True
     warnings: list[str] = field(default_factory=list)
+    # whether the titles lead with the activity ('Manufacture of ...', 'Wholesale of ...'), so that a
+    # coder may rank by the activity a text names (engine.coders.heads); None: decided by the format
+    activity_titles: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,9 @@ def import_parsed(project: Project, parsed: ParsedClassification) -> ImportResul
         max_level = max(r[2] for r in rows)
         names = parsed.level_names or [f"level {i}" for i in range(1, max_level + 1)]
         project.set_setting("classification", {"name": parsed.name, "format": parsed.format,
-                                                "language": parsed.language})
+                                                "language": parsed.language,
+                                                **({"activity_titles": parsed.activity_titles}
+                                                   if parsed.activity_titles is not None else {})})
         project.set_setting("level_names", names)
     per_level: dict[int, int] = {}
     for row in rows:

@@ -59,16 +59,25 @@ def builtins() -> None:
               help="Generic files: a regular expression for references to other codes the built-in forms miss "
                    "('see 01.12', '(see 2221)', '→ 2221', 'classified in 2221', ISCO's '- Medical physicist - "
                    "2111'); its group 'code' (or only group) is the code, e.g. '\\[(\\d{4})\\]'.")
+@click.option("--activity-titles/--product-titles", "activity_titles", default=None,
+              help="Whether the titles lead with the activity ('Wholesale of ...', as NACE and ISIC do) or with the "
+                   "product ('... Merchant Wholesalers', as NAICS does). With activity titles, an ensemble coder "
+                   "ranks toward the codes whose titles lead with the activity a text names. Default: NACE's "
+                   "format has activity titles, the others do not.")
 @click.option("--check", "check_only", is_flag=True,
               help="Read and validate the file and say how many codes and links it has; write nothing.")
 def import_classification(project_path: str, file: str | None, builtin: str | None, fmt: str, xref: str | None,
                           mapping: tuple[str, ...], encoding: str | None, name: str | None,
-                          lenient_links: bool, excludes_pattern: str | None, check_only: bool) -> None:
+                          lenient_links: bool, excludes_pattern: str | None, activity_titles: bool | None,
+                          check_only: bool) -> None:
     """Import a classification from FILE, or a built-in one with --builtin. Validates before writing."""
     project = open_project(project_path, write=True)
     if bool(file) == bool(builtin):
         raise click.UsageError("give either FILE or --builtin NAME")
     if builtin:
+        if activity_titles is not None:
+            raise click.UsageError("--activity-titles/--product-titles apply to a FILE; a built-in classification "
+                                   "knows its titles")
         print_import_result(import_builtin(project, builtin))
         return
     path = Path(file)  # type: ignore[arg-type]
@@ -85,6 +94,7 @@ def import_classification(project_path: str, file: str | None, builtin: str | No
             raise click.BadParameter(str(exc), param_hint="--map") from None
         parsed = parse_generic(path, column_mapping, encoding=encoding or "utf-8", name=name,
                                strict_links=not lenient_links, excludes_pattern=excludes_pattern)
+    parsed.activity_titles = activity_titles
     if check_only:
         problems, warnings, links = validate(parsed)
         for problem in problems:

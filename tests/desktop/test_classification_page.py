@@ -191,6 +191,13 @@ def test_import_dialog_says_how_many_links_before_writing_and_takes_an_excludes_
     qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window)
     assert "5 codes and 2 links to other codes found" in dialog.status.text()
+    dialog.activity_titles.setChecked(True)
+    assert not dialog.import_button.isEnabled()        # so must a changed title setting
+    qtbot.mouseClick(dialog.check_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window)
     qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window)
     assert project.summary()["links"] == 2
+    from engine.coders.heads import activity_titles
+
+    assert activity_titles(project)                    # ISCO's titles do not, but the box says so here

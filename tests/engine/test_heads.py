@@ -144,3 +144,26 @@ def test_coders_train_takes_the_heads_weight(nace_project, capsys):
     assert code == 0 and json.loads(out)["title_heads"] == {"beta": 0.0, "from": "off", "grid": []}
     code, _, err = run("--kind", "ensemble", *members, "--heads", "-1", "--no-default")
     assert code != 0 and "--heads" in err
+
+
+def test_a_generic_import_says_whether_its_titles_lead_with_the_activity(tmp_path, capsys):
+    from engine.cli import main
+    from engine.store.project import Project
+
+    source = tmp_path / "isic.csv"
+    source.write_text("Code,Title,Parent\nG,Wholesale and retail trade,\n46,Wholesale trade,G\n"
+                      "4610,Wholesale on a fee or contract basis,46\n4620,Wholesale of agricultural raw materials,46\n",
+                      encoding="utf-8")
+    mapping = ["--map", "code=Code", "--map", "title=Title", "--map", "parent=Parent"]
+    for flag, expected in ((None, False), ("--activity-titles", True), ("--product-titles", False)):
+        path = tmp_path / f"{flag or 'default'}.statcoder"
+        assert main(["new", str(path)]) == 0
+        assert main(["classification", "import", "-p", str(path), str(source), *mapping,
+                     *([flag] if flag else [])]) == 0
+        with Project.open(path) as project:
+            assert activity_titles(project) is expected, flag
+            assert ("activity_titles" in project.get_setting("classification")) is (flag is not None)
+    path = tmp_path / "builtin.statcoder"
+    assert main(["new", str(path)]) == 0
+    assert main(["classification", "import", "-p", str(path), "--builtin", "nace2", "--product-titles"]) == 2
+    assert "a built-in classification knows its titles" in capsys.readouterr().err
