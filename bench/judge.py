@@ -75,8 +75,14 @@ CODERS = {"notes-knn": ("", "zero-real (notes kNN)"), "real+notes": ("-real+note
           # the same with the lexical coder's terms as the product cuts them now: words and their 4-grams
           # (bench.ensemble_zero_real --lexical --grams 4)
           "ensemble-lexical-grams4": ("-ensemble-lexical-grams4", "zero-real (log ensemble: kNN prototypes x "
-                                      "embedding LR x fastText x lexical of words and 4-grams)")}
-ENSEMBLES = ("ensemble", "ensemble-lexical", "ensemble-lexical-grams4")   # coders from bench.ensemble_zero_real
+                                      "embedding LR x fastText x lexical of words and 4-grams)"),
+          # the best zero-real coder now: the same four with redirected notes, the lexical coder's coverage and
+          # prior, and the title heads (bench.ensemble_zero_real --lexical --grams 4 --redirected --coverage
+          # --heads 20)
+          "ensemble-heads": ("-ensemble-heads", "zero-real (the four with redirected notes, coverage and prior, "
+                             "and title heads)")}
+ENSEMBLES = ("ensemble", "ensemble-lexical", "ensemble-lexical-grams4", "ensemble-heads")   # from
+# bench.ensemble_zero_real
 CODER = "notes-knn"    # set by main()
 # judge method -> (file-name suffix, note lines per candidate). "channel": log P(text | card) per candidate
 # (engine.llm.channel), one pass, no positions; "letters": the lettered list, two orders.
@@ -173,7 +179,11 @@ def coder_for(project: Project):
         import bench.ensemble_zero_real as zero_real
         from bench.common import load_result
         if CODER != "ensemble":
-            zero_real.use_lexical(4 if CODER.endswith("-grams4") else 0)
+            zero_real.use_lexical(4 if CODER in ("ensemble-lexical-grams4", "ensemble-heads") else 0)
+        if CODER == "ensemble-heads":
+            zero_real.use_redirected()
+            zero_real.use_coverage()
+            zero_real.use_heads(20.0)
         ensemble, members = zero_real.ensemble, zero_real.members
         chosen = load_result(zero_real.DEV)
         if chosen is None:
