@@ -42,6 +42,13 @@ def _model_id(project: Project, kind: str, mix: DataMix, fresh: bool = False) ->
         from engine.coders.train import train_coder
 
         return train_coder(project, mix, kind="ensemble", name=name, make_default=False).model_id
+    if kind == "log-ensemble-heads":   # the same members, with the title heads at the zero-real weight
+        from engine.coders.heads import ZERO_REAL_BETA
+        from engine.coders.registry import get_model
+
+        members = get_model(project, _model_id(project, "log-ensemble", mix, fresh)).params["members"]
+        return train_ensemble(project, mix, members=members, combination="log", heads=ZERO_REAL_BETA,
+                              name=name, make_default=False).model_id
     return train_ensemble(project, mix, members=[_model_id(project, "fasttext", mix, fresh),
                                                  _model_id(project, "embedding", mix, fresh)],
                           name=name, make_default=False).model_id
@@ -53,7 +60,8 @@ def main(argv=None) -> None:
     parser.add_argument("--phrases", type=int, default=1000)
     parser.add_argument("--kinds", default="fasttext,embedding,ensemble",
                         help="comma-separated: fasttext, embedding, ensemble (the mean of fastText and embeddings), "
-                             "log-ensemble (the product's default ensemble of four)")
+                             "log-ensemble (the product's default ensemble of four), log-ensemble-heads (its "
+                             "members with the title heads, engine.coders.heads)")
     parser.add_argument("--result", default="suggest-latency-nace-full", help="result file name (bench/results/)")
     parser.add_argument("--fresh", action="store_true", help="train the coders again even where the project holds "
                         "ones of the same name (after the product changed how it trains them)")
