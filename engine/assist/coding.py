@@ -17,7 +17,7 @@ from engine.errors import StatcoderError, UnknownCodeError, ValidationError, Pro
 from engine.jobs import CancelToken, ProgressCallback, ProgressMeter
 from engine.store.cache import ProjectCache
 from engine.store.project import Project
-from engine.coders.heads import PREFIX as HEAD_PREFIX
+from engine.coders.heads import head_of
 from engine.text import clean_text, normalise_key, words as word_tokens
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class _Titles(ProjectCache):
             for title in self.title.values():
                 found = word_tokens(title)
                 if found:
-                    spelled.setdefault(found[0][:HEAD_PREFIX], Counter())[found[0]] += 1
+                    spelled.setdefault(head_of(title), Counter())[found[0]] += 1
             self._head_words = {h: c.most_common(1)[0][0].capitalize() for h, c in spelled.items()}
         return self._head_words
 

@@ -119,8 +119,8 @@ def report_trained(result: TrainedModel, *, as_json: bool) -> None:
                    + ", ".join(f"{k} {v:g}" for k, v in result.params["weights"].items()))
         heads = result.params.get("title_heads")
         if heads is not None and result.params.get("combination") == "log":
-            click.echo("title heads: " + (f"weight {heads['beta']:g} ({heads['from']})" if heads["beta"] else
-                                          f"off ({heads['from']})" if heads["from"] != "off" else "off"))
+            setting = f"weight {heads['beta']:g}" if heads["beta"] else "off"
+            click.echo(f"title heads: {setting}" + (f" ({heads['from']})" if heads["from"] != "off" else ""))
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
 

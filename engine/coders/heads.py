@@ -6,7 +6,8 @@ plastics in primary forms' (20.16), 'Wholesale of chemical products' (46.75) and
 of fuels, ores, metals and industrial chemicals' (46.12). A sentence-embedding coder hears the product and
 misses the activity: on all of NACE with zero real text, the ensemble of four puts 'Polyamides in primary
 forms (wholesale)' in 20.16, gets 47 % of the texts marked '(wholesale)' right and 13 % of those marked
-'(commission agent)' (the development half, bench/results/title-heads-dev-nace-full.md).
+'(commission agent)' (the development half,
+bench/results/ensemble-zero-real-lexical-grams4-redirected-coverage-heads-dev-nace-full.md).
 
 The classification itself says which words name an activity: the first word of a title, on every level of a
 code's path ('C Manufacturing', '46 Wholesale trade', '46.1 Wholesale on a fee or contract basis', '46.12
@@ -17,8 +18,8 @@ of the activity it names move up, and the coder's own ranking still chooses amon
 
 It is only right where titles lead with the activity. NACE's do, so it is on for NACE (beta 20 on the
 development half: the zero-real ensemble of four 60.7 -> 62.0 % top-1). NAICS titles lead with the product
-('Soybean Farming', 'Chemical and Allied Products Merchant Wholesalers'), and the same term costs 0.3 points
-there, so it is off: a project turns it on through its classification's format (ACTIVITY_TITLE_FORMATS) or
+('Soybean Farming', 'Chemical and Allied Products Merchant Wholesalers'), and the same term costs 0.5 points
+there (bench/results/title-heads-dev-naics-full.md), so it is off: a project turns it on through its classification's format (ACTIVITY_TITLE_FORMATS) or
 its 'classification' setting's 'activity_titles'.
 """
 
