@@ -144,6 +144,35 @@ def candidates_for(project: Project, codes: Sequence[str]) -> list[Candidate]:
     return [cards.candidate(code) for code in codes]
 
 
+def verdict_key(judge_sha256: str, text: str, candidates: Sequence[Candidate], options: JudgeOptions,
+                prior: Sequence[float] | None) -> str:
+    """A digest of everything a verdict depends on: the LLM, how it asks, the text and the cards shown."""
+    data = json.dumps([judge_sha256, options.to_dict(), list(prior) if prior else None, text,
+                       [[c.code, c.title, list(c.lines)] for c in candidates]], ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def kept_verdict(project: Project, backend, text: str, candidates: Sequence[Candidate], *, options: JudgeOptions,
+                 prior: Sequence[float] | None = None) -> tuple[JudgeVerdict, bool]:
+    """The judge's verdict from the project's store (table judge_verdicts) when it was asked the same
+    question before, else from the LLM, stored at once in its own transaction so that a cancelled run
+    keeps every answer it paid for. Returns the verdict and whether it was reused."""
+    key = verdict_key(backend.model_sha256, text, candidates, options, prior)
+    row = project.conn.execute("SELECT verdict FROM judge_verdicts WHERE key = ?", (key,)).fetchone()
+    if row is not None:
+        try:
+            verdict = JudgeVerdict.from_json(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError):
+            verdict = None      # a damaged row is asked again and overwritten
+        if verdict is not None and verdict.codes == tuple(c.code for c in candidates):
+            return verdict, True
+    verdict = judge_candidates(backend, text, candidates, options=options, prior=prior)
+    with project.transaction() as conn:
+        conn.execute("INSERT OR REPLACE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
+                     (key, backend.model_sha256, json.dumps(verdict.to_json())))
+    return verdict, False
+
+
 @dataclass(frozen=True)
 class SecondOpinion:
     """The judge's answer for one text, for the Code page: the coder's ranking, the judge's, and both merged.

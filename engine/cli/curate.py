@@ -13,7 +13,7 @@ from engine.curate import (ALL_RULES, balance_report, clear_user_status, export_
                            override_flag, set_sample_status, status_counts)
 from engine.curate.settings import CurationSettings, parse_rules, run_curation
 from engine.curate.quality import quality_report
-from engine.cli.common import cli, echo_json, json_option, open_project, project_option
+from engine.cli.common import cli, echo_json, json_option, open_project, progress_printer, project_option
 
 run_option = click.option("--run", "runs", type=int, multiple=True,
                           help="Generation run id (repeat for several; default: every run).")
@@ -65,7 +65,8 @@ def curate_group() -> None:
                    "coder trained on another model's samples ranks in this top k; 0 = off.")
 @click.option("--judge", "use_judge", is_flag=True,
               help="The local LLM judge reads every label-check flag; a flag relabels or rejects only where the "
-                   "judge prefers another code with at least --judge-confidence (slow: seconds per flag on a CPU).")
+                   "judge prefers another code with at least --judge-confidence (slow: seconds per flag on a CPU). "
+                   "Every verdict is kept in the project, so a run stopped with Ctrl+C resumes when run again.")
 @click.option("--judge-confidence", type=float, default=0.5, show_default=True)
 @click.option("--judge-method", type=click.Choice(["channel", "letters"]),
               help="How the judge reads a flag (default: channel with a local model, letters with a server).")
@@ -97,12 +98,17 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
         with open_backend(judge_backend_settings(judge_model, threads=judge_threads)) as backend:
             confirm = JudgeConfirm(project, backend, min_confidence=judge_confidence, method=judge_method)
             options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
-            result = curate(project, run_ids=settings.run_ids, options=options)
+            result = curate(project, run_ids=settings.run_ids, options=options,
+                            progress=None if as_json else progress_printer())
         if not as_json:
             j = confirm.summary()
-            click.echo(f"judge: {j['judged']} flags read, {j['confirmed']} confirmed, {j['dismissed']} dismissed")
+            click.echo("", err=True)
+            click.echo(f"judge: {j['judged']} flags read, {j['confirmed']} confirmed, {j['dismissed']} dismissed"
+                       + (f" ({j['reused']} answered from earlier runs' verdicts)" if j["reused"] else ""))
     else:
-        result = run_curation(project, settings)
+        result = run_curation(project, settings, progress=None if as_json else progress_printer())
+        if not as_json:
+            click.echo("", err=True)
     if as_json:
         echo_json(result.to_dict())
         return

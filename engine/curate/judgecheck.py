@@ -8,6 +8,11 @@ the local LLM the sample and the checker's candidates (plus the sample's own cod
 only where the judge prefers another code with probability at least `min_confidence`; the flag's
 suggested code becomes the judge's choice. Only flagged samples are judged, so the cost is seconds per
 flag, not per sample.
+
+Every verdict is kept in the project as soon as it is made (engine.assist.judge.kept_verdict): a judged
+curation of a whole classification takes hours on a CPU, and one that is cancelled or crashes resumes
+where it stopped when it is run again. The label check hands the flags over grouped by code
+(engine.curate.labelcheck), so the channel judge finds most candidates' cards in its cache.
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from engine.assist.judge import DEFAULT_LINES, candidates_for, judge_method, stored_config
+from engine.assist.judge import DEFAULT_LINES, candidates_for, judge_method, kept_verdict, stored_config
 from engine.curate.rules import Hit, Sample
 from engine.jobs import CancelToken
-from engine.llm.judge import JudgeOptions, judge_candidates
+from engine.llm.judge import JudgeOptions
 from engine.store.project import Project
 
 
 class JudgeConfirm:
-    """Callable (sample, checker prediction, hit) -> hit or None; counts what it did."""
+    """Callable (sample, checker prediction, hit) -> hit or None; counts what it did (`judged` flags, of
+    which `reused` were answered from the project's store of earlier verdicts)."""
 
     __name__ = "judge"
 
@@ -41,7 +47,7 @@ class JudgeConfirm:
         # for this LLM and k; the channel judge shows no positions.
         self.prior = (config.prior if method == "letters" and config is not None and config.prior
                       and len(config.prior) == k and config.judge_model_sha256 == backend.model_sha256 else None)
-        self.judged = self.confirmed = self.dismissed = 0
+        self.judged = self.confirmed = self.dismissed = self.reused = 0
         self.seconds = 0.0
 
     def describe(self) -> dict:
@@ -58,9 +64,12 @@ class JudgeConfirm:
         if len(codes) < 2:
             return hit
         started = time.perf_counter()
-        verdict = judge_candidates(self.backend, sample.text, candidates_for(self.project, codes),
-                                   options=self.options, prior=self.prior)
-        self.seconds += time.perf_counter() - started
+        verdict, reused = kept_verdict(self.project, self.backend, sample.text, candidates_for(self.project, codes),
+                                       options=self.options, prior=self.prior)
+        if reused:
+            self.reused += 1
+        else:
+            self.seconds += time.perf_counter() - started
         self.judged += 1
         best, p = verdict.best
         own = verdict.as_dict().get(sample.code, 0.0)
@@ -72,5 +81,6 @@ class JudgeConfirm:
                    best)
 
     def summary(self) -> dict:
+        asked = self.judged - self.reused
         return {"judged": self.judged, "confirmed": self.confirmed, "dismissed": self.dismissed,
-                "seconds_per_judged": round(self.seconds / self.judged, 3) if self.judged else None}
+                "reused": self.reused, "seconds_per_judged": round(self.seconds / asked, 3) if asked else None}

@@ -128,16 +128,28 @@ def label_check(samples: Sequence[Sample], *, reference: Sequence[tuple[str, str
     by_id = {s.id: s for s in samples}
     hits = [hit for check in checks if (hit := _hit(by_id[check.sample_id], check, options)) is not None]
     if options.confirm is not None:
-        confirmed = []
-        for n, hit in enumerate(hits):
-            if cancel:
-                cancel.check()
-            kept = options.confirm(by_id[hit.sample_id], predictions[hit.sample_id], hit)
-            if kept is not None:
-                confirmed.append(kept)
-            meter.update(len(groups), f"label check: second reader, flag {n + 1} of {len(hits)}")
-        hits = confirmed
+        hits = _second_reading(hits, by_id, predictions, options.confirm, progress, cancel)
     return checks, hits
+
+
+def _second_reading(hits: list[Hit], by_id: dict[int, Sample], predictions: dict[int, Prediction],
+                    confirm: Callable[[Sample, Prediction, Hit], Hit | None], progress: ProgressCallback | None,
+                    cancel: CancelToken | None) -> list[Hit]:
+    """The flags that `confirm` keeps, in the flags' order. They are read grouped by the sample's code and
+    the checker's code, so that a judge with a cache of candidate cards (the channel judge) reuses them
+    from one flag to the next; the reading has its own progress, since it is the slow part."""
+    order = sorted(range(len(hits)), key=lambda i: (by_id[hits[i].sample_id].code, hits[i].suggested_code or "", i))
+    meter = ProgressMeter(len(hits), progress)
+    kept: dict[int, Hit] = {}
+    for n, i in enumerate(order):
+        if cancel:
+            cancel.check()
+        hit = hits[i]
+        answer = confirm(by_id[hit.sample_id], predictions[hit.sample_id], hit)
+        if answer is not None:
+            kept[i] = answer
+        meter.update(n + 1, f"label check: second reader, flag {n + 1} of {len(hits)}")
+    return [kept[i] for i in sorted(kept)]
 
 
 def _check(sample: Sample, prediction: Prediction) -> Check:

@@ -415,3 +415,21 @@ def m100_phrase_logprob(conn: sqlite3.Connection) -> None:
         ALTER TABLE samples ADD COLUMN logprob_tokens INTEGER;
         """
     )
+
+
+@migration
+def m105_judge_verdicts(conn: sqlite3.Connection) -> None:
+    """The LLM judge's verdicts on curation's label-check flags, kept so that a cancelled or crashed
+    judged curation (hours on a CPU for a whole classification) resumes without asking the LLM again.
+    `key` is a digest of everything a verdict depends on: the judge model's sha256, how it asks, the
+    text and each candidate's card (code, title, note lines), so an edited note is asked afresh."""
+    _script(conn,
+        """
+        CREATE TABLE judge_verdicts (
+            key TEXT PRIMARY KEY,
+            judge_model_sha256 TEXT NOT NULL,
+            verdict TEXT NOT NULL,                   -- JSON: engine.llm.judge.JudgeVerdict.to_json
+            created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        ) WITHOUT ROWID;
+        """
+    )

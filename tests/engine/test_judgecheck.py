@@ -37,7 +37,7 @@ def test_flags_stand_only_where_the_judge_is_confident_and_take_its_code(nace_pr
     assert len(checks) == 3
     assert [(h.sample_id, h.suggested_code) for h in hits] == [(1, "11.05")]   # relabelled to the judge's code
     assert "LLM judge prefers 11.05" in hits[0].reason
-    assert confirm.summary() == {"judged": 2, "confirmed": 1, "dismissed": 1,
+    assert confirm.summary() == {"judged": 2, "confirmed": 1, "dismissed": 1, "reused": 0,
                                  "seconds_per_judged": confirm.summary()["seconds_per_judged"]}
     assert options.describe()["confirm"]["name"] == "judge"
 
@@ -75,6 +75,92 @@ def test_the_judge_reads_flags_with_the_products_method(nace_project):
     assert JudgeConfirm(nace_project, CardBackend({}), method="letters").describe()["method"] == "letters"
     with pytest.raises(StatcoderError):
         JudgeConfirm(nace_project, CardBackend({}), method="vote")
+
+
+MORE = SAMPLES + [make_sample(4, "10.51", "cheese dairy"),      # flagged towards 10.82 as well
+                  make_sample(5, "10.71", "ale brewer")]          # flagged, judged beer
+
+
+def grouping_checker(train_pairs, texts):
+    table = {"cheese dairy": [("10.82", 0.9), ("10.51", 0.05), ("11.05", 0.03)],
+             "ale brewer": [("10.82", 0.9), ("11.05", 0.05), ("10.71", 0.03)]}
+    return [table.get(t) or doubtful_checker(train_pairs, [t])[0] for t in texts]
+
+
+def _judged_check(project, backend, cancel=None):
+    confirm = JudgeConfirm(project, backend, k=3, cancel=cancel)
+    options = LabelCheckOptions(mode="notes", checker=grouping_checker, top_k=1, confident=0.8, confirm=confirm)
+    _, hits = label_check(MORE, reference=[("x", "10.71"), ("y", "11.05")], options=options, cancel=cancel)
+    return confirm, [(h.sample_id, h.suggested_code) for h in hits]
+
+
+def test_flags_are_read_grouped_by_code_and_come_back_in_their_order(nace_project):
+    backend = CardBackend({"brewing ale": "11.05", "ale brewer": "11.05"}, skill=4.0)
+    seen = []
+    original = backend.continuation_logprobs
+
+    def spy(prefixes, continuation):
+        seen.append(continuation.strip())
+        return original(prefixes, continuation)
+
+    backend.continuation_logprobs = spy
+    confirm, hits = _judged_check(nace_project, backend)
+    # Flags of one code follow each other (10.51 twice, then 10.71 twice), so their cards stay cached.
+    assert seen == ["goat cheese", "cheese dairy", "brewing ale", "ale brewer"]
+    assert hits == [(1, "11.05"), (5, "11.05")]         # the flags' order, not the reading order
+    assert confirm.summary()["judged"] == 4 and confirm.summary()["reused"] == 0
+
+
+def test_a_cancelled_judged_curation_resumes_without_asking_the_llm_again(nace_project):
+    from engine.jobs import Cancelled, CancelToken
+
+    class StopAfter(CardBackend):
+        def __init__(self, right, stop_after, cancel):
+            super().__init__(right, skill=4.0)
+            self.stop_after, self.cancel = stop_after, cancel
+
+        def continuation_logprobs(self, prefixes, continuation):
+            scores = super().continuation_logprobs(prefixes, continuation)
+            if self.calls == self.stop_after:
+                self.cancel.cancel()
+            return scores
+
+    right = {"brewing ale": "11.05", "ale brewer": "11.05"}
+    token = CancelToken()
+    first = StopAfter(right, 2, token)
+    with pytest.raises(Cancelled):
+        _judged_check(nace_project, first, cancel=token)
+    assert first.calls == 2
+    stored = nace_project.conn.execute("SELECT COUNT(*), MIN(judge_model_sha256) FROM judge_verdicts").fetchone()
+    assert stored == (2, "scripted-sha")             # both answers kept, though the run was cancelled
+    again = CardBackend(right, skill=4.0)
+    confirm, hits = _judged_check(nace_project, again)
+    assert again.calls == 2                          # only the two flags the first run had not reached
+    assert confirm.summary()["reused"] == 2 and confirm.summary()["judged"] == 4
+    assert hits == [(1, "11.05"), (5, "11.05")]
+    fresh = CardBackend(right, skill=4.0)
+    assert _judged_check(nace_project, fresh)[1] == hits and fresh.calls == 0
+
+
+def test_a_kept_verdict_is_asked_again_when_a_card_or_the_judge_changes(nace_project):
+    right = {"brewing ale": "11.05", "ale brewer": "11.05"}
+    _judged_check(nace_project, CardBackend(right, skill=4.0))
+    other = CardBackend(right, skill=4.0)
+    other.model_sha256 = "another-judge"
+    _judged_check(nace_project, other)
+    assert other.calls == 4                          # another LLM: every flag asked afresh
+    from engine.assist.judge import verdict_key
+    from engine.llm.judge import Candidate, JudgeOptions
+
+    cards = [Candidate("10.51", "Operation of dairies and cheese making", ("manufacture of cheese",)),
+             Candidate("10.82", "Manufacture of cocoa, chocolate and sugar confectionery", ())]
+    key = verdict_key("sha", "goat cheese", cards, JudgeOptions(method="channel"), None)
+    edited = [cards[0], Candidate("10.82", cards[1].title, ("a new note line",))]
+    assert key == verdict_key("sha", "goat cheese", list(cards), JudgeOptions(method="channel"), None)
+    assert len({key, verdict_key("sha", "goat cheese", edited, JudgeOptions(method="channel"), None),
+                verdict_key("sha", "goat cheese ", cards, JudgeOptions(method="channel"), None),
+                verdict_key("sha", "goat cheese", cards, JudgeOptions(method="channel", max_lines=1), None),
+                verdict_key("sha", "goat cheese", cards, JudgeOptions(method="channel"), [0.6, 0.4])}) == 5
 
 
 @pytest.mark.slow
