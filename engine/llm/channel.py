@@ -43,7 +43,7 @@ class PrefixScorer:
     """A llama.cpp context of its own beside the backend's, over the same loaded weights."""
 
     def __init__(self, llama_cpp, llm, *, threads: int, n_batch: int = 512, prefixes: int = 96,
-                 max_continuations: int = 12):
+                 max_continuations: int = 12, flash_attention: bool = True):
         from llama_cpp import _internals
 
         self._c = llama_cpp
@@ -59,6 +59,15 @@ class PrefixScorer:
         params.n_ctx = prefixes * MAX_PREFIX_TOKENS + max_continuations * (MAX_CONTINUATION_TOKENS + 2) + 256
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_threads = params.n_threads_batch = threads
+        # Flash attention skips the KV cells a token's mask hides: with a hundred cards in one unified
+        # cache, a text's tokens attend only over their own card's cells instead of every card's. On 2 CPU
+        # cores it scores a text after five cached cards in about half the time (0.83 against 1.55 s, and
+        # evaluates new cards 1.6 times faster; session 17's probe); without it, every card in the cache
+        # is part of every token's attention. The log-probabilities differ from the plain kernel's by
+        # rounding only (F16 accumulation).
+        if hasattr(params, "flash_attn_type"):
+            params.flash_attn_type = (getattr(llama_cpp, "LLAMA_FLASH_ATTN_TYPE_ENABLED", 1) if flash_attention
+                                      else getattr(llama_cpp, "LLAMA_FLASH_ATTN_TYPE_DISABLED", 0))
         try:
             self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         except (ValueError, RuntimeError) as exc:

@@ -359,7 +359,8 @@ def test_gemma_channel_judge_sums_to_one_repeats_and_reuses_its_cards(gemma):
 def test_channel_scores_do_not_depend_on_the_other_cards_in_the_batch_or_on_eviction(gemma):
     """Each candidate's sequence sees only its own card: scored alone, beside others, or after its card
     was dropped from a full cache and evaluated again, it gets the same log-probability (up to the noise
-    of llama.cpp's batch-size-dependent CPU kernels, a few hundredths of a nat here)."""
+    of llama.cpp's batch-size-dependent CPU kernels: 0.14 nat for this text with flash attention, which the
+    scorer uses, 0.05 without; other texts reach 0.3-0.45 either way), far below what the cards change."""
     import llama_cpp
 
     from engine.llm.channel import PrefixScorer
@@ -371,11 +372,11 @@ def test_channel_scores_do_not_depend_on_the_other_cards_in_the_batch_or_on_evic
     try:
         together = scorer.score(cards[:3], text)
         alone = [scorer.score([card], text).logprobs[0] for card in cards[:3]]
-        assert together.logprobs == pytest.approx(alone, abs=0.1)
+        assert together.logprobs == pytest.approx(alone, abs=0.2)
         assert together.cached_prefixes == 0 and scorer.score(cards[:2], text).cached_prefixes == 2
         scorer.score(cards[2:4], text)                           # 3 slots: the least recently used card goes
         again = scorer.score(cards[:3], text)
-        assert again.cached_prefixes < 3 and again.logprobs == pytest.approx(together.logprobs, abs=0.1)
+        assert again.cached_prefixes < 3 and again.logprobs == pytest.approx(together.logprobs, abs=0.2)
         assert max(together.logprobs) - min(together.logprobs) > 1.0   # far more than that noise: the cards count
     finally:
         scorer.close()
