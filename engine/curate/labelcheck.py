@@ -88,13 +88,16 @@ def assign_folds(samples: Sequence[Sample], folds: int, seed: int) -> dict[int, 
 
 
 def label_check(samples: Sequence[Sample], *, reference: Sequence[tuple[str, str]] = (),
-                exclude_from_training: set[int] = frozenset(), options: LabelCheckOptions = LabelCheckOptions(),
+                exclude_from_training: set[int] = frozenset(), settled: set[int] = frozenset(),
+                options: LabelCheckOptions = LabelCheckOptions(),
                 progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                 ) -> tuple[list[Check], list[Hit]]:
     """Check every sample's label; returns what the checker said and the `label_check` hits.
 
     `reference` pairs (real-train texts, note lines) are in every training set and never predicted.
     Samples in `exclude_from_training` (garbage, duplicates) are predicted but never trained on.
+    Samples in `settled` (another rule rejects them, or a user decided them) keep their flags, but the
+    second reader (`options.confirm`, slow) does not read them: its answer could not change their outcome.
     """
     checker = options.checker or fasttext_checker(options.params, k=max(options.top_k, 5))
     if not samples:
@@ -128,19 +131,23 @@ def label_check(samples: Sequence[Sample], *, reference: Sequence[tuple[str, str
     by_id = {s.id: s for s in samples}
     hits = [hit for check in checks if (hit := _hit(by_id[check.sample_id], check, options)) is not None]
     if options.confirm is not None:
-        hits = _second_reading(hits, by_id, predictions, options.confirm, progress, cancel)
+        hits = _second_reading(hits, by_id, predictions, options.confirm, settled, progress, cancel)
     return checks, hits
 
 
 def _second_reading(hits: list[Hit], by_id: dict[int, Sample], predictions: dict[int, Prediction],
-                    confirm: Callable[[Sample, Prediction, Hit], Hit | None], progress: ProgressCallback | None,
-                    cancel: CancelToken | None) -> list[Hit]:
+                    confirm: Callable[[Sample, Prediction, Hit], Hit | None], settled: set[int],
+                    progress: ProgressCallback | None, cancel: CancelToken | None) -> list[Hit]:
     """The flags that `confirm` keeps, in the flags' order. They are read grouped by the sample's code and
     the checker's code, so that a judge with a cache of candidate cards (the channel judge) reuses them
-    from one flag to the next; the reading has its own progress, since it is the slow part."""
-    order = sorted(range(len(hits)), key=lambda i: (by_id[hits[i].sample_id].code, hits[i].suggested_code or "", i))
-    meter = ProgressMeter(len(hits), progress)
-    kept: dict[int, Hit] = {}
+    from one flag to the next; the reading has its own progress, since it is the slow part. Flags of
+    settled samples stand unread, and say so."""
+    kept: dict[int, Hit] = {i: Hit(h.sample_id, h.rule, f"{h.reason}; not read by the second reader: another rule "
+                                   "or a user already decides this sample", h.suggested_code)
+                            for i, h in enumerate(hits) if h.sample_id in settled}
+    order = sorted((i for i in range(len(hits)) if i not in kept),
+                   key=lambda i: (by_id[hits[i].sample_id].code, hits[i].suggested_code or "", i))
+    meter = ProgressMeter(len(order), progress)
     for n, i in enumerate(order):
         if cancel:
             cancel.check()
@@ -148,7 +155,7 @@ def _second_reading(hits: list[Hit], by_id: dict[int, Sample], predictions: dict
         answer = confirm(by_id[hit.sample_id], predictions[hit.sample_id], hit)
         if answer is not None:
             kept[i] = answer
-        meter.update(n + 1, f"label check: second reader, flag {n + 1} of {len(hits)}")
+        meter.update(n + 1, f"label check: second reader, flag {n + 1} of {len(order)}")
     return [kept[i] for i in sorted(kept)]
 
 

@@ -208,7 +208,11 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
         # The note lines the `notes` training arm uses, so the checker knows what the notes say.
         reference = list(real) + (list(notes_pairs(project, sorted(codes))) if options.use_notes else [])
         dropped = {h.sample_id for h in hits if h.rule in options.reject}
+        # Samples a reject flag (not overridden) or a user already decides: a second reader of their
+        # label-check flags (the LLM judge, seconds per flag) could not change what happens to them.
+        settled = _rejected_anyway(project, hits, {s.id: s.code for s in samples}, options)
         checks, check_hits = label_check(samples, reference=reference, exclude_from_training=dropped | junk,
+                                         settled=settled | set(user_status),
                                          options=options.label_check, progress=progress, cancel=cancel)
         hits += check_hits
     overridden = _previous_overrides(project, [s.id for s in samples])
@@ -299,6 +303,22 @@ def _previous_overrides(project: Project, sample_ids: list[int]) -> set[tuple[in
         " WHERE f.curation_id = s.curation_id AND f.overridden = 1").fetchall()
     wanted = set(sample_ids)
     return {(sid, rule) for sid, rule in rows if sid in wanted}
+
+
+def _rejected_anyway(project: Project, hits: Sequence[Hit], own: dict[int, str], options: CurationOptions) -> set[int]:
+    """Samples one of these flags rejects whatever else is flagged (as `decide` reads them: a flag of a
+    reject rule that is not overridden and does not relabel to a known code)."""
+    overridden = _previous_overrides(project, list(own))
+    known = {r[0] for r in project.conn.execute("SELECT code FROM codes")}
+    out = set()
+    for h in hits:
+        if h.rule not in options.reject or (h.sample_id, h.rule) in overridden:
+            continue
+        suggested = h.suggested_code if h.suggested_code in known else None
+        if h.rule in options.relabel and suggested and suggested != own[h.sample_id]:
+            continue
+        out.add(h.sample_id)
+    return out
 
 
 def decide(own_code: str, flags: Iterable[tuple[str, str | None]], reject: Iterable[str],

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from engine.curate.judgecheck import JudgeConfirm
+from engine.curate import list_flags
 from engine.curate.labelcheck import LabelCheckOptions, label_check
 from engine.curate.rules import make_sample
 from engine.errors import StatcoderError
@@ -161,6 +162,23 @@ def test_a_kept_verdict_is_asked_again_when_a_card_or_the_judge_changes(nace_pro
                 verdict_key("sha", "goat cheese ", cards, JudgeOptions(method="channel"), None),
                 verdict_key("sha", "goat cheese", cards, JudgeOptions(method="channel", max_lines=1), None),
                 verdict_key("sha", "goat cheese", cards, JudgeOptions(method="channel"), [0.6, 0.4])}) == 5
+
+
+def test_the_judge_does_not_read_flags_whose_sample_another_rule_rejects(nace_project):
+    from engine.curate.store import CurationOptions, curate
+    from tests.engine.test_curate import add_run, flags_of, status
+
+    # "brewing ale" twice: the second is a duplicate, rejected whatever its label; the checker doubts all three.
+    run_id, ids = add_run(nace_project, [("10.71", "brewing ale"), ("10.71", "brewing ale"), ("10.51", "goat cheese")])
+    backend = CardBackend({"brewing ale": "11.05", "goat cheese": "10.51"}, skill=4.0)
+    confirm = JudgeConfirm(nace_project, backend, k=3)
+    check = LabelCheckOptions(mode="notes", checker=doubtful_checker, top_k=1, confident=0.8, confirm=confirm)
+    curate(nace_project, run_ids=[run_id], options=CurationOptions(label_check=check, use_real_train=False))
+    assert backend.calls == 2 and confirm.judged == 2          # the duplicate's flag was not read
+    assert status(nace_project, ids[1])[0] == "rejected" and "duplicate" in flags_of(nace_project, ids[1])
+    reasons = {f.sample_id: f.reason for f in list_flags(nace_project) if f.rule == "label_check"}
+    assert "not read by the second reader" in reasons[ids[1]]
+    assert "LLM judge prefers 11.05" in reasons[ids[0]] and ids[2] not in reasons   # read: kept, dismissed
 
 
 @pytest.mark.slow
