@@ -145,7 +145,7 @@ class ReviewPage(Page):
         self.curation_summary.setText(
             f"<b>Curation {result.curation_id}</b>: {result.samples:,} samples, {result.accepted:,} accepted "
             f"({result.relabeled:,} relabelled), {result.rejected:,} rejected in {result.seconds:.1f} s. "
-            f"Flags set: {flags or 'none'}. {' '.join(result.balance.lines(limit=10))}")
+            f"Flags set: {flags or 'none'}. {self._judged(result)}{' '.join(result.balance.lines(limit=10))}")
         self.curation_summary.show()
         self.ctx.notify(f"Curation {result.curation_id}: {result.rejected:,} of {result.samples:,} samples rejected, "
                         f"{result.relabeled:,} relabelled. The flagged samples are listed below.")
@@ -155,6 +155,15 @@ class ReviewPage(Page):
             self.flag_filter.addItem("any flag")
         self.flag_filter.setCurrentText("any flag")
         self.flag_filter.blockSignals(False)
+
+    @staticmethod
+    def _judged(result) -> str:
+        j = getattr(result, "judge", None)
+        if not j:
+            return ""
+        reused = f" ({j['reused']:,} answered from an earlier run's verdicts)" if j.get("reused") else ""
+        return (f"The LLM judge read {j['judged']:,} label-check flags{reused}: it confirmed {j['confirmed']:,} "
+                f"and dismissed {j['dismissed']:,}. ")
 
     def _curation_stopped(self) -> None:
         self.curation_job = None

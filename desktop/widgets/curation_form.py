@@ -104,6 +104,22 @@ class CurationDialog(QDialog):
         check.addRow("Folds", self.folds)
         check.addRow("Flag unless its code is in the top", self.top_k)
         check.addRow("… or another code has at least", self.confident)
+        # The local LLM judge as the check's second reader (engine.curate.judgecheck): slow, so off by default.
+        self.judge = QCheckBox("The local LLM judge reads each flag; a flag acts only where the judge agrees")
+        self.judge.setToolTip("The default LLM scores the sample's own code and the checker's candidates from their "
+                              "notes. Slow: about 2 seconds per flag on a 2-core CPU, so hours for a whole "
+                              "classification. Every answer is kept in the project: a cancelled run resumes where "
+                              "it stopped when you run it again.")
+        self.judge_confidence = QDoubleSpinBox()
+        self.judge_confidence.setRange(0.0, 1.0)
+        self.judge_confidence.setSingleStep(0.05)
+        self.judge_confidence.setValue(CurationSettings.judge_confidence)
+        self.judge_confidence.setToolTip("A flag relabels or rejects only where the judge prefers another code "
+                                         "with at least this probability")
+        self.judge_confidence.setEnabled(False)
+        self.judge.toggled.connect(self.judge_confidence.setEnabled)
+        check.addRow(self.judge)
+        check.addRow("… where it prefers another code with at least", self.judge_confidence)
         layout.addWidget(check_box)
 
         more = QHBoxLayout()
@@ -168,4 +184,6 @@ class CurationDialog(QDialog):
             confident=self.confident.value(), use_real_train=self.real_train.isChecked(),
             checker=self.checker.currentData(), check_mode=self.mode.currentData(),
             quota=self.quota.value() or None, cap=self.cap.value() or None, supergen_share=self.supergen.value(),
-            sungen_share=self.sungen.value(), fusegen_top_k=self.fusegen.value())
+            sungen_share=self.sungen.value(), fusegen_top_k=self.fusegen.value(),
+            judge=self.label_check.isChecked() and self.judge.isChecked(),
+            judge_confidence=self.judge_confidence.value())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -86,29 +85,11 @@ def curate_run(project_path: str, runs: tuple[int, ...], threshold: float, rules
                                 label_check=not no_label_check, folds=folds, top_k=top_k, confident=confident,
                                 use_real_train=not no_real_train, checker=checker, check_mode=check_mode,
                                 quota=quota, cap=cap, supergen_share=supergen_share, sungen_share=sungen_share,
-                                fusegen_top_k=fusegen_top_k)
-    if use_judge and settings.label_check:
-        from engine.assist.judge import judge_backend_settings
-        from engine.curate.judgecheck import JudgeConfirm
-        from engine.curate.settings import curation_options
-        from engine.curate.store import curate
-        from engine.llm.backends import open_backend
-
-        options = curation_options(project, settings)
-        with open_backend(judge_backend_settings(judge_model, threads=judge_threads)) as backend:
-            confirm = JudgeConfirm(project, backend, min_confidence=judge_confidence, method=judge_method)
-            options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
-            result = curate(project, run_ids=settings.run_ids, options=options,
-                            progress=None if as_json else progress_printer())
-        if not as_json:
-            j = confirm.summary()
-            click.echo("", err=True)
-            click.echo(f"judge: {j['judged']} flags read, {j['confirmed']} confirmed, {j['dismissed']} dismissed"
-                       + (f" ({j['reused']} answered from earlier runs' verdicts)" if j["reused"] else ""))
-    else:
-        result = run_curation(project, settings, progress=None if as_json else progress_printer())
-        if not as_json:
-            click.echo("", err=True)
+                                fusegen_top_k=fusegen_top_k, judge=use_judge, judge_confidence=judge_confidence,
+                                judge_method=judge_method, judge_model=judge_model, judge_threads=judge_threads)
+    result = run_curation(project, settings, progress=None if as_json else progress_printer())
+    if not as_json:
+        click.echo("", err=True)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -40,6 +40,13 @@ class CurationSettings:
     supergen_share: float = 0.0             # SuperGen / SunGen / FuseGen (engine.curate.methods); 0 = off
     sungen_share: float = 0.0
     fusegen_top_k: int = 0
+    # The local LLM judge as the label check's second reader (engine.curate.judgecheck): a flag relabels or
+    # rejects only where the judge prefers another code with at least `judge_confidence`.
+    judge: bool = False
+    judge_confidence: float = 0.5
+    judge_method: str | None = None         # None: channel with a local model, letters with a server
+    judge_model: str | None = None          # registered name/sha256 or a GGUF path; None: the default model
+    judge_threads: int = 2
 
     def methods(self) -> MethodOptions:
         return MethodOptions(supergen_share=self.supergen_share, sungen_share=self.sungen_share,
@@ -61,6 +68,12 @@ class CurationSettings:
             raise StatcoderError(f"the label check needs at least 2 folds, not {self.folds}")
         if self.top_k < 1:
             raise StatcoderError(f"top k must be at least 1, not {self.top_k}")
+        if self.judge and not self.label_check:
+            raise StatcoderError("the LLM judge reads the label check's flags: turn the label check on, or the judge off")
+        if not 0.0 <= self.judge_confidence <= 1.0:
+            raise StatcoderError(f"the judge's confidence is a probability from 0 to 1, not {self.judge_confidence}")
+        if self.judge_method is not None and self.judge_method not in ("channel", "letters"):
+            raise StatcoderError(f"the judge method must be 'channel' or 'letters', not '{self.judge_method}'")
         self.methods().check()
 
 
@@ -99,8 +112,25 @@ def curation_options(project: Project, settings: CurationSettings) -> CurationOp
 
 
 def run_curation(project: Project, settings: CurationSettings, *, progress=None, cancel=None):
-    """Curate with these settings: what `statcoder curate run` and the Review page both call."""
+    """Curate with these settings: what `statcoder curate run` and the Review page both call. With
+    `settings.judge` the local LLM reads every label-check flag (seconds per flag on a CPU); its verdicts
+    are kept in the project as they come, so a cancelled run resumes when started again."""
     from engine.curate.store import curate
 
-    return curate(project, run_ids=settings.run_ids, options=curation_options(project, settings),
-                  progress=progress, cancel=cancel)
+    options = curation_options(project, settings)
+    if not settings.judge:
+        return curate(project, run_ids=settings.run_ids, options=options, progress=progress, cancel=cancel)
+    from engine.assist.judge import judge_backend_settings
+    from engine.curate.judgecheck import JudgeConfirm
+    from engine.llm.backends import open_backend
+
+    if progress is not None:
+        from engine.jobs import ProgressInfo
+
+        progress(ProgressInfo(0, 0, "loading the LLM judge"))
+    with open_backend(judge_backend_settings(settings.judge_model, threads=settings.judge_threads)) as backend:
+        confirm = JudgeConfirm(project, backend, min_confidence=settings.judge_confidence,
+                               method=settings.judge_method, cancel=cancel)
+        options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
+        result = curate(project, run_ids=settings.run_ids, options=options, progress=progress, cancel=cancel)
+    return dataclasses.replace(result, judge={**confirm.summary(), **confirm.describe()})

@@ -100,6 +100,7 @@ class CurationResult:
     flags: dict[str, int]               # rule -> samples flagged in this curation
     balance: BalanceReport
     seconds: float
+    judge: dict | None = None           # the LLM judge's summary when it read the label check's flags
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +114,11 @@ class CurationResult:
                f"{', '.join(map(str, self.run_ids)) or '-'}: {self.accepted} accepted "
                f"({self.relabeled} of them relabelled), {self.rejected} rejected ({self.seconds:.1f} s)"]
         out += [f"  {rule:<18} {n}" for rule, n in sorted(self.flags.items(), key=lambda kv: -kv[1])]
+        if self.judge is not None:
+            j = self.judge
+            out.append(f"judge: {j['judged']} flags read, {j['confirmed']} confirmed, {j['dismissed']} dismissed"
+                       + (f" ({j['reused']} answered from earlier runs' verdicts)" if j.get("reused") else "")
+                       + (f", {j['seconds_per_judged']:.1f} s per flag asked" if j.get("seconds_per_judged") else ""))
         return out + self.balance.lines()
 
 

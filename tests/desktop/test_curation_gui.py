@@ -15,7 +15,7 @@ from engine.generate import GenerationParams, create_run, run_generation
 from engine.store.project import Project
 from tests.conftest import REPO
 from tests.desktop.conftest import wait_jobs
-from tests.engine.llm_support import SCRIPTED, ScriptedBackend
+from tests.engine.llm_support import SCRIPTED, ScriptedBackend, gemma_path  # noqa: F401
 
 JUNK = "Manufacture of bakery, bakery, bakery"
 GOOD = {"10.71": ["fresh bread from the corner bakery", "baking rolls and baguettes", "cake shop baking gateaux",
@@ -143,3 +143,42 @@ def test_statcoder_train_warns_about_uncurated_synthetic_samples(generated_path)
     assert curate.returncode == 0 and "repeated_tokens" in curate.stdout, curate.stderr
     again = subprocess.run(base + args, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "never curated" not in again.stderr
+
+
+def test_the_curation_dialog_runs_the_llm_judge_on_the_label_checks_flags(window, qtbot, generated_path, gemma_path):
+    from engine.llm.registry import add_model, set_default_model
+
+    from tests.engine.test_curate import add_run
+
+    set_default_model(add_model(gemma_path).sha256)       # the test model as the default LLM (the judge's model)
+    with Project.open(generated_path) as project:         # two bread texts labelled as biscuits: the check doubts them
+        add_run(project, [("10.72", "bread loaves from the bakery"), ("10.72", "baking bread rolls and baguettes")])
+    project = window.open_project(generated_path)
+    window.show_page("review")
+    page = window.pages["review"]
+
+    def judged_check(dialog):
+        assert not dialog.judge.isChecked() and not dialog.judge_confidence.isEnabled()    # off by default
+        dialog.checker.setCurrentIndex(dialog.checker.findData("fasttext"))
+        dialog.folds.setValue(2)
+        dialog.top_k.setValue(1)
+        dialog.judge.setChecked(True)
+        assert dialog.judge_confidence.isEnabled()
+        dialog.judge_confidence.setValue(0.0)            # every flag the judge reads stands, on its code
+        assert dialog.settings().judge and dialog.settings().judge_confidence == 0.0
+
+    for run in (1, 2):
+        page.open_dialog_hook = judged_check
+        dialog = page.open_curation_dialog()
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+        wait_jobs(qtbot, window, timeout=300_000)
+        result = page.last_curation
+        assert result is not None and result.judge is not None, window.messages.text
+        assert result.judge["judged"] >= 1 and result.judge["judge_model_sha256"], (result.flags, result.judge)
+        assert "The LLM judge read" in page.curation_summary.text()
+        if run == 1:
+            asked = result.judge["judged"] - result.judge["reused"]
+            assert project.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0] == asked
+    # The second run asked the LLM nothing new: every flag was answered from the kept verdicts.
+    assert result.judge["reused"] == result.judge["judged"]
+    assert "answered from an earlier run's verdicts" in page.curation_summary.text()

@@ -218,3 +218,14 @@ def test_cli_curate_run_with_the_judge_reads_every_flag(capsys, nace_project, ge
     # and, asked for 99 % confidence, confirms none.
     found = re.search(r"judge: (\d+) flags read, 0 confirmed, (\d+) dismissed", out)
     assert found and int(found.group(1)) == int(found.group(2)) >= 1
+
+
+def test_curation_settings_refuse_a_judge_without_the_label_check_or_with_a_bad_confidence():
+    from engine.curate.settings import CurationSettings
+
+    CurationSettings(judge=True).validate()
+    for bad, words in ((CurationSettings(judge=True, label_check=False), "turn the label check on"),
+                       (CurationSettings(judge=True, judge_confidence=1.5), "from 0 to 1, not 1.5"),
+                       (CurationSettings(judge=True, judge_method="vote"), "'channel' or 'letters'")):
+        with pytest.raises(StatcoderError, match=words):
+            bad.validate()
