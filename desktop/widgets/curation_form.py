@@ -42,7 +42,7 @@ class CurationDialog(QDialog):
     def __init__(self, runs: list[tuple[int, str]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Run curation")
-        self.resize(760, 640)
+        self.resize(760, 700)
         layout = QVBoxLayout(self)
         intro = QLabel("Curation flags generated samples with a reason, rejects the junk and relabels samples that "
                        "belong to another code. Nothing is deleted, and your own accept/reject decisions are kept.")
