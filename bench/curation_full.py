@@ -19,13 +19,16 @@ Writes bench/results/curation-full-dev-nace-full.{md,json}.
 runs the default curation with the local LLM judge (the default model, the product's settings: channel
 method, five candidates, confidence 0.5) as the label check's second reader: a flag relabels or rejects
 only where the judge prefers another code. It works in bench/work/curation-judge-nace-full.statcoder, which
-is kept: every verdict is stored there as it is made, so a run that is stopped resumes when started again.
+is kept: every verdict is stored there as it is made, so a run that is stopped resumes when started again;
+the verdicts also go to bench/results/curation-judge-verdicts-nace-full.jsonl.gz when the run ends or is
+stopped, and are loaded from it first, so a run goes on on another machine.
 It scores the four, and the four with the title heads (the best zero-real coder), against the uncurated
 figures, and writes bench/results/curation-judge-dev-nace-full.{md,json}.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -45,6 +48,9 @@ WORK = ROOT / "bench" / "work" / "curation-full-nace-full.statcoder"
 JUDGE_WORK = ROOT / "bench" / "work" / "curation-judge-nace-full.statcoder"
 RESULTS = ROOT / "bench" / "results"
 STEM, JUDGE_STEM = "curation-full-dev-nace-full", "curation-judge-dev-nace-full"
+# Every verdict the judge gave in this arm (key, judge sha256, verdict), so that a run stopped on one machine
+# goes on on another: loaded into the work project before the curation, written back after it (or its stop).
+VERDICTS = RESULTS / "curation-judge-verdicts-nace-full.jsonl.gz"
 WEIGHTS = [1.0, 0.1, 0.1, 0.25]      # the product's zero-real weights (engine.coders.ensemble)
 
 
@@ -98,15 +104,39 @@ def judged_arm(threads: int) -> tuple[dict, dict]:
         JUDGE_WORK.parent.mkdir(parents=True, exist_ok=True)
         backup_copy(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE, JUDGE_WORK)
     project = Project.open(JUDGE_WORK)
+    print(f"[{now()}] {load_verdicts(project)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
     options = curation_options(project, CurationSettings(run_ids=list(zero_real.RUNS), use_real_train=False))
     with open_backend(judge_backend_settings(None, threads=threads)) as backend:
         confirm = JudgeConfirm(project, backend)
         options = dataclasses.replace(options, label_check=dataclasses.replace(options.label_check, confirm=confirm))
-        curation = curate(project, run_ids=list(zero_real.RUNS), options=options, progress=progress_printer())
-    print(file=sys.stderr)
+        try:
+            curation = curate(project, run_ids=list(zero_real.RUNS), options=options, progress=progress_printer())
+        finally:    # also when stopped: the verdicts so far go to the committed file, for the next machine
+            print(f"\n[{now()}] {save_verdicts(project)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
     judge = {**confirm.summary(), **confirm.describe(),
              "stored_verdicts": project.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0]}
     return scored(project, curation, heads=True), judge
+
+
+def load_verdicts(project: Project) -> int:
+    """The judge's verdicts a run on another machine saved (VERDICTS), into the work project's store: the
+    judged curation takes hours on 2 cores, so it may take several sessions."""
+    if not VERDICTS.exists():
+        return 0
+    with gzip.open(VERDICTS, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    with project.transaction() as conn:
+        conn.executemany("INSERT OR IGNORE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
+                         [(r["key"], r["judge_model_sha256"], json.dumps(r["verdict"])) for r in rows])
+    return len(rows)
+
+
+def save_verdicts(project: Project) -> int:
+    rows = project.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
+    text = "".join(json.dumps({"key": key, "judge_model_sha256": sha, "verdict": json.loads(verdict)}) + "\n"
+                   for key, sha, verdict in rows)
+    VERDICTS.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    return len(rows)
 
 
 def main_judge(argv: list[str], threads: int) -> int:
