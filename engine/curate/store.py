@@ -209,6 +209,9 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
         hits += excludes_conflicts(clean, links)
     hits += _method_hits(project, clean, real, options, progress=progress, cancel=cancel)
     checks: list[Check] = []
+    own = {s.id: s.code for s in samples}
+    overridden = _previous_overrides(project, list(own))
+    known = {r[0] for r in project.conn.execute("SELECT code FROM codes")}
     stage("label check")
     if options.label_check is not None and "label_check" in enabled:
         # The note lines the `notes` training arm uses, so the checker knows what the notes say.
@@ -216,16 +219,13 @@ def curate(project: Project, *, run_ids: Sequence[int] | None = None,
         dropped = {h.sample_id for h in hits if h.rule in options.reject}
         # Samples a reject flag (not overridden) or a user already decides: a second reader of their
         # label-check flags (the LLM judge, seconds per flag) could not change what happens to them.
-        settled = _rejected_anyway(project, hits, {s.id: s.code for s in samples}, options)
+        settled = _rejected_anyway(hits, own, options, overridden, known)
         checks, check_hits = label_check(samples, reference=reference, exclude_from_training=dropped | junk,
                                          settled=settled | set(user_status),
                                          options=options.label_check, progress=progress, cancel=cancel)
         hits += check_hits
-    overridden = _previous_overrides(project, [s.id for s in samples])
-    known = {r[0] for r in project.conn.execute("SELECT code FROM codes")}
     hits = [dataclasses.replace(h, suggested_code=h.suggested_code if h.suggested_code in known else None)
             for h in hits]
-    own = {s.id: s.code for s in samples}
     decided = _decide_all(hits, own, options, overridden, user_status)
     if options.cap is not None and "over_quota" in enabled:
         rejected = {sid for sid, (status, _) in decided.items() if status == "rejected"}
@@ -311,11 +311,10 @@ def _previous_overrides(project: Project, sample_ids: list[int]) -> set[tuple[in
     return {(sid, rule) for sid, rule in rows if sid in wanted}
 
 
-def _rejected_anyway(project: Project, hits: Sequence[Hit], own: dict[int, str], options: CurationOptions) -> set[int]:
+def _rejected_anyway(hits: Sequence[Hit], own: dict[int, str], options: CurationOptions,
+                     overridden: set[tuple[int, str]], known: set[str]) -> set[int]:
     """Samples one of these flags rejects whatever else is flagged (as `decide` reads them: a flag of a
     reject rule that is not overridden and does not relabel to a known code)."""
-    overridden = _previous_overrides(project, list(own))
-    known = {r[0] for r in project.conn.execute("SELECT code FROM codes")}
     out = set()
     for h in hits:
         if h.rule not in options.reject or (h.sample_id, h.rule) in overridden:
