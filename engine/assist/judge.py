@@ -215,6 +215,7 @@ class Judge:
         self.config.judge_model_name = backend.model_name
         self.config.judge_model_sha256 = backend.model_sha256
         self.options = self.config.options(_classification_name(project))
+        self.reused = 0
 
     def _matches(self, config: JudgeConfig, record: ModelRecord) -> bool:
         return config.coder_sha256 == record.sha256 and config.judge_model_sha256 == self.backend.model_sha256
@@ -231,10 +232,18 @@ class Judge:
                           + ([self.config.method] if self.config.method != "letters" else []))
         return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
-    def verdict(self, text: str, coder_top: Sequence[tuple[str, float]]) -> JudgeVerdict:
+    def verdict(self, text: str, coder_top: Sequence[tuple[str, float]], *, keep: bool = False) -> JudgeVerdict:
+        """The judge's verdict on the coder's k best codes. With `keep`, from the project's store of verdicts
+        when the same question was asked before, else asked and stored at once (see `kept_verdict`); `reused`
+        counts the verdicts answered from the store."""
         codes = [c for c, _ in coder_top[: self.config.k]]
-        return judge_candidates(self.backend, text, candidates_for(self.project, codes), options=self.options,
-                                prior=self.config.prior)
+        candidates = candidates_for(self.project, codes)
+        if not keep:
+            return judge_candidates(self.backend, text, candidates, options=self.options, prior=self.config.prior)
+        verdict, reused = kept_verdict(self.project, self.backend, text, candidates, options=self.options,
+                                       prior=self.config.prior)
+        self.reused += int(reused)
+        return verdict
 
     def merge(self, coder_top: Sequence[tuple[str, float]], verdict: JudgeVerdict | None) -> list[tuple[str, float]]:
         if verdict is not None and self.config.prior is not None:
@@ -345,12 +354,15 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
     chosen = sorted(chosen[:limit])
     meter = ProgressMeter(len(chosen), progress)
     raw: dict[int, JudgeVerdict] = {}
+    asked = 0
     started = time.perf_counter()
     for n, i in enumerate(chosen):
         if cancel is not None:
             cancel.check()
-        raw[i] = judge_candidates(backend, texts[i], candidates_for(project, [c for c, _ in preds[i][:k]]),
-                                  options=judge.options, prior=None)
+        # kept: a cancelled or repeated fit asks the LLM only what it has not answered before
+        raw[i], reused = kept_verdict(project, backend, texts[i], candidates_for(project, [c for c, _ in preds[i][:k]]),
+                                      options=judge.options, prior=None)
+        asked += not reused
         meter.update(n + 1, f"judging validation texts: {n + 1} of {len(chosen)}")
     seconds = time.perf_counter() - started
     # The channel judge shows no positions: nothing to divide out.
@@ -371,7 +383,7 @@ def fit_judge(project: Project, backend, *, model: int | None = None, k: int = D
     config.judge_model_name, config.judge_model_sha256 = backend.model_name, backend.model_sha256
     config.fitted = bool(verdicts)
     config.fit = {**fit.to_dict(), "validation": source, "validation_texts": len(pairs), "unsure": len(unsure),
-                  "judged": len(chosen), "seconds_per_text": round(seconds / max(1, len(chosen)), 3),
+                  "judged": len(chosen), "asked": asked, "seconds_per_text": round(seconds / max(1, asked), 3),
                   "share_judged": round(len(unsure) / len(pairs), 4), "label_precision": label_precision}
     if save:
         project.set_setting(JUDGE_SETTING, config.to_json())

@@ -1,7 +1,9 @@
 """Pseudo-labels: the project's uncoded texts coded by the best coder and the LLM judge.
 
 `label_uncoded` codes every uncoded text not labelled yet (chunk by chunk, each chunk committed, so an
-interrupted run continues where it stopped). The judge re-ranks the texts the coder is unsure about.
+interrupted run continues where it stopped). Every verdict of the judge is kept in the project as soon as it
+is made (engine.assist.judge.kept_verdict), so a run with `relabel`, or after a cancel inside a chunk, asks
+the LLM only the questions it has not answered before. The judge re-ranks the texts the coder is unsure about.
 Labels at or above the threshold chosen on validation (JudgeConfig.label_threshold, or the coder's own
 when there is no judge) become status 'pseudo': a training source (`pseudo_pairs`, DataMix.pseudo).
 The least confident of the rest go to the review queue ('review'); a person's decision
@@ -43,6 +45,7 @@ class LabelResult:
     seconds: float
     coder_model_id: int
     judge_model_sha256: str | None
+    reused: int = 0         # of the judged, answered from the project's store of earlier verdicts
 
     @property
     def changes(self) -> Changes:
@@ -50,7 +53,8 @@ class LabelResult:
 
     def lines(self) -> list[str]:
         thr = "none (nothing reaches the precision)" if self.threshold is None else f"{self.threshold:.3f}"
-        return [f"labelled {self.labelled} texts in {self.seconds:.0f} s ({self.judged} judged); "
+        kept = f", {self.reused} of them answered from earlier runs' verdicts" if self.reused else ""
+        return [f"labelled {self.labelled} texts in {self.seconds:.0f} s ({self.judged} judged{kept}); "
                 f"{self.skipped_test} test-split texts skipped",
                 f"pseudo-labels (training source): {self.pseudo}; for review: {self.review}; held back: {self.held}",
                 f"threshold {thr} ({self.threshold_from})"]
@@ -89,6 +93,7 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
         chosen, source = _threshold(project, coder, judge, precision)
     cut = chosen if chosen is not None else float("inf")
     judge_sha = judge.backend.model_sha256 if judge is not None else None
+    reused_before = judge.reused if judge is not None else 0
     with project.transaction() as conn:
         # Test texts never carry a pseudo-label, even one made before their coded twin was imported.
         conn.execute(f"DELETE FROM pseudo_labels WHERE uncoded_id IN (SELECT id FROM uncoded_texts WHERE text_key IN"
@@ -118,7 +123,7 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
                 if judge is not None and judge.unsure(pred):
                     if cancel is not None:
                         cancel.check()
-                    pred = judge.merge(pred, judge.verdict(text, pred))
+                    pred = judge.merge(pred, judge.verdict(text, pred, keep=True))
                     was_judged = True
                     judged += 1
                     meter.update(labelled + len(rows) + 1, f"labelling: {judged} judged")
@@ -143,7 +148,8 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
     return LabelResult(texts=total, labelled=labelled, pseudo=counts.get("pseudo", 0), held=counts.get("held", 0),
                        review=counts.get("review", 0), judged=judged, skipped_test=skipped, threshold=chosen,
                        threshold_from=source, seconds=time.perf_counter() - started, coder_model_id=record.id,
-                       judge_model_sha256=judge_sha)
+                       judge_model_sha256=judge_sha,
+                       reused=(judge.reused - reused_before) if judge is not None else 0)
 
 
 def _fill_review_queue(project: Project, size: int) -> None:

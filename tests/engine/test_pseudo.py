@@ -184,7 +184,7 @@ def test_texts_with_the_same_best_code_are_judged_one_after_another(labelled_pro
     asked = []
 
     class Recording(Judge):
-        def verdict(self, text, coder_top):
+        def verdict(self, text, coder_top, **_):
             asked.append(coder_top[0][0])
             codes = tuple(c for c, _ in coder_top[: self.k])
             flat = tuple(1 / len(codes) for _ in codes)
@@ -200,6 +200,64 @@ def test_texts_with_the_same_best_code_are_judged_one_after_another(labelled_pro
     assert result.judged == len(asked) == 2 * len(TEXTS)
     assert asked == sorted(asked)                   # grouped by best code
     assert project.conn.execute("SELECT COUNT(DISTINCT uncoded_id) FROM pseudo_labels").fetchone()[0] == 2 * len(TEXTS)
+
+
+def test_a_cancelled_judged_labelling_relabels_without_asking_the_llm_again(labelled_project, tmp_path):
+    """Every verdict is kept as it is made: a relabel after a cancel asks only what was not answered."""
+    from engine.jobs import Cancelled, CancelToken
+    from tests.engine.test_judgecheck import CardBackend
+
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    right = {"brewing of ale in a microbrewery": "11.05", "cheese making dairy farm": "10.51"}
+
+    class StopAfter(CardBackend):
+        def __init__(self, stop_after, cancel):
+            super().__init__(right, skill=4.0)
+            self.stop_after, self.cancel = stop_after, cancel
+
+        def continuation_logprobs(self, prefixes, continuation):
+            scores = super().continuation_logprobs(prefixes, continuation)
+            if self.calls == self.stop_after:
+                self.cancel.cancel()
+            return scores
+
+    config = JudgeConfig(k=3, orders=1, threshold=1.01, method="channel")
+    token = CancelToken()
+    first = StopAfter(3, token)
+    with pytest.raises(Cancelled):
+        label_uncoded(project, judge=Judge(project, first, config=config), threshold=0.0, review=0, cancel=token)
+    assert first.calls == 3
+    assert project.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0] == 3
+    again = CardBackend(right, skill=4.0)
+    result = label_uncoded(project, judge=Judge(project, again, config=config), threshold=0.0, review=0, relabel=True)
+    assert again.calls == len(TEXTS) - 3                 # the three answered before the cancel are not asked
+    assert result.judged == len(TEXTS) and result.reused == 3
+    assert "3 of them answered from earlier runs' verdicts" in result.lines()[0]
+    labels = dict(project.conn.execute("SELECT u.text, p.code FROM pseudo_labels p JOIN uncoded_texts u"
+                                       " ON u.id = p.uncoded_id").fetchall())
+    fresh = CardBackend(right, skill=4.0)
+    result = label_uncoded(project, judge=Judge(project, fresh, config=config), threshold=0.0, review=0, relabel=True)
+    assert fresh.calls == 0 and result.reused == len(TEXTS)
+    assert dict(project.conn.execute("SELECT u.text, p.code FROM pseudo_labels p JOIN uncoded_texts u"
+                                     " ON u.id = p.uncoded_id").fetchall()) == labels   # the same labels
+
+
+def test_a_repeated_judge_fit_asks_the_llm_nothing_new(labelled_project):
+    from engine.assist.judge import fit_judge
+    from tests.engine.test_judgecheck import CardBackend
+
+    project, codes, _ = labelled_project
+    pairs = [(t, c) for t, c in project.conn.execute("SELECT text, code FROM real_texts ORDER BY id").fetchall()
+             if c in set(codes)][:12]
+    right = dict(pairs)
+    first = CardBackend(right, skill=4.0)
+    config = fit_judge(project, first, k=3, threshold=1.01, pairs=pairs, limit=8)
+    assert first.calls == 8 and config.fit["asked"] == 8
+    again = CardBackend(right, skill=4.0)
+    repeat = fit_judge(project, again, k=3, threshold=1.01, pairs=pairs, limit=8)
+    assert again.calls == 0 and repeat.fit["asked"] == 0 and repeat.fit["judged"] == 8
+    assert repeat.combination == config.combination and repeat.label_threshold == config.label_threshold
 
 
 def test_pseudo_labels_are_a_weighted_training_source_without_test_texts(labelled_project, tmp_path):
