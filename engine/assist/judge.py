@@ -253,6 +253,15 @@ class Judge:
     def unsure(self, coder_top: Sequence[tuple[str, float]]) -> bool:
         return bool(coder_top) and len(coder_top) > 1 and coder_top[0][1] < self.config.threshold
 
+    @property
+    def inert(self) -> bool:
+        """Whether the fit gave the judge no weight: then no verdict can move a ranking, and asking the LLM
+        would only cost time. `merge(coder_top, unasked(coder_top))` gives what asking would have given."""
+        return self.config.fitted and self.config.combination.weight <= 0
+
+    def unasked(self, coder_top: Sequence[tuple[str, float]]) -> JudgeVerdict:
+        return JudgeVerdict.uniform([c for c, _ in coder_top[: self.config.k]])
+
     def second_opinion(self, text: str) -> SecondOpinion:
         """The judge on demand (whatever the coder's confidence), for the Code page."""
         coder_top = self.coder.predict(text, max(self.config.k, 5))
@@ -404,7 +413,7 @@ class BatchJudge:
         self.path = Path(out_path).with_name(Path(out_path).name + ".judge.jsonl")
         self.signature = judge.signature()
         self.done: dict[tuple[int, str], JudgeVerdict] = {}
-        self.judged = self.reused = self.changed = 0
+        self.judged = self.reused = self.changed = self.skipped = 0
         self.seconds = 0.0
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -426,7 +435,10 @@ class BatchJudge:
     def rerank(self, row: int, text: str, coder_top: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
         key = hashlib.sha256(normalise_key(text).encode("utf-8")).hexdigest()[:16]
         verdict = self.done.get((row, key))
-        if verdict is None:
+        if verdict is None and self.judge.inert:
+            verdict = self.judge.unasked(coder_top)      # the fit gave the judge no weight: nothing to ask
+            self.skipped += 1
+        elif verdict is None:
             started = time.perf_counter()
             verdict = self.judge.verdict(text, coder_top)
             self.seconds += time.perf_counter() - started
@@ -452,6 +464,6 @@ class BatchJudge:
         self.path.unlink(missing_ok=True)
 
     def summary(self) -> dict:
-        return {"judged": self.judged, "reused": self.reused, "changed": self.changed,
+        return {"judged": self.judged, "reused": self.reused, "changed": self.changed, "not_asked": self.skipped,
                 "seconds_per_judged": round(self.seconds / self.judged, 3) if self.judged else None,
                 "judge_model_sha256": self.judge.backend.model_sha256, "fitted": self.judge.config.fitted}

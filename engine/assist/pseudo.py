@@ -46,6 +46,7 @@ class LabelResult:
     coder_model_id: int
     judge_model_sha256: str | None
     reused: int = 0         # of the judged, answered from the project's store of earlier verdicts
+    not_asked: int = 0      # unsure texts not put to a judge whose fit gave it no weight (Judge.inert)
 
     @property
     def changes(self) -> Changes:
@@ -54,10 +55,12 @@ class LabelResult:
     def lines(self) -> list[str]:
         thr = "none (nothing reaches the precision)" if self.threshold is None else f"{self.threshold:.3f}"
         kept = f", {self.reused} of them answered from earlier runs' verdicts" if self.reused else ""
-        return [f"labelled {self.labelled} texts in {self.seconds:.0f} s ({self.judged} judged{kept}); "
+        return ([f"labelled {self.labelled} texts in {self.seconds:.0f} s ({self.judged} judged{kept}); "
                 f"{self.skipped_test} test-split texts skipped",
                 f"pseudo-labels (training source): {self.pseudo}; for review: {self.review}; held back: {self.held}",
                 f"threshold {thr} ({self.threshold_from})"]
+                + ([f"{self.not_asked} unsure texts not put to the judge: its fit on validation gave it no weight, "
+                    "so no verdict could change their labels"] if self.not_asked else []))
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
         "SELECT id, text FROM uncoded_texts WHERE id NOT IN (SELECT uncoded_id FROM pseudo_labels)"
         f" AND text_key NOT IN ({TEST_KEYS}) ORDER BY id").fetchall()
     meter = ProgressMeter(len(todo), progress)
-    labelled = judged = 0
+    labelled = judged = not_asked = 0
     k = judge.k if judge is not None else 1
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
@@ -120,7 +123,10 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
                     continue
                 coder_code, coder_score = pred[0]
                 was_judged = False
-                if judge is not None and judge.unsure(pred):
+                if judge is not None and judge.unsure(pred) and judge.inert:
+                    pred = judge.merge(pred, judge.unasked(pred))    # what asking would give, at no cost
+                    not_asked += 1
+                elif judge is not None and judge.unsure(pred):
                     if cancel is not None:
                         cancel.check()
                     pred = judge.merge(pred, judge.verdict(text, pred, keep=True))
@@ -149,7 +155,7 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
                        review=counts.get("review", 0), judged=judged, skipped_test=skipped, threshold=chosen,
                        threshold_from=source, seconds=time.perf_counter() - started, coder_model_id=record.id,
                        judge_model_sha256=judge_sha,
-                       reused=(judge.reused - reused_before) if judge is not None else 0)
+                       reused=(judge.reused - reused_before) if judge is not None else 0, not_asked=not_asked)
 
 
 def _fill_review_queue(project: Project, size: int) -> None:

@@ -88,6 +88,9 @@ def code_batch(project_path: str, in_path: str, out_path: str, text_column: str,
         per = f", {j['seconds_per_judged']:.1f} s per judged row" if j["seconds_per_judged"] else ""
         click.echo(f"judge: {j['judged']} rows judged, {j['reused']} resumed, {j['changed']} re-ranked{per}"
                    + ("" if j["fitted"] else " (not fitted yet: run `statcoder judge fit` for a calibrated judge)"))
+        if j.get("not_asked"):
+            click.echo(f"judge: {j['not_asked']} unsure rows not asked: its fit gave the judge no weight, so no "
+                       "verdict could re-rank them")
 
 
 @code.command("decide")

@@ -113,6 +113,12 @@ class JudgeVerdict:
                 "prompt_tokens": self.prompt_tokens}
 
     @classmethod
+    def uniform(cls, codes: Sequence[str]) -> "JudgeVerdict":
+        """A verdict that prefers nothing: what a judge with no weight adds (see `Judge.inert`)."""
+        flat = tuple(1.0 / len(codes) for _ in codes)
+        return cls(tuple(codes), flat, (flat,), (tuple(range(len(codes))),))
+
+    @classmethod
     def from_json(cls, data: dict) -> "JudgeVerdict":
         return cls(tuple(data["codes"]), tuple(data["probs"]), tuple(tuple(r) for r in data["raw"]),
                    tuple(tuple(o) for o in data["orders"]), float(data.get("seconds", 0.0)),

@@ -264,6 +264,26 @@ def test_judged_batch_can_be_cancelled_and_resumes_without_judging_twice(coded, 
     assert fresh_out.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
+def test_a_judge_fitted_to_no_weight_is_not_asked_in_batch_coding(coded, tmp_path):
+    from engine.llm.judge import Combination
+
+    project, _, _ = coded
+    src = tmp_path / "in.csv"
+    src.write_text("answer\nbrewing beer\nbakery\ncheese dairy\n", encoding="utf-8")
+    backend = BiasedBackend({"brewing beer": "11.05"})
+    config = JudgeConfig(k=3, orders=1, threshold=0.99, method="letters", fitted=True,
+                         combination=Combination(weight=0.0, gate=0.0, temperature=1.0))
+    inert = BatchJudge(Judge(project, backend, config=config), tmp_path / "out.csv")
+    batch_code_csv(project, src, tmp_path / "out.csv", text_column="answer", threshold=0.99, judge=inert)
+    plain = batch_code_csv(project, src, tmp_path / "plain.csv", text_column="answer", threshold=0.99)
+    assert backend.calls == 0 and inert.judged == 0 and inert.summary()["not_asked"] == 3
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as a, \
+            open(tmp_path / "plain.csv", newline="", encoding="utf-8") as b:
+        judged, alone = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["code"] for r in judged] == [r["code"] for r in alone] and plain.rows == 3
+    assert {r["judge"] for r in judged} == {"agreed"}
+
+
 # the mechanism through an OpenAI-compatible server ---------------------------------------------------------
 @pytest.mark.slow
 def test_judge_through_a_real_llama_cpp_server_matches_the_in_process_judge(server_url, gemma):

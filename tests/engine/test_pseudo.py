@@ -243,6 +243,35 @@ def test_a_cancelled_judged_labelling_relabels_without_asking_the_llm_again(labe
                                      " ON u.id = p.uncoded_id").fetchall()) == labels   # the same labels
 
 
+def test_a_judge_fitted_to_no_weight_is_not_asked_and_labels_as_if_it_were(labelled_project, tmp_path):
+    """A fit that gives the judge weight 0 leaves every ranking to the coder: asking it would cost hours."""
+    from engine.llm.judge import Combination
+    from tests.engine.test_judgecheck import CardBackend
+
+    project, _, _ = labelled_project
+    import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
+    right = {"brewing of ale in a microbrewery": "11.05", "cheese making dairy farm": "10.51"}
+    combination = Combination(weight=0.0, gate=0.0, temperature=0.8)
+
+    def labels():
+        return project.conn.execute("SELECT u.text, p.code, ROUND(p.score, 9), p.judged FROM pseudo_labels p"
+                                    " JOIN uncoded_texts u ON u.id = p.uncoded_id ORDER BY u.id").fetchall()
+
+    asking = CardBackend(right, skill=4.0)   # unfitted, the same combination: asked, and moves nothing
+    unfitted = JudgeConfig(k=3, orders=1, threshold=1.01, method="channel", combination=combination)
+    asked = label_uncoded(project, judge=Judge(project, asking, config=unfitted), threshold=0.0, review=0)
+    assert asking.calls == len(TEXTS) and asked.judged == len(TEXTS) and asked.not_asked == 0
+    before = labels()
+    silent = CardBackend(right, skill=4.0)
+    fitted = dataclasses.replace(unfitted, fitted=True)
+    result = label_uncoded(project, judge=Judge(project, silent, config=fitted), threshold=0.0, review=0,
+                           relabel=True)
+    assert silent.calls == 0 and result.judged == 0 and result.not_asked == len(TEXTS)
+    assert any("not put to the judge" in line for line in result.lines())
+    assert [row[:3] for row in labels()] == [row[:3] for row in before]    # the same codes and scores
+    assert {row[3] for row in labels()} == {0}                              # and none claims a verdict
+
+
 def test_a_repeated_judge_fit_asks_the_llm_nothing_new(labelled_project):
     from engine.assist.judge import fit_judge
     from tests.engine.test_judgecheck import CardBackend
