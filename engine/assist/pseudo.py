@@ -107,47 +107,61 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
     todo = project.conn.execute(
         "SELECT id, text FROM uncoded_texts WHERE id NOT IN (SELECT uncoded_id FROM pseudo_labels)"
         f" AND text_key NOT IN ({TEST_KEYS}) ORDER BY id").fetchall()
-    meter = ProgressMeter(len(todo), progress)
     labelled = judged = not_asked = 0
     k = judge.k if judge is not None else 1
+
+    def row(uid: int, pred, coder_top: tuple[str, float], was_judged: bool) -> tuple:
+        code, score = pred[0]
+        return (uid, code, float(score), "pseudo" if score >= cut else "held", coder_top[0], float(coder_top[1]),
+                int(was_judged), record.id, record.sha256, judge_sha if was_judged else None, chosen)
+
+    def store(rows: list[tuple]) -> None:
+        with project.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO pseudo_labels (uncoded_id, code, score, status, coder_code, coder_score, judged,"
+                " coder_model_id, coder_sha256, judge_model_sha256, threshold)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # First the coder over every text (fast): the texts it is sure of are labelled at once, the unsure ones
+    # wait for the judge.
+    meter = ProgressMeter(len(todo), progress)
+    asks: list[tuple[int, str, list]] = []
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
-        preds = coder.predict_many([t for _, t in chunk], max(k, 1))
         rows: list[tuple] = []
-        # Texts with the same best code follow each other, so the channel judge finds their candidates'
-        # cards still in its KV cache (the labels do not depend on the order).
-        ordered = sorted(zip(chunk, preds), key=lambda item: (item[1][0][0] if item[1] else "", item[0][0]))
-        try:
-            for (uid, text), pred in ordered:
-                if not pred:
-                    continue
-                coder_code, coder_score = pred[0]
-                was_judged = False
-                if judge is not None and judge.unsure(pred) and judge.inert:
-                    pred = judge.merge(pred, judge.unasked(pred))    # what asking would give, at no cost
-                    not_asked += 1
-                elif judge is not None and judge.unsure(pred):
-                    if cancel is not None:
-                        cancel.check()
-                    pred = judge.merge(pred, judge.verdict(text, pred, keep=True))
-                    was_judged = True
-                    judged += 1
-                    meter.update(labelled + len(rows) + 1, f"labelling: {judged} judged")
-                code, score = pred[0]
-                status = "pseudo" if score >= cut else "held"
-                rows.append((uid, code, float(score), status, coder_code, float(coder_score), int(was_judged),
-                             record.id, record.sha256, judge_sha if was_judged else None, chosen))
-        finally:
-            # Also when cancelled: the labels made so far are kept, so the next run judges only the rest.
-            with project.transaction() as conn:
-                conn.executemany(
-                    "INSERT INTO pseudo_labels (uncoded_id, code, score, status, coder_code, coder_score, judged,"
-                    " coder_model_id, coder_sha256, judge_model_sha256, threshold)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for (uid, text), pred in zip(chunk, coder.predict_many([t for _, t in chunk], max(k, 1))):
+            if not pred:
+                continue
+            if judge is not None and judge.unsure(pred) and not judge.inert:
+                asks.append((uid, text, pred))
+                continue
+            if judge is not None and judge.unsure(pred):
+                not_asked += 1       # a judge fitted to no weight: what asking would give, at no cost
+                rows.append(row(uid, judge.merge(pred, judge.unasked(pred)), pred[0], False))
+            else:
+                rows.append(row(uid, pred, pred[0], False))
+        store(rows)
         labelled += len(rows)
-        meter.update(labelled, f"labelling: {labelled} of {len(todo)}")
+        meter.update(start + len(chunk), f"coding: {start + len(chunk)} of {len(todo)}")
         if cancel is not None:
             cancel.check()
+    # Then the judge over the unsure texts of the whole backlog, grouped by the coder's two best codes, so
+    # that the channel judge finds most of their candidates' cards still in its KV cache (the labels do not
+    # depend on the order). Each chunk is committed, also when cancelled, and every verdict is kept.
+    asks.sort(key=lambda a: (a[2][0][0], a[2][1][0], a[0]))
+    meter = ProgressMeter(len(asks), progress)
+    for start in range(0, len(asks), CHUNK):
+        rows = []
+        try:
+            for uid, text, pred in asks[start:start + CHUNK]:
+                if cancel is not None:
+                    cancel.check()
+                rows.append(row(uid, judge.merge(pred, judge.verdict(text, pred, keep=True)), pred[0], True))
+                judged += 1
+                meter.update(judged, f"judging the unsure texts: {judged} of {len(asks)}")
+        finally:
+            store(rows)
+            labelled += len(rows)
     _fill_review_queue(project, review)
     counts = dict(project.conn.execute("SELECT status, COUNT(*) FROM pseudo_labels GROUP BY status").fetchall())
     total = project.conn.execute("SELECT COUNT(*) FROM uncoded_texts").fetchone()[0]

@@ -176,8 +176,10 @@ def test_judge_labels_carry_the_judge_model_sha256(labelled_project, gemma_path,
     assert len(rows) == 4 and all(r[0] == sha and r[1] == 1 and r[2] for r in rows)
 
 
-def test_texts_with_the_same_best_code_are_judged_one_after_another(labelled_project, tmp_path):
-    """So that the channel judge's card cache serves them; every text is still labelled once."""
+def test_texts_with_the_same_best_codes_are_judged_one_after_another(labelled_project, tmp_path, monkeypatch):
+    """Across the whole backlog, not only within a committed chunk, so that the channel judge's card cache
+    serves them; every text is still labelled once."""
+    import engine.assist.pseudo as pseudo
     from engine.llm.judge import JudgeVerdict
 
     project, _, _ = labelled_project
@@ -185,20 +187,20 @@ def test_texts_with_the_same_best_code_are_judged_one_after_another(labelled_pro
 
     class Recording(Judge):
         def verdict(self, text, coder_top, **_):
-            asked.append(coder_top[0][0])
-            codes = tuple(c for c, _ in coder_top[: self.k])
-            flat = tuple(1 / len(codes) for _ in codes)
-            return JudgeVerdict(codes, flat, (flat,), (tuple(range(len(codes))),))
+            asked.append((coder_top[0][0], coder_top[1][0]))
+            return JudgeVerdict.uniform([c for c, _ in coder_top[: self.k]])
 
     class Scripted:
         model_name, model_sha256, prompt_kind, name = "scripted", "scripted-sha", "completion", "scripted"
 
+    monkeypatch.setattr(pseudo, "CHUNK", 4)       # many chunks: the order must hold across them
     import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS + [t + " and more" for t in TEXTS]),
                          text_column="answer")
     judge = Recording(project, Scripted(), config=JudgeConfig(k=3, threshold=1.01, method="letters"))
     result = label_uncoded(project, judge=judge, threshold=0.0, review=0)
     assert result.judged == len(asked) == 2 * len(TEXTS)
-    assert asked == sorted(asked)                   # grouped by best code
+    assert len({code for code, _ in asked}) > 2
+    assert asked == sorted(asked)                   # grouped by the two best codes
     assert project.conn.execute("SELECT COUNT(DISTINCT uncoded_id) FROM pseudo_labels").fetchone()[0] == 2 * len(TEXTS)
 
 
