@@ -6,6 +6,12 @@ by the zero-real coder alone (self-training), then a coder trained on notes + th
     STATCODER_DATA_DIR=... PYTHONPATH=. python -m bench.unlabelled --backlog 1000 --judge --precision 0.7
         # a seeded backlog of 1,000 of the real-train texts, labelled with and without the (channel) judge
 
+    STATCODER_DATA_DIR=... PYTHONPATH=. python -m bench.unlabelled --labeller ensemble --grams 4 --redirected \
+        --coverage --heads 20 --judge --threshold 0 [--dev]
+        # the best zero-real coder labels the whole backlog, with and without the judge over its unsure texts;
+        # the verdicts are kept in bench/results/unlabelled-judge-verdicts-nace-full.jsonl.gz (hours on 2
+        # cores: a run stopped on one machine goes on from there on the next)
+
     PYTHONPATH=. python -m bench.unlabelled --benchmark naics --labeller notes-ensemble --precision 0.9 --threshold 0
         # NAICS 2017 (its index as the real texts): the product's ensemble of four trained on the notes labels
 
@@ -24,6 +30,7 @@ hours on this machine. `--backlog N --judge` runs both versions on a seeded back
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import shutil
 import sqlite3
@@ -49,6 +56,8 @@ from engine.store.project import Project  # noqa: E402
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 SOURCE = ROOT / "bench" / "projects" / "nace-full.statcoder"
+# the judge's verdicts over the ensemble's backlog (--labeller ensemble --judge), kept across machines
+VERDICTS = RESULTS / "unlabelled-judge-verdicts-nace-full.jsonl.gz"
 
 
 def top(preds, gold) -> dict:
@@ -139,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                              "synthetic + pseudo-labels (no judge; files end in -ensemble)")
     args = parser.parse_args(argv)
     if args.labeller == "ensemble":
-        if args.judge or args.backlog or args.benchmark != "nace-uksic":
-            parser.error("--labeller ensemble runs all of NACE's backlog without the judge")
+        if args.backlog or args.benchmark != "nace-uksic":
+            parser.error("--labeller ensemble runs all of NACE's backlog")
         return run_ensemble(args, argv)
     if args.labeller == "notes-ensemble" and args.judge:
         parser.error("--labeller notes-ensemble runs without the judge")
@@ -284,6 +293,7 @@ def run_ensemble(args, argv) -> int:
     variants = variants_of(args)
     suffix = ("-ensemble" + (f"-grams{args.grams}" if args.grams else "") + ("-redirected" if args.redirected else "")
               + ("-coverage" if args.coverage else "") + ("-heads" if args.heads else "")
+              + ("-judge" if args.judge else "")
               + ("-dev" if args.dev else "") + (f"-rounds{args.rounds}" if args.rounds > 1 else ""))
     path = fresh_work_path(f"unlabelled-nace-full{suffix}")
     # The ensemble bench's work project when there (its members trained, its embeddings cached; its model
@@ -318,31 +328,124 @@ def run_ensemble(args, argv) -> int:
     test = scored if scored is not None else zero_real.real_rows(project, "test")
     arms = {"zero-real log ensemble of four (the labeller)": zero_real.score_coder(project, labeller, test)}
     labelling: dict = {}
-    for kind, value in variants:
-        current = labeller
-        for round_no in range(1, args.rounds + 1):
-            name = f"{kind} {value}" + (f", round {round_no}" if args.rounds > 1 else "")
-            result = label_uncoded(project, model=current, judge=None, review=0, relabel=True,
-                                   **({"precision": value} if kind == "precision" else {"threshold": value}))
-            labelling[name] = labelling_facts(project, result, truth, imported.imported)
-            print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
-            if not result.pseudo:
-                break
-            mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
-                          validation_from="training", redirected_notes=zero_real.REDIRECTED)
-            trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
-                                  make_default=False, lexical=zero_real.lexical_options(), heads=zero_real.HEADS)
-            arms[f"unlabelled-real, no judge ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
-                **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
-                "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
-                "sources": trained.composition.get("counts")}
-            print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
-            current = trained.model_id     # the next round's labeller
+    judges: list = [None]
+    judge_facts: dict = {}
+    backend = None
+    try:
+        if args.judge:
+            backend, judge, judge_facts = open_judge(project, labeller, args, variants)
+            judges.append(judge)
+        for (kind, value), judge in [(v, j) for j in judges for v in variants]:
+            label_arms(project, args, kind, value, judge, labeller, truth, imported, test, labelling, arms)
+    finally:
+        if args.judge:      # also when stopped: the verdicts so far go to the committed file
+            print(f"\n[{now()}] {save_verdicts(project)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
+        if backend is not None:
+            backend.close()
+    if judge_facts:
+        judge_facts["stored_verdicts"] = project.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0]
     report = {"benchmark": "nace-uksic", "command": command_line("bench.unlabelled", argv), "created": now(),
               "machine": machine(), "labeller": "ensemble", "labelling": labelling, "arms": arms,
-              "seconds": round(time.perf_counter() - started, 1)}
+              "judge": judge_facts, "seconds": round(time.perf_counter() - started, 1)}
+    write_ensemble_report(args, suffix, report, imported, test)
+    return 0
+
+
+def open_judge(project: Project, labeller: int, args, variants):
+    """The default LLM as judge over the ensemble, fitted as the product fits it: on held-out synthetic
+    samples, no real text. The verdicts a run on another machine saved (VERDICTS) are loaded first."""
+    from engine.assist.judge import Judge, fit_judge, judge_backend_settings
+    from engine.llm.backends import open_backend
+
+    print(f"[{now()}] {load_verdicts(project)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
+    backend = open_backend(judge_backend_settings(threads=args.threads))
+    # the held-out samples the fit judges: their verdicts are saved too (the fit takes minutes)
+    fit_started = time.perf_counter()
+    precision = next((v for k, v in variants if k == "precision"), 0.9)
+    config = fit_judge(project, backend, model=labeller, limit=args.judge_fit, label_precision=precision)
+    facts = {"method": config.method, "k": config.k, "threshold": config.threshold,
+             "model_sha256": backend.model_sha256, "fit": config.fit, "combination": config.combination.to_dict(),
+             "label_threshold": config.label_threshold, "fit_s": round(time.perf_counter() - fit_started, 1)}
+    print(f"[{now()}] judge fitted: {facts}", file=sys.stderr, flush=True)
+    return backend, Judge(project, backend, model=labeller), facts
+
+
+def saving_progress(project: Project, every_s: float = 300.0):
+    """A progress printer that also saves the verdicts every few minutes (a session may end mid-run)."""
+    from engine.cli.common import progress_printer
+
+    show, last = progress_printer(), [time.monotonic()]
+
+    def progress(info) -> None:
+        show(info)
+        if time.monotonic() - last[0] > every_s:
+            save_verdicts(project)
+            last[0] = time.monotonic()
+
+    return progress
+
+
+def load_verdicts(project: Project) -> int:
+    """The judge's verdicts a run on another machine saved (VERDICTS), into the work project's store: the
+    judged labelling takes hours on 2 cores, so it may take several sessions."""
+    if not VERDICTS.exists():
+        return 0
+    with gzip.open(VERDICTS, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    with project.transaction() as conn:
+        conn.executemany("INSERT OR IGNORE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
+                         [(r["key"], r["judge_model_sha256"], json.dumps(r["verdict"])) for r in rows])
+    return len(rows)
+
+
+def save_verdicts(project: Project) -> int:
+    rows = project.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
+    text = "".join(json.dumps({"key": key, "judge_model_sha256": sha, "verdict": json.loads(verdict)}) + "\n"
+                   for key, sha, verdict in rows)
+    partial = VERDICTS.with_name(VERDICTS.name + ".part")
+    partial.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    partial.replace(VERDICTS)
+    return len(rows)
+
+
+def label_arms(project: Project, args, kind: str, value: float, judge, labeller: int, truth, imported, test,
+               labelling: dict, arms: dict) -> None:
+    """One labelling variant (with or without the judge), its rounds, and each round's retrained four."""
+    import bench.ensemble_zero_real as zero_real
+
+    current = labeller
+    for round_no in range(1, args.rounds + 1):
+        name = (f"{kind} {value}" + (", judge" if judge is not None else "")
+                + (f", round {round_no}" if args.rounds > 1 else ""))
+        if judge is not None and round_no > 1:
+            break       # the judge is fitted over the first labeller only
+        result = label_uncoded(project, model=current, judge=judge, review=0, relabel=True,
+                               progress=saving_progress(project) if judge is not None else None,
+                               **({"precision": value} if kind == "precision" else {"threshold": value}))
+        labelling[name] = labelling_facts(project, result, truth, imported.imported)
+        if judge is not None:
+            labelling[name]["reused"] = result.reused
+        print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
+        if not result.pseudo:
+            break
+        mix = DataMix(notes=1, synthetic=1, pseudo=1, run_ids=zero_real.RUNS, validation_share=0.1,
+                      validation_from="training", redirected_notes=zero_real.REDIRECTED)
+        trained = train_coder(project, mix, kind="ensemble", name=f"notes + synthetic + pseudo ({name})",
+                              make_default=False, lexical=zero_real.lexical_options(), heads=zero_real.HEADS)
+        arm = "unlabelled-real" + ("" if judge is not None else ", no judge")
+        arms[f"{arm} ({name}): notes + synthetic + pseudo-labels, log ensemble of four"] = {
+            **zero_real.score_coder(project, trained.model_id, test), "weights": trained.params["weights"],
+            "weights_from": trained.params["weights_from"], "n_train": trained.composition.get("train_lines"),
+            "sources": trained.composition.get("counts")}
+        print(f"[{now()}] {name}: {arms[list(arms)[-1]]['top1']}", file=sys.stderr, flush=True)
+        current = trained.model_id     # the next round's labeller
+
+
+def write_ensemble_report(args, suffix: str, report: dict, imported, test) -> None:
     (RESULTS / f"unlabelled-nace-full{suffix}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    lines = ["# Unlabelled real texts, all of NACE (UK SIC index): self-training through the best zero-real coder",
+    labelling, arms, judge = report["labelling"], report["arms"], report["judge"]
+    lines = ["# Unlabelled real texts, all of NACE (UK SIC index): self-training through the best zero-real coder"
+             + (", with and without the LLM judge" if args.judge else ""),
              "", f"`{report['command']}`", "", f"Created {report['created']}. {report['machine']['note']}.", "",
              f"The {imported.imported} real-train texts imported without codes and labelled by the zero-real log "
              "ensemble of four (kNN prototypes, embedding regression, fastText, lexical; notes + 24 synthetic "
@@ -359,22 +462,31 @@ def run_ensemble(args, argv) -> int:
              "threshold is the product's: chosen on held-out synthetic samples for the given precision, scored "
              "by the coder as it was before it joined them to its references. The same ensemble is then "
              "retrained on notes + synthetic + the pseudo-labels and scored on the test half. The withheld real "
-             "codes measure the labels afterwards (report only). No judge."
+             "codes measure the labels afterwards (report only)."
+             + (" No judge." if not args.judge else
+                f" In the rows marked judge, the default LLM ({judge['method']} judge, sha256 "
+                f"`{judge['model_sha256'][:12]}`, k = {judge['k']}) re-ranks the ensemble's candidates for every "
+                f"text whose top probability is below {judge['threshold']:g}; it was fitted as the product fits it, "
+                f"on {judge['fit'].get('judged')} unsure of {judge['fit'].get('validation_texts')} "
+                f"{judge['fit'].get('validation')} (no real text): combination {judge['combination']}. "
+                f"{judge['stored_verdicts']} verdicts are kept in `{VERDICTS.name}`, so a rerun asks the LLM "
+                "nothing it has answered.")
              + (f" Self-training in {args.rounds} rounds: each round's retrained ensemble labels the backlog again "
                 "for the next." if args.rounds > 1 else "")
              + (f" Development run: the backlog is half of real-train ({imported.imported} texts); the other half "
                 f"({len(test)} texts, their codes never in the project) is scored instead of the test half, which "
                 "is not read." if args.dev else ""), "",
-             "| labelling | threshold | pseudo-labels | their precision | precision of all labels | seconds |",
-             "|---|---|---|---|---|---|",
+             "| labelling | threshold | pseudo-labels | their precision | precision of all labels | judged "
+             "(answered from kept verdicts) | seconds |",
+             "|---|---|---|---|---|---|---|",
              *[f"| {n} | {l['threshold']} ({l['threshold_from']}) | {l['pseudo']} | {l['pseudo_label_precision']:.1%} | "
-               f"{l['all_labels_precision']:.1%} | {l['label_s']} |" for n, l in labelling.items()], "",
+               f"{l['all_labels_precision']:.1%} | {l.get('judged', 0)} ({l.get('reused', 0)}) | {l['label_s']} |"
+               for n, l in labelling.items()], "",
              f"| arm | top-1 | top-5 | n ({'the scored half of real-train' if args.dev else 'test'}) |",
              "|---|---|---|---|",
              *[f"| {n} | {a['top1']:.1%} | {a['top5']:.1%} | {a['n']} |" for n, a in arms.items()], ""]
     (RESULTS / f"unlabelled-nace-full{suffix}.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
