@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -98,3 +99,28 @@ def load_result(name: str) -> dict[str, Any] | None:
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def load_verdicts(project: Project, path: Path) -> int:
+    """The LLM judge's verdicts a run on another machine saved to `path` (see save_verdicts), into the work
+    project's store (table judge_verdicts): a judged bench takes hours on 2 cores, so it may span sessions."""
+    if not path.exists():
+        return 0
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    with project.transaction() as conn:
+        conn.executemany("INSERT OR IGNORE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
+                         [(r["key"], r["judge_model_sha256"], json.dumps(r["verdict"])) for r in rows])
+    return len(rows)
+
+
+def save_verdicts(project: Project, path: Path) -> int:
+    """Every verdict in the project's store, sorted, gzipped without a timestamp (so an unchanged store gives
+    the same bytes), written through a temporary file so a stop mid-write leaves the old file whole."""
+    rows = project.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
+    text = "".join(json.dumps({"key": key, "judge_model_sha256": sha, "verdict": json.loads(verdict)}) + "\n"
+                   for key, sha, verdict in rows)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    partial.replace(path)
+    return len(rows)

@@ -28,7 +28,6 @@ figures, and writes bench/results/curation-judge-dev-nace-full.{md,json}.
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 import sys
@@ -39,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench.ensemble_zero_real as zero_real  # noqa: E402
-from bench.common import backup_copy, command_line, load_result, machine, now  # noqa: E402
+from bench.common import (backup_copy, command_line, load_result, load_verdicts, machine, now,  # noqa: E402
+                          save_verdicts)
 from engine.coders.train import train_coder  # noqa: E402
 from engine.curate.settings import CurationSettings, run_curation  # noqa: E402
 from engine.store.project import Project  # noqa: E402
@@ -104,7 +104,7 @@ def judged_arm(threads: int) -> tuple[dict, dict]:
         JUDGE_WORK.parent.mkdir(parents=True, exist_ok=True)
         backup_copy(zero_real.WORK if zero_real.WORK.exists() else zero_real.SOURCE, JUDGE_WORK)
     project = Project.open(JUDGE_WORK)
-    print(f"[{now()}] {load_verdicts(project)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
+    print(f"[{now()}] {load_verdicts(project, VERDICTS)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
     options = curation_options(project, CurationSettings(run_ids=list(zero_real.RUNS), use_real_train=False))
     with open_backend(judge_backend_settings(None, threads=threads)) as backend:
         confirm = JudgeConfirm(project, backend)
@@ -112,31 +112,10 @@ def judged_arm(threads: int) -> tuple[dict, dict]:
         try:
             curation = curate(project, run_ids=list(zero_real.RUNS), options=options, progress=progress_printer())
         finally:    # also when stopped: the verdicts so far go to the committed file, for the next machine
-            print(f"\n[{now()}] {save_verdicts(project)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
+            print(f"\n[{now()}] {save_verdicts(project, VERDICTS)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
     judge = {**confirm.summary(), **confirm.describe(),
              "stored_verdicts": project.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0]}
     return scored(project, curation, heads=True), judge
-
-
-def load_verdicts(project: Project) -> int:
-    """The judge's verdicts a run on another machine saved (VERDICTS), into the work project's store: the
-    judged curation takes hours on 2 cores, so it may take several sessions."""
-    if not VERDICTS.exists():
-        return 0
-    with gzip.open(VERDICTS, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    with project.transaction() as conn:
-        conn.executemany("INSERT OR IGNORE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
-                         [(r["key"], r["judge_model_sha256"], json.dumps(r["verdict"])) for r in rows])
-    return len(rows)
-
-
-def save_verdicts(project: Project) -> int:
-    rows = project.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
-    text = "".join(json.dumps({"key": key, "judge_model_sha256": sha, "verdict": json.loads(verdict)}) + "\n"
-                   for key, sha, verdict in rows)
-    VERDICTS.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
-    return len(rows)
 
 
 def main_judge(argv: list[str], threads: int) -> int:

@@ -30,7 +30,6 @@ hours on this machine. `--backlog N --judge` runs both versions on a seeded back
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import shutil
 import sqlite3
@@ -41,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import BENCHMARKS, backup_copy, command_line, machine, now  # noqa: E402
+from bench.common import (BENCHMARKS, backup_copy, command_line, load_verdicts, machine, now,  # noqa: E402
+                          save_verdicts)
 from engine.classification import import_builtin  # noqa: E402
 from engine.coders.train import train_coder  # noqa: E402
 from engine.realdata.importing import import_preset  # noqa: E402
@@ -339,7 +339,7 @@ def run_ensemble(args, argv) -> int:
             label_arms(project, args, kind, value, judge, labeller, truth, imported, test, labelling, arms)
     finally:
         if args.judge:      # also when stopped: the verdicts so far go to the committed file
-            print(f"\n[{now()}] {save_verdicts(project)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
+            print(f"\n[{now()}] {save_verdicts(project, VERDICTS)} verdicts saved to {VERDICTS.name}", file=sys.stderr, flush=True)
         if backend is not None:
             backend.close()
     if judge_facts:
@@ -357,7 +357,7 @@ def open_judge(project: Project, labeller: int, args, variants):
     from engine.assist.judge import Judge, fit_judge, judge_backend_settings
     from engine.llm.backends import open_backend
 
-    print(f"[{now()}] {load_verdicts(project)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
+    print(f"[{now()}] {load_verdicts(project, VERDICTS)} verdicts loaded from {VERDICTS.name}", file=sys.stderr, flush=True)
     backend = open_backend(judge_backend_settings(threads=args.threads))
     # the held-out samples the fit judges: their verdicts are saved too (the fit takes minutes)
     fit_started = time.perf_counter()
@@ -379,33 +379,10 @@ def saving_progress(project: Project, every_s: float = 300.0):
     def progress(info) -> None:
         show(info)
         if time.monotonic() - last[0] > every_s:
-            save_verdicts(project)
+            save_verdicts(project, VERDICTS)
             last[0] = time.monotonic()
 
     return progress
-
-
-def load_verdicts(project: Project) -> int:
-    """The judge's verdicts a run on another machine saved (VERDICTS), into the work project's store: the
-    judged labelling takes hours on 2 cores, so it may take several sessions."""
-    if not VERDICTS.exists():
-        return 0
-    with gzip.open(VERDICTS, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    with project.transaction() as conn:
-        conn.executemany("INSERT OR IGNORE INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, ?, ?)",
-                         [(r["key"], r["judge_model_sha256"], json.dumps(r["verdict"])) for r in rows])
-    return len(rows)
-
-
-def save_verdicts(project: Project) -> int:
-    rows = project.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
-    text = "".join(json.dumps({"key": key, "judge_model_sha256": sha, "verdict": json.loads(verdict)}) + "\n"
-                   for key, sha, verdict in rows)
-    partial = VERDICTS.with_name(VERDICTS.name + ".part")
-    partial.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
-    partial.replace(VERDICTS)
-    return len(rows)
 
 
 def label_arms(project: Project, args, kind: str, value: float, judge, labeller: int, truth, imported, test,

@@ -76,3 +76,27 @@ def test_several_generation_runs_feed_one_arm(nace_project):
     assert info["generation_s"] == 330.0 + 12.5   # run 7 from its timestamps, run 8 from its requests
     mix = bench.run.arm_mix("zero-real", codes, [7, 8])
     assert mix.run_ids == [7, 8] and mix.synthetic == 1 and mix.real == 0
+
+
+def test_judge_verdicts_travel_between_work_projects_through_the_committed_file(tmp_path):
+    """A judged bench stopped on one machine goes on from its saved verdicts on the next."""
+    from engine.store.project import Project
+
+    path = tmp_path / "verdicts.jsonl.gz"
+    with Project.create(tmp_path / "empty.statcoder") as empty:
+        assert bench.common.load_verdicts(empty, path) == 0          # no file yet
+    verdict = {"codes": ["10.71", "10.72"], "probs": [0.7, 0.3], "raw": [[0.7, 0.3]], "orders": [[0, 1]]}
+    with Project.create(tmp_path / "first.statcoder") as first:
+        with first.transaction() as conn:
+            conn.executemany("INSERT INTO judge_verdicts (key, judge_model_sha256, verdict) VALUES (?, 'sha', ?)",
+                             [(key, json.dumps(verdict)) for key in ("b", "a")])
+        assert bench.common.save_verdicts(first, path) == 2
+        saved = path.read_bytes()
+        assert bench.common.save_verdicts(first, path) == 2 and path.read_bytes() == saved   # the same bytes
+        assert not path.with_name(path.name + ".part").exists()
+    with Project.create(tmp_path / "second.statcoder") as second:
+        assert bench.common.load_verdicts(second, path) == 2
+        rows = second.conn.execute("SELECT key, judge_model_sha256, verdict FROM judge_verdicts ORDER BY key").fetchall()
+        assert [(k, s, json.loads(v)) for k, s, v in rows] == [("a", "sha", verdict), ("b", "sha", verdict)]
+        assert bench.common.load_verdicts(second, path) == 2          # loading again adds nothing twice
+        assert second.conn.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0] == 2

@@ -62,6 +62,20 @@ class CardBackend(BiasedBackend):
         return ContinuationScores(tuple(-10.0 + (self.skill if f"Code {right}:" in p else 0.0) for p in prefixes), 3)
 
 
+class StopAfter(CardBackend):
+    """The scripted channel judge that cancels the job after its n-th answer."""
+
+    def __init__(self, right, stop_after, cancel):
+        super().__init__(right, skill=4.0)
+        self.stop_after, self.cancel = stop_after, cancel
+
+    def continuation_logprobs(self, prefixes, continuation):
+        scores = super().continuation_logprobs(prefixes, continuation)
+        if self.calls == self.stop_after:
+            self.cancel.cancel()
+        return scores
+
+
 def test_the_judge_reads_flags_with_the_products_method(nace_project):
     # A backend that can score a text after each card gets the channel judge (the coding panel's method);
     # one that can only pick letters (a server) gets the letter judge.
@@ -114,17 +128,6 @@ def test_flags_are_read_grouped_by_code_and_come_back_in_their_order(nace_projec
 
 def test_a_cancelled_judged_curation_resumes_without_asking_the_llm_again(nace_project):
     from engine.jobs import Cancelled, CancelToken
-
-    class StopAfter(CardBackend):
-        def __init__(self, right, stop_after, cancel):
-            super().__init__(right, skill=4.0)
-            self.stop_after, self.cancel = stop_after, cancel
-
-        def continuation_logprobs(self, prefixes, continuation):
-            scores = super().continuation_logprobs(prefixes, continuation)
-            if self.calls == self.stop_after:
-                self.cancel.cancel()
-            return scores
 
     right = {"brewing ale": "11.05", "ale brewer": "11.05"}
     token = CancelToken()

@@ -207,26 +207,15 @@ def test_texts_with_the_same_best_codes_are_judged_one_after_another(labelled_pr
 def test_a_cancelled_judged_labelling_relabels_without_asking_the_llm_again(labelled_project, tmp_path):
     """Every verdict is kept as it is made: a relabel after a cancel asks only what was not answered."""
     from engine.jobs import Cancelled, CancelToken
-    from tests.engine.test_judgecheck import CardBackend
+    from tests.engine.test_judgecheck import CardBackend, StopAfter
 
     project, _, _ = labelled_project
     import_uncoded_texts(project, _write(tmp_path / "u.csv", TEXTS), text_column="answer")
     right = {"brewing of ale in a microbrewery": "11.05", "cheese making dairy farm": "10.51"}
 
-    class StopAfter(CardBackend):
-        def __init__(self, stop_after, cancel):
-            super().__init__(right, skill=4.0)
-            self.stop_after, self.cancel = stop_after, cancel
-
-        def continuation_logprobs(self, prefixes, continuation):
-            scores = super().continuation_logprobs(prefixes, continuation)
-            if self.calls == self.stop_after:
-                self.cancel.cancel()
-            return scores
-
     config = JudgeConfig(k=3, orders=1, threshold=1.01, method="channel")
     token = CancelToken()
-    first = StopAfter(3, token)
+    first = StopAfter(right, 3, token)
     with pytest.raises(Cancelled):
         label_uncoded(project, judge=Judge(project, first, config=config), threshold=0.0, review=0, cancel=token)
     assert first.calls == 3
