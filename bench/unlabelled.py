@@ -79,6 +79,19 @@ def labelling_facts(project: Project, result, truth: dict[str, str], uncoded: in
             "all_labels_precision": round(sum(truth.get(t) == c for t, c, _ in rows) / max(1, len(rows)), 4)}
 
 
+def judge_changes(project: Project, truth: dict[str, str]) -> dict:
+    """Where the judge moved the labels of the texts it judged, against the withheld real codes (report only)."""
+    rows = project.conn.execute("SELECT u.text, p.code, p.coder_code FROM pseudo_labels p JOIN uncoded_texts u"
+                                " ON u.id = p.uncoded_id WHERE p.judged = 1").fetchall()
+    rows = [(truth[t], code, coder) for t, code, coder in rows if t in truth]
+    n = max(1, len(rows))
+    changed = [(gold, code, coder) for gold, code, coder in rows if code != coder]
+    return {"judged": len(rows), "coder_right": round(sum(g == c for g, _, c in rows) / n, 4),
+            "combined_right": round(sum(g == c for g, c, _ in rows) / n, 4), "changed": len(changed),
+            "changed_to_right": sum(g == c for g, c, _ in changed),
+            "changed_from_right": sum(g == c for g, _, c in changed)}
+
+
 def variants_of(args) -> list[tuple[str, float]]:
     """The labelling variants asked for: ("precision", p) and ("threshold", t), the product's 90 % rule if none."""
     variants = [("precision", p) for p in (args.precision or [])] + [("threshold", t) for t in (args.threshold or [])]
@@ -401,7 +414,7 @@ def label_arms(project: Project, args, kind: str, value: float, judge, labeller:
                                **({"precision": value} if kind == "precision" else {"threshold": value}))
         labelling[name] = labelling_facts(project, result, truth, imported.imported)
         if judge is not None:
-            labelling[name]["reused"] = result.reused
+            labelling[name].update(reused=result.reused, changes=judge_changes(project, truth))
         print(f"[{now()}] {name}: {labelling[name]}", file=sys.stderr, flush=True)
         if not result.pseudo:
             break
@@ -462,6 +475,13 @@ def write_ensemble_report(args, suffix: str, report: dict, imported, test) -> No
              f"| arm | top-1 | top-5 | n ({'the scored half of real-train' if args.dev else 'test'}) |",
              "|---|---|---|---|",
              *[f"| {n} | {a['top1']:.1%} | {a['top5']:.1%} | {a['n']} |" for n, a in arms.items()], ""]
+    for n, l in labelling.items():
+        if l.get("changes"):
+            c = l["changes"]
+            lines += [f"Where the judge moved the labels ({n}): of the {c['judged']} texts it judged, the coder's "
+                      f"label was right for {c['coder_right']:.1%} and the merged label for {c['combined_right']:.1%}; "
+                      f"it changed {c['changed']} labels, {c['changed_to_right']} of them to the right code and "
+                      f"{c['changed_from_right']} away from it.", ""]
     (RESULTS / f"unlabelled-nace-full{suffix}.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
