@@ -312,7 +312,11 @@ def test_cli_import_uncoded_label_and_train_on_pseudo_labels(labelled_project, t
     path = str(project.path)
     assert main(["import-uncoded", "-p", path, str(_write(tmp_path / "u.csv", TEXTS)), "--text-column", "answer"]) == 0
     assert "imported 10 uncoded texts" in capsys.readouterr().out
-    assert main(["label", "-p", path, "--no-judge", "--threshold", "0", "--review", "0", "--json"]) == 0
+    # The judge is asked for, not assumed (as on the Uncoded page): no LLM is needed to label.
+    assert main(["label", "-p", path, "--threshold", "0", "--review", "0", "--json"]) == 0
+    labelled = json.loads(capsys.readouterr().out)
+    assert labelled["labelled"] == 10 and labelled["judged"] == 0 and labelled["judge_model_sha256"] is None
+    assert main(["label", "-p", path, "--no-judge", "--threshold", "0", "--review", "0", "--json", "--relabel"]) == 0
     labelled = json.loads(capsys.readouterr().out)
     assert labelled["labelled"] == 10 and labelled["pseudo"] == 10 and labelled["judge_model_sha256"] is None
     assert main(["coders", "train", "-p", path, "--kind", "fasttext", "--notes", "1", "--pseudo", "1",
