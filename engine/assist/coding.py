@@ -223,7 +223,8 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
     review state left beside an old OUT is removed, since its decisions belong to other rows.
 
     With a `judge` (engine.assist.judge.BatchJudge), rows below the threshold are re-ranked by the LLM judge
-    before their status is decided, and a `judge` column says 'changed', 'agreed' or '' (not judged).
+    before their status is decided, and a `judge` column says 'changed', 'agreed' or '' (not judged, also when
+    the judge's fit gave it no weight, so it is not asked).
     Its verdicts are journalled, so running a cancelled judged batch again does not judge a row twice.
     """
     in_path, out_path = Path(in_path), Path(out_path)
@@ -280,7 +281,8 @@ def batch_code_csv(project: Project, in_path: str | Path, out_path: str | Path, 
                                 cancel.check()
                             first = best[0][0]
                             best = judge.rerank(rows, text, best)
-                            verdict = "changed" if best[0][0] != first else "agreed"
+                            # a judge its fit gave no weight is not asked: the row says it was not judged
+                            verdict = "" if judge.inert else ("changed" if best[0][0] != first else "agreed")
                             meter.update(rows, f"judging: {judge.judged} judged, {judge.reused} resumed",
                                          rows_per_s=rows / max(1e-9, time.perf_counter() - start))
                         code, prob = best[0] if best else ("", 0.0)

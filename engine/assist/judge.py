@@ -429,6 +429,10 @@ class BatchJudge:
     def k(self) -> int:
         return self.judge.k
 
+    @property
+    def inert(self) -> bool:
+        return self.judge.inert
+
     def unsure(self, coder_top: Sequence[tuple[str, float]], threshold: float) -> bool:
         return bool(coder_top) and len(coder_top) > 1 and coder_top[0][1] < threshold
 

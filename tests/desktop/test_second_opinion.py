@@ -183,3 +183,32 @@ def test_without_a_local_llm_opinions_by_themselves_cannot_be_turned_on(window, 
     assert not panel.auto_opinion.isEnabled()
     qtbot.keyClick(panel.text, Qt.Key.Key_J, SHIFT_CTRL)
     assert not panel.auto_opinion.isChecked() and "need a local LLM" in panel.status.text()
+
+
+@pytest.mark.slow
+def test_batch_tab_says_when_a_judge_fitted_to_no_weight_was_not_asked(window, panel, qtbot, tmp_path):
+    from engine.assist.judge import JUDGE_SETTING, JudgeConfig
+    from engine.coders.registry import load_coder
+    from engine.llm.judge import Combination
+    from engine.llm.registry import get_default_model
+    from tests.desktop.conftest import wait_jobs
+
+    project = window.ctx.project
+    record = load_coder(project, None)[1]
+    config = JudgeConfig(k=3, orders=1, fitted=True, combination=Combination(weight=0.0, gate=0.0, temperature=1.0),
+                         coder_model_id=record.id, coder_sha256=record.sha256,
+                         judge_model_sha256=get_default_model().sha256)
+    project.set_setting(JUDGE_SETTING, config.to_json())
+    source = tmp_path / "answers.csv"
+    source.write_text("id,answer\n1,bakery bread\n2,craft beer\n3,goat cheese\n", encoding="utf-8")
+    batch = window.pages["code"].batch
+    window.pages["code"].tabs.setCurrentWidget(batch)
+    batch.file.edit.setText(str(source))
+    batch.file.edit.editingFinished.emit()
+    batch.threshold.setValue(0.99)
+    batch.judge.setChecked(True)
+    qtbot.mouseClick(batch.code_button, Qt.MouseButton.LeftButton)
+    wait_jobs(qtbot, window, timeout=120_000)
+    result = batch.last_result
+    assert result is not None and result.judge["judged"] == 0 and result.judge["not_asked"] >= 1
+    assert f"{result.judge['not_asked']} unsure rows were not put to it" in batch.result_label.text()
