@@ -57,14 +57,12 @@ def test_ctrl_j_without_suggestions_says_so(window, trained_path, qtbot):
     assert not panel.judging
 
 
-@pytest.mark.slow
-def test_batch_tab_with_second_opinions_adds_the_judge_column(window, panel, qtbot, tmp_path):
-    import csv
-
+def _judged_batch(window, qtbot, tmp_path, rows: str):
+    """Code a small CSV from the Code page's batch tab with second opinions on; returns the tab when done."""
     from tests.desktop.conftest import wait_jobs
 
     source = tmp_path / "answers.csv"
-    source.write_text("id,answer\n1,bakery bread\n2,craft beer\n3,goat cheese\n4,chocolate\n", encoding="utf-8")
+    source.write_text("id,answer\n" + rows, encoding="utf-8")
     page = window.pages["code"]
     page.tabs.setCurrentWidget(page.batch)
     batch = page.batch
@@ -74,6 +72,14 @@ def test_batch_tab_with_second_opinions_adds_the_judge_column(window, panel, qtb
     batch.judge.setChecked(True)
     qtbot.mouseClick(batch.code_button, Qt.MouseButton.LeftButton)
     wait_jobs(qtbot, window, timeout=120_000)
+    return batch
+
+
+@pytest.mark.slow
+def test_batch_tab_with_second_opinions_adds_the_judge_column(window, panel, qtbot, tmp_path):
+    import csv
+
+    batch = _judged_batch(window, qtbot, tmp_path, "1,bakery bread\n2,craft beer\n3,goat cheese\n4,chocolate\n")
     result = batch.last_result
     assert result is not None and result.judge is not None and result.judge["judged"] >= 1
     assert "the local LLM read" in batch.result_label.text()
@@ -191,24 +197,13 @@ def test_batch_tab_says_when_a_judge_fitted_to_no_weight_was_not_asked(window, p
     from engine.coders.registry import load_coder
     from engine.llm.judge import Combination
     from engine.llm.registry import get_default_model
-    from tests.desktop.conftest import wait_jobs
-
     project = window.ctx.project
     record = load_coder(project, None)[1]
     config = JudgeConfig(k=3, orders=1, fitted=True, combination=Combination(weight=0.0, gate=0.0, temperature=1.0),
                          coder_model_id=record.id, coder_sha256=record.sha256,
                          judge_model_sha256=get_default_model().sha256)
     project.set_setting(JUDGE_SETTING, config.to_json())
-    source = tmp_path / "answers.csv"
-    source.write_text("id,answer\n1,bakery bread\n2,craft beer\n3,goat cheese\n", encoding="utf-8")
-    batch = window.pages["code"].batch
-    window.pages["code"].tabs.setCurrentWidget(batch)
-    batch.file.edit.setText(str(source))
-    batch.file.edit.editingFinished.emit()
-    batch.threshold.setValue(0.99)
-    batch.judge.setChecked(True)
-    qtbot.mouseClick(batch.code_button, Qt.MouseButton.LeftButton)
-    wait_jobs(qtbot, window, timeout=120_000)
+    batch = _judged_batch(window, qtbot, tmp_path, "1,bakery bread\n2,craft beer\n3,goat cheese\n")
     result = batch.last_result
     assert result is not None and result.judge["judged"] == 0 and result.judge["not_asked"] >= 1
     assert f"{result.judge['not_asked']} unsure rows were not put to it" in batch.result_label.text()
