@@ -182,13 +182,14 @@ class BatchPanel(QWidget):
     def _coded(self, done: tuple[BatchResult, ReviewQueue]) -> None:
         result, queue = done
         self.last_result = result
+        judge = result.judge or {}
+        read = judge.get("judged", 0) + judge.get("reused", 0)
         self.result_label.setText(f"{result.rows:,} rows: {result.auto:,} auto-coded, {result.review:,} to review "
                                   f"({result.rows_per_s:,.0f} rows/s) → {result.out_path.name}"
-                                  + (f"; the local LLM read {result.judge['judged'] + result.judge['reused']:,} "
-                                     f"unsure rows and re-ranked {result.judge['changed']:,}" if result.judge else "")
-                                  + (f"; {result.judge['not_asked']:,} unsure rows were not put to it: its fit gave "
-                                     "it no weight, so it could not re-rank them"
-                                     if result.judge and result.judge.get("not_asked") else ""))
+                                  + (f"; the local LLM read {read:,} unsure rows and re-ranked {judge['changed']:,}"
+                                     if judge and (read or not judge.get("not_asked")) else "")
+                                  + (f"; {judge['not_asked']:,} unsure rows were not put to the local LLM: its fit "
+                                     "gave it no weight, so it could not re-rank them" if judge.get("not_asked") else ""))
         self.queue = queue
         self._next()
 

@@ -206,4 +206,5 @@ def test_batch_tab_says_when_a_judge_fitted_to_no_weight_was_not_asked(window, p
     batch = _judged_batch(window, qtbot, tmp_path, "1,bakery bread\n2,craft beer\n3,goat cheese\n")
     result = batch.last_result
     assert result is not None and result.judge["judged"] == 0 and result.judge["not_asked"] >= 1
-    assert f"{result.judge['not_asked']} unsure rows were not put to it" in batch.result_label.text()
+    assert f"{result.judge['not_asked']} unsure rows were not put to the local LLM" in batch.result_label.text()
+    assert "read 0" not in batch.result_label.text()
