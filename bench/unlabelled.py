@@ -404,11 +404,10 @@ def label_arms(project: Project, args, kind: str, value: float, judge, labeller:
     import bench.ensemble_zero_real as zero_real
 
     current = labeller
-    for round_no in range(1, args.rounds + 1):
+    rounds = 1 if judge is not None else args.rounds    # the judge is fitted over the first labeller only
+    for round_no in range(1, rounds + 1):
         name = (f"{kind} {value}" + (", judge" if judge is not None else "")
                 + (f", round {round_no}" if args.rounds > 1 else ""))
-        if judge is not None and round_no > 1:
-            break       # the judge is fitted over the first labeller only
         result = label_uncoded(project, model=current, judge=judge, review=0, relabel=True,
                                progress=saving_progress(project) if judge is not None else None,
                                **({"precision": value} if kind == "precision" else {"threshold": value}))

@@ -132,14 +132,13 @@ def label_uncoded(project: Project, *, judge: Judge | None = None, model: int | 
         for (uid, text), pred in zip(chunk, coder.predict_many([t for _, t in chunk], max(k, 1))):
             if not pred:
                 continue
-            if judge is not None and judge.unsure(pred) and not judge.inert:
-                asks.append((uid, text, pred))
-                continue
-            if judge is not None and judge.unsure(pred):
+            if judge is None or not judge.unsure(pred):
+                rows.append(row(uid, pred, pred[0], False))
+            elif judge.inert:
                 not_asked += 1       # a judge fitted to no weight: what asking would give, at no cost
                 rows.append(row(uid, judge.merge(pred, judge.unasked(pred)), pred[0], False))
             else:
-                rows.append(row(uid, pred, pred[0], False))
+                asks.append((uid, text, pred))
         store(rows)
         labelled += len(rows)
         meter.update(start + len(chunk), f"coding: {start + len(chunk)} of {len(todo)}")
